@@ -1,1 +1,237 @@
-//! placeholder
+//! The sandbox: runs one command in a rootfs directory inside fresh mount, pid, ipc, uts,
+//! net and cgroup namespaces, as an unprivileged uid with no capabilities, and reports
+//! exactly how it ended. `run` is the whole lifecycle; the submodules are its steps.
+
+mod caps;
+mod init;
+mod namespaces;
+mod prepare;
+mod process;
+mod report;
+pub mod result;
+mod rlimits;
+mod rootfs;
+mod supervisor;
+pub mod sys;
+
+use std::path::PathBuf;
+use thiserror::Error;
+
+pub use result::{RunResult, Status};
+
+/// Default PATH inside the sandbox.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// A file copied from the host into /box before the run.
+#[derive(Debug, Clone)]
+pub struct CopyIn {
+    pub source: PathBuf,
+    pub name: String,
+}
+
+/// A file copied out of /box to the host after the run.
+#[derive(Debug, Clone)]
+pub struct CopyOut {
+    pub name: String,
+    pub dest: PathBuf,
+}
+
+/// Resource limits of one run. `None` means unlimited.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// CPU time of the whole process tree, seconds.
+    pub cpu_time: Option<f64>,
+    /// Wall-clock time, seconds.
+    pub wall_time: Option<f64>,
+    /// Grace after a time limit before the kill (isolate's --extra-time).
+    pub extra_time: f64,
+    /// Cap on captured stdout+stderr bytes.
+    pub output: u64,
+    pub nofile: u64,
+    pub fsize: u64,
+    pub stack: Option<u64>,
+    /// Memory cap in bytes (cgroup, or RLIMIT_AS when no cgroup is usable).
+    pub memory: Option<u64>,
+    /// Task cap (cgroup pids, or RLIMIT_NPROC when no cgroup is usable).
+    pub pids: Option<u64>,
+    /// CPU bandwidth as a fraction of one CPU (cgroup only).
+    pub cpus: Option<f64>,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            cpu_time: None,
+            wall_time: None,
+            extra_time: 0.0,
+            output: 64 << 20,
+            nofile: 64,
+            fsize: 64 << 20,
+            stack: Some(64 << 20),
+            memory: None,
+            pids: None,
+            cpus: None,
+        }
+    }
+}
+
+/// Everything one run needs. Built by the CLI (or a judge) and consumed by [`run`].
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub rootfs: PathBuf,
+    pub argv: Vec<String>,
+    /// Extra `KEY=VALUE` entries; PATH defaults to [`DEFAULT_PATH`] unless given here.
+    pub env: Vec<String>,
+    pub hostname: String,
+    /// Bring `lo` up inside the empty network namespace.
+    pub loopback: bool,
+    pub uid: u32,
+    pub gid: u32,
+    pub tmp_size: u64,
+    pub box_size: u64,
+    pub files: Vec<CopyIn>,
+    pub box_dir: Option<PathBuf>,
+    pub copy_out: Vec<CopyOut>,
+    /// Largest file `--copy-out` will copy back.
+    pub copy_out_limit: u64,
+    pub stdin: Option<PathBuf>,
+    pub stdout_file: Option<PathBuf>,
+    pub stderr_file: Option<PathBuf>,
+    pub limits: Limits,
+    /// Allow the host's `/` as rootfs (debugging only).
+    pub allow_host_root: bool,
+    /// Working directory inside the sandbox (default /box).
+    pub workdir: String,
+    /// Write the program's output through to our own stdout/stderr as it arrives
+    /// (still counted against the output limit) instead of keeping it in the result.
+    pub stream_output: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            rootfs: PathBuf::new(),
+            argv: Vec::new(),
+            env: Vec::new(),
+            hostname: "judgebox".into(),
+            loopback: false,
+            uid: 65534,
+            gid: 65534,
+            tmp_size: 64 << 20,
+            box_size: 64 << 20,
+            files: Vec::new(),
+            box_dir: None,
+            copy_out: Vec::new(),
+            copy_out_limit: 64 << 20,
+            stdin: None,
+            stdout_file: None,
+            stderr_file: None,
+            limits: Limits::default(),
+            allow_host_root: false,
+            workdir: "/box".into(),
+            stream_output: false,
+        }
+    }
+}
+
+/// The seam where seccomp plugs in: installed in the child as the last step before execve.
+pub trait ExecFilter: Sync {
+    /// Installs the filter; must be async-signal-safe. Returns the errno on failure.
+    fn install(&self) -> Result<(), i32>;
+    /// Whether a violation kills the program (so the supervisor should name the syscall).
+    fn kills(&self) -> bool;
+    /// Names the syscall that killed host pid `pid`, when the kernel reported it.
+    fn explain_kill(&self, _pid: i32) -> Option<String> {
+        None
+    }
+}
+
+/// The seam where a per-run cgroup plugs in; the sandbox never touches cgroupfs itself.
+pub trait CgroupHandle: Sync {
+    /// A directory fd for clone3(CLONE_INTO_CGROUP), when the cgroup is v2.
+    fn clone_into_fd(&self) -> Option<i32>;
+    /// Moves `pid` into the cgroup (used when clone_into_fd is None or fails).
+    fn attach(&self, pid: i32) -> Result<(), String>;
+    /// CPU time of the whole cgroup so far, nanoseconds.
+    fn cpu_usage_ns(&self) -> Option<u64>;
+    /// Kills every task in the cgroup.
+    fn kill(&self);
+    /// Accounting read once the run is over.
+    fn usage(&self) -> CgroupUsage;
+}
+
+/// What a cgroup measured for one run.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CgroupUsage {
+    pub memory_peak: Option<u64>,
+    pub oom_killed: bool,
+    pub cpu_ns: Option<u64>,
+    pub pids_peak: Option<u64>,
+}
+
+/// Extras a run can be given beyond its [`Config`].
+#[derive(Default, Clone, Copy)]
+pub struct Hooks<'a> {
+    pub filter: Option<&'a dyn ExecFilter>,
+    pub cgroup: Option<&'a dyn CgroupHandle>,
+    /// When no cgroup enforces memory/pids, apply RLIMIT_AS / RLIMIT_NPROC instead.
+    pub rlimit_memory: bool,
+    pub rlimit_pids: bool,
+    /// Reported as is in every result.
+    pub enforcement: Option<&'a result::Enforcement>,
+}
+
+/// Errors that stop a run before the program could start (bad input or host trouble).
+#[derive(Debug, Error)]
+pub enum SandboxError {
+    #[error("rootfs {0}: does not exist")]
+    RootfsMissing(PathBuf),
+    #[error("rootfs {0}: not a directory")]
+    RootfsNotDir(PathBuf),
+    #[error("rootfs {0} is the host's /: refusing without --allow-host-root")]
+    RootfsIsHostRoot(PathBuf),
+    #[error("rootfs {path}: {what} is a symlink or not a directory; the sandbox needs a real directory there")]
+    BadMountpoint { path: PathBuf, what: &'static str },
+    #[error("rootfs {path}: cannot create mount point {what}: {source}")]
+    Mountpoint {
+        path: PathBuf,
+        what: &'static str,
+        source: std::io::Error,
+    },
+    #[error("--file {path}: {source}")]
+    CopyInSource {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("--file {0}: not a regular file")]
+    CopyInNotFile(PathBuf),
+    #[error("invalid name '{0}' for a file in /box: use a plain relative path without '..'")]
+    BadBoxName(String),
+    #[error("--box-dir {0}: not a directory")]
+    BoxDirNotDir(PathBuf),
+    #[error("--stdin {path}: {source}")]
+    Stdin {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: cannot create output file: {source}")]
+    OutputFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("empty command: give the program to run after --")]
+    EmptyCommand,
+    #[error("argument or environment contains a NUL byte")]
+    NulByte,
+    #[error("--uid/--gid 0: the program must run unprivileged")]
+    RootUid,
+    #[error("judgebox must run as root (it creates namespaces and mounts); run it with sudo or from a root service")]
+    NotRoot,
+    #[error("{step}: {source}")]
+    Sys {
+        step: &'static str,
+        source: std::io::Error,
+    },
+}
+
+pub use supervisor::run;

@@ -1,0 +1,83 @@
+//! Command-line interface: one file per subcommand, each a thin layer that turns flags
+//! into library calls and results into JSON or human output.
+
+mod run;
+
+use clap::{Parser, Subcommand};
+
+/// judgebox: run untrusted code in a sandbox, without a daemon.
+///
+/// Each run gets fresh mount, pid, ipc, uts, net and cgroup namespaces, a read-only
+/// rootfs (pivot_root), an unprivileged uid with no capabilities, and exact results.
+/// Must run as root.
+#[derive(Parser)]
+#[command(name = "judgebox", version, about, long_about, max_term_width = 100)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    Run(run::RunArgs),
+}
+
+/// Parses arguments and runs; returns the process exit code.
+pub fn main() -> i32 {
+    ensure_std_fds();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run(args) => run::execute(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("judgebox: error: {e:#}");
+            2
+        }
+    }
+}
+
+/// Makes sure fds 0-2 are open so no pipe or file we create lands on them.
+fn ensure_std_fds() {
+    for fd in 0..3 {
+        // SAFETY: F_GETFD only queries; open returns a fresh fd or -1.
+        unsafe {
+            if libc::fcntl(fd, libc::F_GETFD) == -1 {
+                libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+            }
+        }
+    }
+}
+
+/// Parsers shared by subcommands (clap value_parser functions).
+pub mod parse {
+    use judgebox::units;
+
+    pub fn size(s: &str) -> Result<u64, String> {
+        units::parse_size(s).map_err(|e| e.to_string())
+    }
+
+    pub fn seconds(s: &str) -> Result<f64, String> {
+        units::parse_seconds(s).map_err(|e| e.to_string())
+    }
+
+    /// A size or `unlimited` (None).
+    #[derive(Clone, Copy, Debug)]
+    pub struct MaybeUnlimited(pub Option<u64>);
+
+    pub fn size_or_unlimited(s: &str) -> Result<MaybeUnlimited, String> {
+        if s.eq_ignore_ascii_case("unlimited") {
+            Ok(MaybeUnlimited(None))
+        } else {
+            size(s).map(|v| MaybeUnlimited(Some(v)))
+        }
+    }
+
+    pub fn env_pair(s: &str) -> Result<String, String> {
+        match s.split_once('=') {
+            Some((k, _)) if !k.is_empty() && !k.contains('\0') => Ok(s.to_string()),
+            _ => Err(format!("invalid --env '{s}': expected KEY=VALUE")),
+        }
+    }
+}

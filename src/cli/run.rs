@@ -1,0 +1,203 @@
+//! `judgebox run`: one command in a sandbox, with a JSON, meta-file or human result.
+
+use super::parse;
+use anyhow::{Context, Result};
+use clap::{Args, ValueEnum};
+use judgebox::sandbox::{self, result::Enforcement, Config, CopyIn, CopyOut, Hooks, Limits};
+use std::path::PathBuf;
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum Net {
+    /// An empty network namespace with lo down: no network at all.
+    None,
+    /// Only the loopback interface, up.
+    Loopback,
+}
+
+/// Run a command inside a rootfs directory, fully isolated.
+///
+/// Exit code: 0 when the program ran and succeeded, 1 when it failed or hit a limit,
+/// 2 for bad input or an internal error.
+#[derive(Args)]
+#[command(
+    after_help = "Example: judgebox run --rootfs ./rootfs --time 1 --json -- /bin/sh -c 'echo hi'"
+)]
+pub struct RunArgs {
+    /// Root filesystem directory (e.g. an unpacked image); mounted read-only as /.
+    #[arg(long, value_name = "DIR")]
+    rootfs: PathBuf,
+
+    /// CPU time limit for the whole process tree, seconds (fractions allowed).
+    #[arg(long, value_name = "SECONDS", value_parser = parse::seconds)]
+    time: Option<f64>,
+    /// Wall-clock time limit, seconds.
+    #[arg(long, value_name = "SECONDS", value_parser = parse::seconds)]
+    wall_time: Option<f64>,
+    /// Grace period after a time limit before the kill (the reported time can exceed the limit by this).
+    #[arg(long, value_name = "SECONDS", value_parser = parse::seconds, default_value = "0")]
+    extra_time: f64,
+    /// Cap on captured stdout+stderr; beyond it output is discarded and the run ends with output_limit.
+    #[arg(long, value_name = "SIZE", value_parser = parse::size, default_value = "64M")]
+    output_limit: u64,
+
+    /// Program's stdin (a host file); default /dev/null.
+    #[arg(long, value_name = "FILE")]
+    stdin: Option<PathBuf>,
+    /// Write the program's stdout to this host file instead of capturing it.
+    #[arg(long, value_name = "FILE")]
+    stdout: Option<PathBuf>,
+    /// Write the program's stderr to this host file instead of capturing it.
+    #[arg(long, value_name = "FILE")]
+    stderr: Option<PathBuf>,
+
+    /// Copy a host file into /box before the run (NAME defaults to the file's name). Repeatable.
+    #[arg(long = "file", value_name = "HOSTPATH[:NAME]")]
+    files: Vec<String>,
+    /// Bind-mount a host directory read-write at /box instead of a fresh tmpfs.
+    #[arg(long, value_name = "HOSTDIR")]
+    box_dir: Option<PathBuf>,
+    /// Copy a file out of /box after the run (no symlinks followed, regular files only, at most --fsize). Repeatable.
+    #[arg(long = "copy-out", value_name = "NAME:HOSTPATH")]
+    copy_out: Vec<String>,
+    /// Size of the private /tmp (and /dev/shm) tmpfs.
+    #[arg(long, value_name = "SIZE", value_parser = parse::size, default_value = "64M")]
+    tmp_size: u64,
+    /// Size of the /box tmpfs (ignored with --box-dir).
+    #[arg(long, value_name = "SIZE", value_parser = parse::size, default_value = "64M")]
+    box_size: u64,
+
+    /// Environment variable for the program (the environment is otherwise empty but for PATH). Repeatable.
+    #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse::env_pair)]
+    env: Vec<String>,
+    /// Hostname inside the sandbox.
+    #[arg(long, default_value = "judgebox")]
+    hostname: String,
+    /// Network: none (default) or loopback.
+    #[arg(long, value_enum, default_value = "none")]
+    net: Net,
+    /// Unprivileged uid the program runs as.
+    #[arg(long, default_value_t = 65534)]
+    uid: u32,
+    /// Unprivileged gid the program runs as.
+    #[arg(long, default_value_t = 65534)]
+    gid: u32,
+
+    /// RLIMIT_NOFILE: open files per process.
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    nofile: u64,
+    /// RLIMIT_FSIZE: largest file the program may write.
+    #[arg(long, value_name = "SIZE", value_parser = parse::size, default_value = "64M")]
+    fsize: u64,
+    /// RLIMIT_STACK, or "unlimited".
+    #[arg(long, value_name = "SIZE|unlimited", value_parser = parse::size_or_unlimited, default_value = "64M")]
+    stack: parse::MaybeUnlimited,
+
+    /// Print exactly one JSON object on stdout.
+    #[arg(long)]
+    json: bool,
+    /// In JSON, give stdout/stderr as base64 instead of UTF-8 with lossy replacement.
+    #[arg(long)]
+    base64: bool,
+    /// Write an isolate-compatible meta file (key:value lines).
+    #[arg(long, value_name = "FILE")]
+    meta: Option<PathBuf>,
+    /// Allow the host's / as rootfs (debugging only: the host tree becomes the sandbox's).
+    #[arg(long)]
+    allow_host_root: bool,
+
+    /// The program and its arguments (after --).
+    #[arg(last = true, required = true, value_name = "CMD")]
+    command: Vec<String>,
+}
+
+fn parse_file(spec: &str) -> Result<CopyIn> {
+    let (source, name) = match spec.rsplit_once(':') {
+        Some((src, name)) if !src.is_empty() && !name.is_empty() => {
+            (PathBuf::from(src), name.to_string())
+        }
+        _ => {
+            let source = PathBuf::from(spec);
+            let name = source
+                .file_name()
+                .and_then(|n| n.to_str())
+                .with_context(|| {
+                    format!("--file {spec}: cannot tell the file name; use HOSTPATH:NAME")
+                })?
+                .to_string();
+            (source, name)
+        }
+    };
+    Ok(CopyIn { source, name })
+}
+
+fn parse_copy_out(spec: &str) -> Result<CopyOut> {
+    match spec.split_once(':') {
+        Some((name, dest)) if !name.is_empty() && !dest.is_empty() => Ok(CopyOut {
+            name: name.to_string(),
+            dest: PathBuf::from(dest),
+        }),
+        _ => anyhow::bail!("invalid --copy-out '{spec}': expected NAME:HOSTPATH"),
+    }
+}
+
+fn build_config(a: &RunArgs) -> Result<Config> {
+    Ok(Config {
+        rootfs: a.rootfs.clone(),
+        argv: a.command.clone(),
+        env: a.env.clone(),
+        hostname: a.hostname.clone(),
+        loopback: a.net == Net::Loopback,
+        uid: a.uid,
+        gid: a.gid,
+        tmp_size: a.tmp_size,
+        box_size: a.box_size,
+        files: a
+            .files
+            .iter()
+            .map(|f| parse_file(f))
+            .collect::<Result<_>>()?,
+        box_dir: a.box_dir.clone(),
+        copy_out: a
+            .copy_out
+            .iter()
+            .map(|c| parse_copy_out(c))
+            .collect::<Result<_>>()?,
+        copy_out_limit: a.fsize,
+        stdin: a.stdin.clone(),
+        stdout_file: a.stdout.clone(),
+        stderr_file: a.stderr.clone(),
+        limits: Limits {
+            cpu_time: a.time,
+            wall_time: a.wall_time,
+            extra_time: a.extra_time,
+            output: a.output_limit,
+            nofile: a.nofile,
+            fsize: a.fsize,
+            stack: a.stack.0,
+            ..Limits::default()
+        },
+        allow_host_root: a.allow_host_root,
+        workdir: "/box".into(),
+        stream_output: !a.json,
+    })
+}
+
+pub fn execute(args: RunArgs) -> Result<i32> {
+    let config = build_config(&args)?;
+    let enforcement = Enforcement::default();
+    let hooks = Hooks {
+        enforcement: Some(&enforcement),
+        ..Hooks::default()
+    };
+    let result = sandbox::run(&config, &hooks)?;
+    if let Some(meta) = &args.meta {
+        std::fs::write(meta, result.to_meta())
+            .with_context(|| format!("--meta {}: cannot write", meta.display()))?;
+    }
+    if args.json {
+        println!("{}", result.to_json(args.base64));
+    } else {
+        eprintln!("{}", result.summary());
+    }
+    Ok(result.exit_code_for_cli())
+}

@@ -1,0 +1,157 @@
+//! The program's own process, between fork (from init) and execve: stdio, rlimits,
+//! credentials, capabilities, no_new_privs, fds, work dir, seccomp, exec. Allocation-free;
+//! any failure is written to the exec-error pipe as a Report and the process exits 127.
+
+use super::caps;
+use super::prepare::Prepared;
+use super::report::{Report, Step, KIND_EXEC_FAILED};
+use super::rlimits;
+use super::sys;
+use super::ExecFilter;
+
+/// Fds the program child receives from init.
+pub struct ProgramFds {
+    pub stdin: i32,
+    pub stdout: i32,
+    pub stderr: i32,
+    /// Write end of the CLOEXEC exec-error pipe.
+    pub error: i32,
+}
+
+fn fail(fds: &ProgramFds, step: Step, errno: i32, index: u32) -> ! {
+    let r = Report::failure(KIND_EXEC_FAILED, step, errno, index);
+    let _ = sys::write_all(fds.error, &r.to_bytes());
+    sys::exit_now(127)
+}
+
+/// Runs in the forked program child; never returns.
+pub fn exec_program(p: &Prepared, fds: &ProgramFds, filter: Option<&dyn ExecFilter>) -> ! {
+    // SAFETY: setsid has no preconditions; a new session keeps the program off any tty.
+    if unsafe { libc::setsid() } < 0 {
+        fail(fds, Step::Setsid, sys::errno(), 0);
+    }
+    reset_signals();
+    set_stdio(fds);
+    if let Err((e, i)) = rlimits::apply(&p.rlimits) {
+        fail(fds, Step::SetRlimit, e, i);
+    }
+    if let Err((bounding, e)) = caps::drop_bounding_and_ambient(p.cap_last) {
+        let step = if bounding {
+            Step::DropBoundingCaps
+        } else {
+            Step::ClearAmbientCaps
+        };
+        fail(fds, step, e, 0);
+    }
+    set_credentials(p, fds);
+    if let Err(e) = caps::clear_all() {
+        fail(fds, Step::ClearCaps, e, 0);
+    }
+    if let Err(e) = sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1) {
+        fail(fds, Step::NoNewPrivs, e, 0);
+    }
+    // SAFETY: umask cannot fail.
+    unsafe { libc::umask(0o022) };
+    if let Err(e) = sys::chdir(p.workdir.as_ptr()) {
+        fail(fds, Step::Chdir, e, 0);
+    }
+    // Every fd above 2 (including the error pipe) closes at execve.
+    if sys::close_range(3, i32::MAX, sys::CLOSE_RANGE_CLOEXEC).is_err() {
+        mark_cloexec_slow();
+    }
+    if let Some(f) = filter {
+        if let Err(e) = f.install() {
+            fail(fds, Step::Seccomp, e, 0);
+        }
+    }
+    exec(p, fds)
+}
+
+/// Dispositions set to "ignore" survive execve (Rust's runtime ignores SIGPIPE, for one):
+/// give the program default handlers and an empty signal mask.
+fn reset_signals() {
+    for sig in 1..32 {
+        if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+            // SAFETY: resetting a disposition to default is always valid.
+            unsafe { libc::signal(sig, libc::SIG_DFL) };
+        }
+    }
+    // SAFETY: an empty, initialised set passed to sigprocmask.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+    }
+}
+
+fn set_stdio(fds: &ProgramFds) {
+    for (i, (from, to)) in [(fds.stdin, 0), (fds.stdout, 1), (fds.stderr, 2)]
+        .into_iter()
+        .enumerate()
+    {
+        if let Err(e) = sys::dup2(from, to) {
+            fail(fds, Step::SetStdio, e, i as u32);
+        }
+    }
+}
+
+fn set_credentials(p: &Prepared, fds: &ProgramFds) {
+    // SAFETY: setgroups with an empty list; setres[ug]id with plain ids.
+    if unsafe { libc::setgroups(0, std::ptr::null()) } < 0 {
+        fail(fds, Step::SetGroups, sys::errno(), 0);
+    }
+    if unsafe { libc::setresgid(p.gid, p.gid, p.gid) } < 0 {
+        fail(fds, Step::SetGid, sys::errno(), 0);
+    }
+    if unsafe { libc::setresuid(p.uid, p.uid, p.uid) } < 0 {
+        fail(fds, Step::SetUid, sys::errno(), 0);
+    }
+}
+
+/// Fallback for kernels without close_range: mark fds 3..1024 close-on-exec one by one.
+fn mark_cloexec_slow() {
+    for fd in 3..1024 {
+        // SAFETY: fcntl on a possibly-closed fd just fails with EBADF.
+        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    }
+}
+
+/// execve, searching PATH (as execvp does) when argv[0] has no slash.
+fn exec(p: &Prepared, fds: &ProgramFds) -> ! {
+    let name = p.argv[0].as_bytes();
+    if name.contains(&b'/') {
+        // SAFETY: argv/envp are NULL-terminated arrays of valid C strings.
+        unsafe {
+            libc::execve(
+                p.argv[0].as_ptr(),
+                p.argv_ptrs.as_ptr(),
+                p.envp_ptrs.as_ptr(),
+            )
+        };
+        fail(fds, Step::Execve, sys::errno(), 0);
+    }
+    let mut buf = [0u8; 4096];
+    let mut best = libc::ENOENT;
+    for dir in &p.search_dirs {
+        let d = dir.as_bytes();
+        if d.len() + name.len() + 1 > buf.len() {
+            continue;
+        }
+        buf[..d.len()].copy_from_slice(d);
+        buf[d.len()..d.len() + name.len()].copy_from_slice(name);
+        buf[d.len() + name.len()] = 0;
+        // SAFETY: buf holds a NUL-terminated path; arrays as above.
+        unsafe {
+            libc::execve(
+                buf.as_ptr() as *const libc::c_char,
+                p.argv_ptrs.as_ptr(),
+                p.envp_ptrs.as_ptr(),
+            )
+        };
+        match sys::errno() {
+            libc::ENOENT | libc::ENOTDIR => {}
+            e => best = e, // e.g. EACCES: remember, but keep looking like execvp does
+        }
+    }
+    fail(fds, Step::Execve, best, 0)
+}

@@ -1,0 +1,12 @@
+//! Applies the program's resource limits (core, nofile, fsize, stack, the RLIMIT_CPU
+//! backstop, and RLIMIT_AS/NPROC when no cgroup enforces memory or tasks).
+
+use super::sys;
+
+/// Sets every (resource, value) pair; returns the index of the one that failed.
+pub fn apply(limits: &[(libc::__rlimit_resource_t, u64)]) -> Result<(), (i32, u32)> {
+    for (i, (resource, value)) in limits.iter().enumerate() {
+        sys::set_rlimit(*resource, *value).map_err(|e| (e, i as u32))?;
+    }
+    Ok(())
+}

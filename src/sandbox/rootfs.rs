@@ -1,0 +1,254 @@
+//! Builds the sandbox's filesystem inside its private mount namespace: the rootfs bound
+//! read-only, fresh /proc with masked and read-only paths, a minimal /dev, tmpfs /tmp and
+//! /box, then pivot_root so the host tree is unreachable. Runs in init, allocation-free.
+
+use super::prepare::Prepared;
+use super::report::Step;
+use super::sys::{self, SysResult, NULL};
+use libc::c_ulong;
+use std::ffi::CStr;
+
+type StepResult = Result<(), (Step, i32, u32)>;
+
+fn at(step: Step, r: SysResult) -> StepResult {
+    r.map_err(|e| (step, e, 0))
+}
+
+const TMPFS: &CStr = c"tmpfs";
+const PROC: &CStr = c"proc";
+
+/// The whole sequence, in order. On success the process's root and cwd are the new root.
+pub fn build(p: &Prepared) -> StepResult {
+    make_mounts_private()?;
+    bind_rootfs_readonly(p)?;
+    mount_proc(p)?;
+    mount_dev(p)?;
+    mount_tmp(p)?;
+    mount_box(p)?;
+    Ok(())
+}
+
+fn make_mounts_private() -> StepResult {
+    // Nothing done from here on may propagate back to the host's mount table.
+    let flags = (libc::MS_REC | libc::MS_PRIVATE) as c_ulong;
+    at(
+        Step::MakeMountsPrivate,
+        sys::mount(NULL, c"/".as_ptr(), NULL, flags, NULL),
+    )
+}
+
+fn bind_rootfs_readonly(p: &Prepared) -> StepResult {
+    let root = p.root.as_ptr();
+    at(
+        Step::BindRootfs,
+        sys::mount(root, root, NULL, libc::MS_BIND as c_ulong, NULL),
+    )?;
+    let flags =
+        libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV;
+    at(
+        Step::RemountRootfsReadonly,
+        sys::mount(NULL, root, NULL, flags as c_ulong, NULL),
+    )
+}
+
+fn mount_proc(p: &Prepared) -> StepResult {
+    let flags = (libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC) as c_ulong;
+    at(
+        Step::MountProc,
+        sys::mount(
+            PROC.as_ptr(),
+            p.proc_dir.as_ptr(),
+            PROC.as_ptr(),
+            flags,
+            NULL,
+        ),
+    )?;
+    for (i, path) in p.readonly.iter().enumerate() {
+        make_readonly(path).map_err(|e| (Step::ReadonlyProcPath, e, i as u32))?;
+    }
+    for (i, path) in p.masked.iter().enumerate() {
+        mask(path).map_err(|e| (Step::MaskProcPath, e, i as u32))?;
+    }
+    Ok(())
+}
+
+/// Binds a path onto itself and remounts the bind read-only; missing paths are skipped.
+fn make_readonly(path: &CStr) -> SysResult {
+    match sys::mount(
+        path.as_ptr(),
+        path.as_ptr(),
+        NULL,
+        (libc::MS_BIND | libc::MS_REC) as c_ulong,
+        NULL,
+    ) {
+        Err(libc::ENOENT) => return Ok(()),
+        r => r?,
+    }
+    let flags = libc::MS_REMOUNT
+        | libc::MS_BIND
+        | libc::MS_RDONLY
+        | libc::MS_NOSUID
+        | libc::MS_NODEV
+        | libc::MS_NOEXEC;
+    sys::mount(NULL, path.as_ptr(), NULL, flags as c_ulong, NULL)
+}
+
+/// Hides a path: /dev/null over files, an empty read-only tmpfs over directories.
+fn mask(path: &CStr) -> SysResult {
+    // SAFETY: st is a valid out-buffer; path is NUL-terminated.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    if unsafe { libc::lstat(path.as_ptr(), &mut st) } != 0 {
+        return match sys::errno() {
+            libc::ENOENT => Ok(()),
+            e => Err(e),
+        };
+    }
+    if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
+        let flags =
+            (libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC) as c_ulong;
+        sys::mount(
+            TMPFS.as_ptr(),
+            path.as_ptr(),
+            TMPFS.as_ptr(),
+            flags,
+            c"size=0,mode=0555".as_ptr(),
+        )
+    } else {
+        sys::mount(
+            c"/dev/null".as_ptr(),
+            path.as_ptr(),
+            NULL,
+            libc::MS_BIND as c_ulong,
+            NULL,
+        )
+    }
+}
+
+/// Device nodes offered in /dev: name, major, minor.
+const DEVICES: &[(&CStr, u32, u32)] = &[
+    (c"null", 1, 3),
+    (c"zero", 1, 5),
+    (c"full", 1, 7),
+    (c"random", 1, 8),
+    (c"urandom", 1, 9),
+];
+const DEV_LINKS: &[(&CStr, &CStr)] = &[
+    (c"/proc/self/fd", c"fd"),
+    (c"/proc/self/fd/0", c"stdin"),
+    (c"/proc/self/fd/1", c"stdout"),
+    (c"/proc/self/fd/2", c"stderr"),
+];
+
+fn mount_dev(p: &Prepared) -> StepResult {
+    // Not nodev: it holds the five harmless device nodes. It stays root-owned 0755, and the
+    // program has no CAP_MKNOD, so nothing else can ever appear here.
+    let flags = (libc::MS_NOSUID | libc::MS_NOEXEC) as c_ulong;
+    let opts = c"mode=0755,size=64k,nr_inodes=64";
+    at(
+        Step::MountDev,
+        sys::mount(
+            TMPFS.as_ptr(),
+            p.dev_dir.as_ptr(),
+            TMPFS.as_ptr(),
+            flags,
+            opts.as_ptr(),
+        ),
+    )?;
+    let dir = sys::openat(
+        libc::AT_FDCWD,
+        p.dev_dir.as_ptr(),
+        libc::O_DIRECTORY | libc::O_PATH,
+        0,
+    )
+    .map_err(|e| (Step::MountDev, e, 0))?;
+    let result = populate_dev(dir);
+    sys::close(dir);
+    result?;
+    let flags = (libc::MS_NOSUID | libc::MS_NODEV) as c_ulong;
+    at(
+        Step::MountDevShm,
+        sys::mount(
+            TMPFS.as_ptr(),
+            p.shm_dir.as_ptr(),
+            TMPFS.as_ptr(),
+            flags,
+            p.shm_opts.as_ptr(),
+        ),
+    )
+}
+
+fn populate_dev(dir: i32) -> StepResult {
+    for (i, (name, major, minor)) in DEVICES.iter().enumerate() {
+        let dev = libc::makedev(*major, *minor);
+        sys::mknodat(dir, name.as_ptr(), libc::S_IFCHR | 0o666, dev)
+            .map_err(|e| (Step::MakeDevNode, e, i as u32))?;
+    }
+    for (i, (target, name)) in DEV_LINKS.iter().enumerate() {
+        sys::symlinkat(target.as_ptr(), dir, name.as_ptr())
+            .map_err(|e| (Step::MakeDevSymlink, e, i as u32))?;
+    }
+    at(
+        Step::MountDevShm,
+        sys::mkdirat(dir, c"shm".as_ptr(), 0o1777),
+    )
+}
+
+fn mount_tmp(p: &Prepared) -> StepResult {
+    let flags = (libc::MS_NOSUID | libc::MS_NODEV) as c_ulong;
+    at(
+        Step::MountTmp,
+        sys::mount(
+            TMPFS.as_ptr(),
+            p.tmp_dir.as_ptr(),
+            TMPFS.as_ptr(),
+            flags,
+            p.tmp_opts.as_ptr(),
+        ),
+    )
+}
+
+fn mount_box(p: &Prepared) -> StepResult {
+    let flags = (libc::MS_NOSUID | libc::MS_NODEV) as c_ulong;
+    match &p.box_bind {
+        None => at(
+            Step::MountBox,
+            sys::mount(
+                TMPFS.as_ptr(),
+                p.box_dir.as_ptr(),
+                TMPFS.as_ptr(),
+                flags,
+                p.box_opts.as_ptr(),
+            ),
+        ),
+        Some(host) => {
+            at(
+                Step::BindBoxDir,
+                sys::mount(
+                    host.as_ptr(),
+                    p.box_dir.as_ptr(),
+                    NULL,
+                    libc::MS_BIND as c_ulong,
+                    NULL,
+                ),
+            )?;
+            let flags = libc::MS_REMOUNT | libc::MS_BIND | libc::MS_NOSUID | libc::MS_NODEV;
+            at(
+                Step::RemountBoxDir,
+                sys::mount(NULL, p.box_dir.as_ptr(), NULL, flags as c_ulong, NULL),
+            )
+        }
+    }
+}
+
+/// pivot_root(".", ".") stacks the old root under the new one; detaching it leaves no path
+/// (not `..`, not /proc/*/root) that leads back to the host tree. No put_old directory is
+/// needed, so the read-only rootfs is never written.
+pub fn pivot(p: &Prepared) -> StepResult {
+    at(Step::ChdirNewRoot, sys::chdir(p.root.as_ptr()))?;
+    at(
+        Step::PivotRoot,
+        sys::pivot_root(c".".as_ptr(), c".".as_ptr()),
+    )?;
+    at(Step::DetachOldRoot, sys::umount_detach(c".".as_ptr()))?;
+    at(Step::ChdirSlash, sys::chdir(c"/".as_ptr()))
+}
