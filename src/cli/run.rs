@@ -56,9 +56,12 @@ pub struct RunArgs {
     /// Bind-mount a host directory read-write at /box instead of a fresh tmpfs.
     #[arg(long, value_name = "HOSTDIR")]
     box_dir: Option<PathBuf>,
-    /// Copy a file out of /box after the run (no symlinks followed, regular files only, at most --fsize). Repeatable.
+    /// Copy a file out of /box after the run (no symlinks followed, regular files only). Repeatable.
     #[arg(long = "copy-out", value_name = "NAME:HOSTPATH")]
     copy_out: Vec<String>,
+    /// Largest file --copy-out copies back; larger ones are refused.
+    #[arg(long, value_name = "SIZE", value_parser = parse::size, default_value = "64M")]
+    copy_out_limit: u64,
     /// Size of the private /tmp (and /dev/shm) tmpfs.
     #[arg(long, value_name = "SIZE", value_parser = parse::size, default_value = "64M")]
     tmp_size: u64,
@@ -162,7 +165,7 @@ fn build_config(a: &RunArgs) -> Result<Config> {
             .iter()
             .map(|c| parse_copy_out(c))
             .collect::<Result<_>>()?,
-        copy_out_limit: a.fsize,
+        copy_out_limit: a.copy_out_limit,
         stdin: a.stdin.clone(),
         stdout_file: a.stdout.clone(),
         stderr_file: a.stderr.clone(),

@@ -398,7 +398,9 @@ impl<'a> Monitor<'a> {
             self.stop(Status::WallTimeLimit);
             return;
         }
-        if let Some(limit) = self.config.limits.cpu_time {
+        // Until init reports the program started, /proc/<init>/root is still the host's root.
+        let started = self.outcome.started.is_some();
+        if let (Some(limit), true) = (self.config.limits.cpu_time, started) {
             if now >= self.next_cpu_check {
                 let used = self.cpu_used_ns();
                 self.outcome.last_cpu_ns = used;

@@ -1,0 +1,5 @@
+/* segv: dereference a null pointer (SIGSEGV). */
+int main(void) {
+    volatile int *p = 0;
+    return *p;
+}

@@ -1,0 +1,411 @@
+//! Integration tests of `judgebox run`: isolation, limits, results and bad input, driven
+//! through the real binary against a rootfs built at test time (see tests/common).
+
+mod common;
+
+use common::*;
+use std::io::Read;
+use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[test]
+fn program_is_pid_2_and_sees_only_the_sandbox() {
+    let v = sh(&[], "echo $$; ps -o pid,comm | tail -n +2");
+    let out = stdout_of(&v);
+    let mut lines = out.lines();
+    assert_eq!(v["status"], "ok", "{v}");
+    assert_eq!(lines.next(), Some("2"), "the program must be pid 2 (init is 1)");
+    let pids: Vec<u32> = lines.map(|l| l.split_whitespace().next().unwrap().parse().unwrap()).collect();
+    assert_eq!(pids[0], 1, "init must be pid 1: {out}");
+    assert!(pids.len() <= 4 && pids.iter().all(|p| *p < 10), "only the sandbox's processes may be visible: {out}");
+}
+
+#[test]
+fn hostname_is_judgebox_or_the_flag() {
+    assert_eq!(stdout_of(&sh(&[], "hostname")), "judgebox\n");
+    assert_eq!(stdout_of(&sh(&["--hostname", "box7"], "hostname")), "box7\n");
+}
+
+#[test]
+fn network_namespace_has_only_lo_down_by_default() {
+    let v = sh(&[], "tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '; ip -o link");
+    let out = stdout_of(&v);
+    let first: Vec<&str> = out.lines().take_while(|l| !l.contains("<")).collect();
+    assert_eq!(first, vec!["lo"], "{out}");
+    assert!(!out.contains("UP"), "lo must be down without --net loopback: {out}");
+    let up = sh(&["--net", "loopback"], "ip -o link");
+    assert!(stdout_of(&up).contains("UP"), "{up}");
+}
+
+#[test]
+fn host_loopback_server_is_unreachable() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    for net in ["none", "loopback"] {
+        let (v, _) = run_json(&["--net", net], &["/probes/connect", &port]);
+        assert!(!stdout_of(&v).contains("connected"), "net={net}: {v}");
+        assert_eq!(v["status"], "runtime_error", "net={net}: {v}");
+    }
+    assert!(listener.accept().is_err(), "the host server must never see a connection");
+}
+
+#[test]
+fn root_is_read_only_and_tmp_box_are_writable() {
+    let v = sh(&[], "touch /x 2>&1; touch /bin/x 2>&1; echo a > /tmp/a && echo b > /box/b && cat /tmp/a /box/b; pwd");
+    let out = stdout_of(&v);
+    assert_eq!(out.matches("Read-only file system").count(), 2, "{out}");
+    assert!(out.ends_with("a\nb\n/box\n"), "{out}");
+}
+
+#[test]
+fn runs_as_nobody_with_no_capabilities_and_no_new_privs() {
+    let v = sh(&[], "id -u; id -g; id -G; grep -E '^(Cap|NoNewPrivs)' /proc/self/status");
+    let out = stdout_of(&v);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(&lines[..3], &["65534", "65534", "65534"], "{out}");
+    for cap in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
+        assert!(out.contains(&format!("{cap}:\t0000000000000000")), "{cap} not empty: {out}");
+    }
+    assert!(out.contains("NoNewPrivs:\t1"), "{out}");
+    let custom = sh(&["--uid", "1234", "--gid", "4321"], "id -u; id -g");
+    assert_eq!(stdout_of(&custom), "1234\n4321\n");
+}
+
+#[test]
+fn sensitive_proc_paths_are_masked_or_read_only() {
+    let v = sh(
+        &[],
+        "for f in kcore keys timer_list sched_debug; do [ -e /proc/$f ] && echo $f=$(wc -c < /proc/$f); done; \
+         ls /proc/acpi 2>/dev/null | wc -l; grep -E ' /proc/(sys|irq|bus|sysrq-trigger) ' /proc/self/mountinfo",
+    );
+    let out = stdout_of(&v);
+    for f in ["kcore", "keys", "timer_list"] {
+        if out.contains(&format!("{f}=")) {
+            assert!(out.contains(&format!("{f}=0")), "/proc/{f} must read empty: {out}");
+        }
+    }
+    for ro in ["/proc/sys ", "/proc/irq ", "/proc/bus "] {
+        let line = out.lines().find(|l| l.contains(ro)).unwrap_or_else(|| panic!("{ro} not mounted: {out}"));
+        assert!(line.contains(" ro,") || line.contains(" ro "), "{ro} must be read-only: {line}");
+    }
+}
+
+#[test]
+fn host_files_are_unreachable() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = unique("SECRET-TOKEN-");
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, &token).unwrap();
+    let s = secret.display();
+    let script = format!(
+        "cat {s}; cat /../../..{s}; cat /proc/1/root{s}; cat /proc/self/root{s}; cat /proc/1/cwd{s}; \
+         cd /proc/1/root/ && cat .{s}; cd /; cat ../../{s}; ls /proc/*/root/ 2>/dev/null | head -50; true"
+    );
+    let v = sh(&[], &script);
+    let all = format!("{}{}", stdout_of(&v), v["stderr"].as_str().unwrap());
+    assert!(!all.contains(&token), "host file leaked into the sandbox: {all}");
+}
+
+#[test]
+fn cpu_time_limit_kills_a_spinning_program_promptly() {
+    let t = Instant::now();
+    let (v, out) = run_json(&["--time", "1"], &["/probes/burn", "0"]);
+    assert_eq!(v["status"], "time_limit", "{v}");
+    let cpu = v["cpu_time"].as_f64().unwrap();
+    assert!((1.0..1.25).contains(&cpu), "cpu_time {cpu}");
+    assert!(t.elapsed() < Duration::from_secs(3), "took {:?}", t.elapsed());
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn cpu_time_limit_counts_child_processes() {
+    // Two children spin forever while the parent waits: only a tree-wide count can stop them
+    // (each child alone stays under any per-process limit until the wall clock runs out).
+    let (v, _) = run_json(&["--time", "1", "--wall-time", "10"], &["/probes/burn", "0", "2"]);
+    assert_eq!(v["status"], "time_limit", "{v}");
+    let cpu = v["cpu_time"].as_f64().unwrap();
+    assert!((1.0..1.4).contains(&cpu), "cpu_time {cpu}");
+}
+
+#[test]
+fn wall_time_limit_returns_quickly() {
+    let t = Instant::now();
+    let (v, _) = run_json(&["--wall-time", "1"], &["/bin/sleep", "100"]);
+    assert_eq!(v["status"], "wall_time_limit", "{v}");
+    assert!(t.elapsed() < Duration::from_millis(1800), "took {:?}", t.elapsed());
+}
+
+#[test]
+fn output_limit_truncates_and_stops_the_run() {
+    let (v, _) = run_json(&["--output-limit", "10000"], &["/bin/yes"]);
+    assert_eq!(v["status"], "output_limit", "{v}");
+    assert_eq!(stdout_of(&v).len(), 10000);
+    assert_eq!(v["stdout_truncated"], true);
+}
+
+#[test]
+fn exit_codes_and_signals_are_reported() {
+    let (v, out) = run_json(&[], &["/bin/sh", "-c", "exit 3"]);
+    assert_eq!((v["status"].as_str(), v["exit_code"].as_i64()), (Some("runtime_error"), Some(3)));
+    assert_eq!(out.status.code(), Some(1));
+    let (v, _) = run_json(&[], &["/probes/segv"]);
+    assert_eq!(v["status"], "signaled", "{v}");
+    assert_eq!(v["signal"], 11);
+    assert_eq!(v["signal_name"], "SIGSEGV");
+    assert!(v["exit_code"].is_null());
+    let (ok, out) = run_json(&[], &["/bin/true"]);
+    assert_eq!((ok["status"].as_str(), ok["exit_code"].as_i64()), (Some("ok"), Some(0)));
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn missing_or_non_executable_command_is_exec_error() {
+    let (v, _) = run_json(&[], &["/no/such/program"]);
+    assert_eq!(v["status"], "exec_error", "{v}");
+    assert!(v["message"].as_str().unwrap().contains("/no/such/program"), "{v}");
+    let (v, _) = run_json(&[], &["/etc/passwd"]);
+    assert_eq!(v["status"], "exec_error", "{v}");
+    let (v, _) = run_json(&[], &["no-such-command-in-path"]);
+    assert_eq!(v["status"], "exec_error", "{v}");
+}
+
+#[test]
+fn orphaned_background_process_dies_with_the_run() {
+    let secs = format!("{}", 700000 + std::process::id() % 100000);
+    let v = sh(&[], &format!("sleep {secs} & echo started"));
+    assert_eq!(v["status"], "ok", "{v}");
+    std::thread::sleep(Duration::from_millis(200));
+    let left = host_processes_with(&format!("sleep {secs}"));
+    assert!(left.is_empty(), "background process survived the run: {left:?}");
+}
+
+#[test]
+fn sigkill_of_judgebox_leaves_no_process_or_mount() {
+    let secs = format!("{}", 800000 + std::process::id() % 100000);
+    let root = rootfs().display().to_string();
+    let mut child = Command::new(BIN)
+        .args(["run", "--rootfs", &root, "--json", "--", "/bin/sh", "-c"])
+        .arg(format!("sleep {secs} & sleep {secs}"))
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let needle = format!("sleep {secs}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while host_processes_with(&needle).len() < 2 {
+        assert!(Instant::now() < deadline, "sandboxed sleeps never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while !host_processes_with(&needle).is_empty() {
+        assert!(Instant::now() < deadline, "sandbox processes outlived judgebox: {:?}", host_processes_with(&needle));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(host_mounts_with(&root).is_empty(), "mounts leaked to the host: {:?}", host_mounts_with(&root));
+}
+
+#[test]
+fn sixteen_concurrent_runs_do_not_interfere() {
+    let handles: Vec<_> = (0..16)
+        .map(|i| {
+            std::thread::spawn(move || {
+                let script = format!("echo {i} > /box/id; echo {i} > /tmp/id; sleep 0.3; cat /box/id /tmp/id; (ls /box; ls /tmp) | wc -l");
+                sh(&["--wall-time", "20"], &script)
+            })
+        })
+        .collect();
+    for (i, h) in handles.into_iter().enumerate() {
+        let v = h.join().unwrap();
+        assert_eq!(v["status"], "ok", "run {i}: {v}");
+        assert_eq!(stdout_of(&v), format!("{i}\n{i}\n2\n"), "run {i} saw another run's files");
+    }
+    assert!(host_mounts_with(&rootfs().display().to_string()).is_empty());
+}
+
+#[test]
+fn only_stdio_fds_reach_the_program() {
+    let (v, _) = run_json(&[], &["/probes/fdcheck"]);
+    assert_eq!(stdout_of(&v), "0\n1\n2\nend\n", "{v}");
+}
+
+#[test]
+fn environment_is_clean() {
+    let v = run_json(&["--env", "FOO=bar"], &["/bin/env"]).0;
+    let mut vars: Vec<&str> = stdout_of(&v).lines().collect();
+    vars.sort();
+    assert_eq!(vars, vec!["FOO=bar", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]);
+}
+
+#[test]
+fn files_in_stdin_and_copy_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("input.txt");
+    std::fs::write(&input, "hello from host\n").unwrap();
+    let data = dir.path().join("data.bin");
+    std::fs::write(&data, "payload").unwrap();
+    let out = dir.path().join("result.txt");
+    let file_arg = format!("{}:renamed.bin", data.display());
+    let copy = format!("result.txt:{}", out.display());
+    let v = sh(
+        &["--stdin", input.to_str().unwrap(), "--file", &file_arg, "--copy-out", &copy],
+        "cat; cat /box/renamed.bin; echo; stat -c %u /box/renamed.bin; echo computed > /box/result.txt",
+    );
+    assert_eq!(stdout_of(&v), "hello from host\npayload\n65534\n", "{v}");
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "computed\n");
+}
+
+#[test]
+fn copy_out_refuses_symlinks_fifos_and_oversized_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let host_secret = dir.path().join("secret");
+    std::fs::write(&host_secret, "host secret").unwrap();
+    let link = dir.path().join("from-link");
+    let fifo = dir.path().join("from-fifo");
+    let big = dir.path().join("from-big");
+    let args = [
+        "--copy-out".to_string(),
+        format!("link:{}", link.display()),
+        "--copy-out".to_string(),
+        format!("fifo:{}", fifo.display()),
+        "--copy-out".to_string(),
+        format!("big:{}", big.display()),
+        "--copy-out-limit".to_string(),
+        "1M".to_string(),
+    ];
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let v = sh(
+        &args,
+        "ln -s /etc/passwd /box/link; mkfifo /box/fifo; head -c 1048576 /dev/zero > /box/big; echo x >> /box/big",
+    );
+    let msg = v["message"].as_str().unwrap();
+    assert!(msg.contains("copy-out link") && msg.contains("copy-out fifo") && msg.contains("copy-out big"), "{msg}");
+    for p in [&link, &fifo, &big] {
+        assert!(!p.exists(), "{} must not be created", p.display());
+    }
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert_eq!(leftovers.len(), 1, "temp files left behind: {leftovers:?}");
+}
+
+#[test]
+fn meta_file_is_isolate_compatible() {
+    let dir = tempfile::tempdir().unwrap();
+    let meta = dir.path().join("meta");
+    let (_, _) = run_json(&["--meta", meta.to_str().unwrap()], &["/bin/sh", "-c", "exit 4"]);
+    let text = std::fs::read_to_string(&meta).unwrap();
+    for key in ["time:", "time-wall:", "max-rss:", "csw-voluntary:", "csw-forced:", "exitcode:4", "status:RE"] {
+        assert!(text.contains(key), "meta lacks {key}: {text}");
+    }
+    assert!(text.contains("message:Exited with error status 4"), "{text}");
+}
+
+#[test]
+fn human_mode_passes_output_through_with_a_summary() {
+    let out = Command::new(BIN)
+        .args(["run", "--rootfs"])
+        .arg(rootfs())
+        .args(["--", "/bin/sh", "-c", "echo out; echo err >&2; exit 2"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "out\n");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.starts_with("err\n"), "{err}");
+    assert!(err.contains("judgebox: runtime_error, exit code 2"), "{err}");
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn stdout_file_receives_the_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("out.txt");
+    let (v, _) = run_json(&["--stdout", file.to_str().unwrap()], &["/bin/echo", "to file"]);
+    assert_eq!(stdout_of(&v), "");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "to file\n");
+}
+
+#[test]
+fn dev_is_minimal_and_works() {
+    let v = sh(
+        &[],
+        "ls /dev | tr '\\n' ' '; echo; head -c 4 /dev/zero | wc -c; echo x > /dev/null && echo null-ok; \
+         echo x > /dev/full || echo full-fails; echo s > /dev/shm/s && echo shm-ok; mknod /dev/x c 1 3 || echo no-mknod",
+    );
+    let out = stdout_of(&v);
+    assert!(out.starts_with("fd full null random shm stderr stdin stdout urandom zero"), "{out}");
+    for want in ["4\n", "null-ok", "full-fails", "shm-ok", "no-mknod"] {
+        assert!(out.contains(want), "missing {want}: {out}");
+    }
+}
+
+// ---- bad input: exit 2, one clear error, nothing left behind ----
+
+fn assert_bad_input(args: &[&str], expect: &str) {
+    let out = judgebox(args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+    assert!(err.to_lowercase().contains(&expect.to_lowercase()), "{args:?}: expected '{expect}' in: {err}");
+    assert!(out.stdout.is_empty(), "{args:?} printed on stdout");
+}
+
+#[test]
+fn bad_rootfs_is_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing");
+    assert_bad_input(&["run", "--rootfs", missing.to_str().unwrap(), "--", "/bin/true"], "does not exist");
+    let file = dir.path().join("file");
+    std::fs::write(&file, "").unwrap();
+    assert_bad_input(&["run", "--rootfs", file.to_str().unwrap(), "--", "/bin/true"], "not a directory");
+    assert_bad_input(&["run", "--rootfs", "/", "--", "/bin/true"], "--allow-host-root");
+}
+
+#[test]
+fn bad_sizes_times_and_names_are_rejected() {
+    let root = rootfs().to_str().unwrap();
+    assert_bad_input(&["run", "--rootfs", root, "--output-limit", "12X", "--", "/bin/true"], "invalid size");
+    assert_bad_input(&["run", "--rootfs", root, "--tmp-size=-5M", "--", "/bin/true"], "invalid size");
+    assert_bad_input(&["run", "--rootfs", root, "--time", "-1", "--", "/bin/true"], "invalid duration");
+    assert_bad_input(&["run", "--rootfs", root, "--wall-time", "abc", "--", "/bin/true"], "invalid duration");
+    assert_bad_input(&["run", "--rootfs", root, "--copy-out", "../x:/tmp/x", "--", "/bin/true"], "invalid name");
+    assert_bad_input(&["run", "--rootfs", root, "--copy-out", "/etc/passwd:/tmp/x", "--", "/bin/true"], "invalid name");
+    assert_bad_input(&["run", "--rootfs", root, "--uid", "0", "--", "/bin/true"], "unprivileged");
+}
+
+#[test]
+fn missing_file_source_leaves_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let fresh_root = dir.path().join("root");
+    std::fs::create_dir(&fresh_root).unwrap();
+    let dest = dir.path().join("out");
+    let copy = format!("x:{}", dest.display());
+    assert_bad_input(
+        &["run", "--rootfs", fresh_root.to_str().unwrap(), "--file", "/no/such/file", "--copy-out", &copy, "--", "/bin/true"],
+        "/no/such/file",
+    );
+    assert_eq!(std::fs::read_dir(&fresh_root).unwrap().count(), 0, "mount points created despite the error");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "copy-out temp file left behind");
+}
+
+#[test]
+fn non_root_is_told_what_is_needed() {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["run", "--rootfs"]).arg(rootfs()).args(["--", "/bin/true"]);
+    cmd.uid(65534).gid(65534);
+    let out = cmd.output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("must run as root"), "{err}");
+}
+
+#[test]
+fn help_explains_the_flags() {
+    let out = judgebox(&["run", "--help"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    for flag in ["--rootfs", "--time", "--wall-time", "--output-limit", "--copy-out", "--json", "--meta"] {
+        assert!(text.contains(flag), "help lacks {flag}");
+    }
+    let mut s = String::new();
+    let _ = std::io::empty().read_to_string(&mut s);
+}
