@@ -16,25 +16,43 @@ fn program_is_pid_2_and_sees_only_the_sandbox() {
     let out = stdout_of(&v);
     let mut lines = out.lines();
     assert_eq!(v["status"], "ok", "{v}");
-    assert_eq!(lines.next(), Some("2"), "the program must be pid 2 (init is 1)");
-    let pids: Vec<u32> = lines.map(|l| l.split_whitespace().next().unwrap().parse().unwrap()).collect();
+    assert_eq!(
+        lines.next(),
+        Some("2"),
+        "the program must be pid 2 (init is 1)"
+    );
+    let pids: Vec<u32> = lines
+        .map(|l| l.split_whitespace().next().unwrap().parse().unwrap())
+        .collect();
     assert_eq!(pids[0], 1, "init must be pid 1: {out}");
-    assert!(pids.len() <= 4 && pids.iter().all(|p| *p < 10), "only the sandbox's processes may be visible: {out}");
+    assert!(
+        pids.len() <= 4 && pids.iter().all(|p| *p < 10),
+        "only the sandbox's processes may be visible: {out}"
+    );
 }
 
 #[test]
 fn hostname_is_judgebox_or_the_flag() {
     assert_eq!(stdout_of(&sh(&[], "hostname")), "judgebox\n");
-    assert_eq!(stdout_of(&sh(&["--hostname", "box7"], "hostname")), "box7\n");
+    assert_eq!(
+        stdout_of(&sh(&["--hostname", "box7"], "hostname")),
+        "box7\n"
+    );
 }
 
 #[test]
 fn network_namespace_has_only_lo_down_by_default() {
-    let v = sh(&[], "tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '; ip -o link");
+    let v = sh(
+        &[],
+        "tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '; ip -o link",
+    );
     let out = stdout_of(&v);
     let first: Vec<&str> = out.lines().take_while(|l| !l.contains("<")).collect();
     assert_eq!(first, vec!["lo"], "{out}");
-    assert!(!out.contains("UP"), "lo must be down without --net loopback: {out}");
+    assert!(
+        !out.contains("UP"),
+        "lo must be down without --net loopback: {out}"
+    );
     let up = sh(&["--net", "loopback"], "ip -o link");
     assert!(stdout_of(&up).contains("UP"), "{up}");
 }
@@ -49,7 +67,10 @@ fn host_loopback_server_is_unreachable() {
         assert!(!stdout_of(&v).contains("connected"), "net={net}: {v}");
         assert_eq!(v["status"], "runtime_error", "net={net}: {v}");
     }
-    assert!(listener.accept().is_err(), "the host server must never see a connection");
+    assert!(
+        listener.accept().is_err(),
+        "the host server must never see a connection"
+    );
 }
 
 #[test]
@@ -62,12 +83,18 @@ fn root_is_read_only_and_tmp_box_are_writable() {
 
 #[test]
 fn runs_as_nobody_with_no_capabilities_and_no_new_privs() {
-    let v = sh(&[], "id -u; id -g; id -G; grep -E '^(Cap|NoNewPrivs)' /proc/self/status");
+    let v = sh(
+        &[],
+        "id -u; id -g; id -G; grep -E '^(Cap|NoNewPrivs)' /proc/self/status",
+    );
     let out = stdout_of(&v);
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(&lines[..3], &["65534", "65534", "65534"], "{out}");
     for cap in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
-        assert!(out.contains(&format!("{cap}:\t0000000000000000")), "{cap} not empty: {out}");
+        assert!(
+            out.contains(&format!("{cap}:\t0000000000000000")),
+            "{cap} not empty: {out}"
+        );
     }
     assert!(out.contains("NoNewPrivs:\t1"), "{out}");
     let custom = sh(&["--uid", "1234", "--gid", "4321"], "id -u; id -g");
@@ -84,12 +111,21 @@ fn sensitive_proc_paths_are_masked_or_read_only() {
     let out = stdout_of(&v);
     for f in ["kcore", "keys", "timer_list"] {
         if out.contains(&format!("{f}=")) {
-            assert!(out.contains(&format!("{f}=0")), "/proc/{f} must read empty: {out}");
+            assert!(
+                out.contains(&format!("{f}=0")),
+                "/proc/{f} must read empty: {out}"
+            );
         }
     }
     for ro in ["/proc/sys ", "/proc/irq ", "/proc/bus "] {
-        let line = out.lines().find(|l| l.contains(ro)).unwrap_or_else(|| panic!("{ro} not mounted: {out}"));
-        assert!(line.contains(" ro,") || line.contains(" ro "), "{ro} must be read-only: {line}");
+        let line = out
+            .lines()
+            .find(|l| l.contains(ro))
+            .unwrap_or_else(|| panic!("{ro} not mounted: {out}"));
+        assert!(
+            line.contains(" ro,") || line.contains(" ro "),
+            "{ro} must be read-only: {line}"
+        );
     }
 }
 
@@ -106,7 +142,10 @@ fn host_files_are_unreachable() {
     );
     let v = sh(&[], &script);
     let all = format!("{}{}", stdout_of(&v), v["stderr"].as_str().unwrap());
-    assert!(!all.contains(&token), "host file leaked into the sandbox: {all}");
+    assert!(
+        !all.contains(&token),
+        "host file leaked into the sandbox: {all}"
+    );
 }
 
 #[test]
@@ -116,7 +155,11 @@ fn cpu_time_limit_kills_a_spinning_program_promptly() {
     assert_eq!(v["status"], "time_limit", "{v}");
     let cpu = v["cpu_time"].as_f64().unwrap();
     assert!((1.0..1.25).contains(&cpu), "cpu_time {cpu}");
-    assert!(t.elapsed() < Duration::from_secs(3), "took {:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        t.elapsed()
+    );
     assert_eq!(out.status.code(), Some(1));
 }
 
@@ -124,7 +167,10 @@ fn cpu_time_limit_kills_a_spinning_program_promptly() {
 fn cpu_time_limit_counts_child_processes() {
     // Two children spin forever while the parent waits: only a tree-wide count can stop them
     // (each child alone stays under any per-process limit until the wall clock runs out).
-    let (v, _) = run_json(&["--time", "1", "--wall-time", "10"], &["/probes/burn", "0", "2"]);
+    let (v, _) = run_json(
+        &["--time", "1", "--wall-time", "10"],
+        &["/probes/burn", "0", "2"],
+    );
     assert_eq!(v["status"], "time_limit", "{v}");
     let cpu = v["cpu_time"].as_f64().unwrap();
     assert!((1.0..1.4).contains(&cpu), "cpu_time {cpu}");
@@ -135,7 +181,11 @@ fn wall_time_limit_returns_quickly() {
     let t = Instant::now();
     let (v, _) = run_json(&["--wall-time", "1"], &["/bin/sleep", "100"]);
     assert_eq!(v["status"], "wall_time_limit", "{v}");
-    assert!(t.elapsed() < Duration::from_millis(1800), "took {:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_millis(1800),
+        "took {:?}",
+        t.elapsed()
+    );
 }
 
 #[test]
@@ -149,7 +199,10 @@ fn output_limit_truncates_and_stops_the_run() {
 #[test]
 fn exit_codes_and_signals_are_reported() {
     let (v, out) = run_json(&[], &["/bin/sh", "-c", "exit 3"]);
-    assert_eq!((v["status"].as_str(), v["exit_code"].as_i64()), (Some("runtime_error"), Some(3)));
+    assert_eq!(
+        (v["status"].as_str(), v["exit_code"].as_i64()),
+        (Some("runtime_error"), Some(3))
+    );
     assert_eq!(out.status.code(), Some(1));
     let (v, _) = run_json(&[], &["/probes/segv"]);
     assert_eq!(v["status"], "signaled", "{v}");
@@ -157,7 +210,10 @@ fn exit_codes_and_signals_are_reported() {
     assert_eq!(v["signal_name"], "SIGSEGV");
     assert!(v["exit_code"].is_null());
     let (ok, out) = run_json(&[], &["/bin/true"]);
-    assert_eq!((ok["status"].as_str(), ok["exit_code"].as_i64()), (Some("ok"), Some(0)));
+    assert_eq!(
+        (ok["status"].as_str(), ok["exit_code"].as_i64()),
+        (Some("ok"), Some(0))
+    );
     assert_eq!(out.status.code(), Some(0));
 }
 
@@ -165,7 +221,10 @@ fn exit_codes_and_signals_are_reported() {
 fn missing_or_non_executable_command_is_exec_error() {
     let (v, _) = run_json(&[], &["/no/such/program"]);
     assert_eq!(v["status"], "exec_error", "{v}");
-    assert!(v["message"].as_str().unwrap().contains("/no/such/program"), "{v}");
+    assert!(
+        v["message"].as_str().unwrap().contains("/no/such/program"),
+        "{v}"
+    );
     let (v, _) = run_json(&[], &["/etc/passwd"]);
     assert_eq!(v["status"], "exec_error", "{v}");
     let (v, _) = run_json(&[], &["no-such-command-in-path"]);
@@ -179,7 +238,10 @@ fn orphaned_background_process_dies_with_the_run() {
     assert_eq!(v["status"], "ok", "{v}");
     std::thread::sleep(Duration::from_millis(200));
     let left = host_processes_with(&format!("sleep {secs}"));
-    assert!(left.is_empty(), "background process survived the run: {left:?}");
+    assert!(
+        left.is_empty(),
+        "background process survived the run: {left:?}"
+    );
 }
 
 #[test]
@@ -202,10 +264,18 @@ fn sigkill_of_judgebox_leaves_no_process_or_mount() {
     child.wait().unwrap();
     let deadline = Instant::now() + Duration::from_secs(3);
     while !host_processes_with(&needle).is_empty() {
-        assert!(Instant::now() < deadline, "sandbox processes outlived judgebox: {:?}", host_processes_with(&needle));
+        assert!(
+            Instant::now() < deadline,
+            "sandbox processes outlived judgebox: {:?}",
+            host_processes_with(&needle)
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert!(host_mounts_with(&root).is_empty(), "mounts leaked to the host: {:?}", host_mounts_with(&root));
+    assert!(
+        host_mounts_with(&root).is_empty(),
+        "mounts leaked to the host: {:?}",
+        host_mounts_with(&root)
+    );
 }
 
 #[test]
@@ -221,7 +291,11 @@ fn sixteen_concurrent_runs_do_not_interfere() {
     for (i, h) in handles.into_iter().enumerate() {
         let v = h.join().unwrap();
         assert_eq!(v["status"], "ok", "run {i}: {v}");
-        assert_eq!(stdout_of(&v), format!("{i}\n{i}\n2\n"), "run {i} saw another run's files");
+        assert_eq!(
+            stdout_of(&v),
+            format!("{i}\n{i}\n2\n"),
+            "run {i} saw another run's files"
+        );
     }
     assert!(host_mounts_with(&rootfs().display().to_string()).is_empty());
 }
@@ -237,7 +311,13 @@ fn environment_is_clean() {
     let v = run_json(&["--env", "FOO=bar"], &["/bin/env"]).0;
     let mut vars: Vec<&str> = stdout_of(&v).lines().collect();
     vars.sort();
-    assert_eq!(vars, vec!["FOO=bar", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]);
+    assert_eq!(
+        vars,
+        vec![
+            "FOO=bar",
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+        ]
+    );
 }
 
 #[test]
@@ -282,11 +362,20 @@ fn copy_out_refuses_symlinks_fifos_and_oversized_files() {
         "ln -s /etc/passwd /box/link; mkfifo /box/fifo; head -c 1048576 /dev/zero > /box/big; echo x >> /box/big",
     );
     let msg = v["message"].as_str().unwrap();
-    assert!(msg.contains("copy-out link") && msg.contains("copy-out fifo") && msg.contains("copy-out big"), "{msg}");
+    assert!(
+        msg.contains("copy-out link")
+            && msg.contains("copy-out fifo")
+            && msg.contains("copy-out big"),
+        "{msg}"
+    );
     for p in [&link, &fifo, &big] {
         assert!(!p.exists(), "{} must not be created", p.display());
     }
-    let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().flatten().map(|e| e.file_name()).collect();
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
     assert_eq!(leftovers.len(), 1, "temp files left behind: {leftovers:?}");
 }
 
@@ -294,12 +383,26 @@ fn copy_out_refuses_symlinks_fifos_and_oversized_files() {
 fn meta_file_is_isolate_compatible() {
     let dir = tempfile::tempdir().unwrap();
     let meta = dir.path().join("meta");
-    let (_, _) = run_json(&["--meta", meta.to_str().unwrap()], &["/bin/sh", "-c", "exit 4"]);
+    let (_, _) = run_json(
+        &["--meta", meta.to_str().unwrap()],
+        &["/bin/sh", "-c", "exit 4"],
+    );
     let text = std::fs::read_to_string(&meta).unwrap();
-    for key in ["time:", "time-wall:", "max-rss:", "csw-voluntary:", "csw-forced:", "exitcode:4", "status:RE"] {
+    for key in [
+        "time:",
+        "time-wall:",
+        "max-rss:",
+        "csw-voluntary:",
+        "csw-forced:",
+        "exitcode:4",
+        "status:RE",
+    ] {
         assert!(text.contains(key), "meta lacks {key}: {text}");
     }
-    assert!(text.contains("message:Exited with error status 4"), "{text}");
+    assert!(
+        text.contains("message:Exited with error status 4"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -313,7 +416,10 @@ fn human_mode_passes_output_through_with_a_summary() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "out\n");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.starts_with("err\n"), "{err}");
-    assert!(err.contains("judgebox: runtime_error, exit code 2"), "{err}");
+    assert!(
+        err.contains("judgebox: runtime_error, exit code 2"),
+        "{err}"
+    );
     assert_eq!(out.status.code(), Some(1));
 }
 
@@ -321,7 +427,10 @@ fn human_mode_passes_output_through_with_a_summary() {
 fn stdout_file_receives_the_output() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("out.txt");
-    let (v, _) = run_json(&["--stdout", file.to_str().unwrap()], &["/bin/echo", "to file"]);
+    let (v, _) = run_json(
+        &["--stdout", file.to_str().unwrap()],
+        &["/bin/echo", "to file"],
+    );
     assert_eq!(stdout_of(&v), "");
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "to file\n");
 }
@@ -334,7 +443,10 @@ fn dev_is_minimal_and_works() {
          echo x > /dev/full || echo full-fails; echo s > /dev/shm/s && echo shm-ok; mknod /dev/x c 1 3 || echo no-mknod",
     );
     let out = stdout_of(&v);
-    assert!(out.starts_with("fd full null random shm stderr stdin stdout urandom zero"), "{out}");
+    assert!(
+        out.starts_with("fd full null random shm stderr stdin stdout urandom zero"),
+        "{out}"
+    );
     for want in ["4\n", "null-ok", "full-fails", "shm-ok", "no-mknod"] {
         assert!(out.contains(want), "missing {want}: {out}");
     }
@@ -346,7 +458,10 @@ fn assert_bad_input(args: &[&str], expect: &str) {
     let out = judgebox(args);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
-    assert!(err.to_lowercase().contains(&expect.to_lowercase()), "{args:?}: expected '{expect}' in: {err}");
+    assert!(
+        err.to_lowercase().contains(&expect.to_lowercase()),
+        "{args:?}: expected '{expect}' in: {err}"
+    );
     assert!(out.stdout.is_empty(), "{args:?} printed on stdout");
 }
 
@@ -354,23 +469,91 @@ fn assert_bad_input(args: &[&str], expect: &str) {
 fn bad_rootfs_is_rejected() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("missing");
-    assert_bad_input(&["run", "--rootfs", missing.to_str().unwrap(), "--", "/bin/true"], "does not exist");
+    assert_bad_input(
+        &[
+            "run",
+            "--rootfs",
+            missing.to_str().unwrap(),
+            "--",
+            "/bin/true",
+        ],
+        "does not exist",
+    );
     let file = dir.path().join("file");
     std::fs::write(&file, "").unwrap();
-    assert_bad_input(&["run", "--rootfs", file.to_str().unwrap(), "--", "/bin/true"], "not a directory");
-    assert_bad_input(&["run", "--rootfs", "/", "--", "/bin/true"], "--allow-host-root");
+    assert_bad_input(
+        &["run", "--rootfs", file.to_str().unwrap(), "--", "/bin/true"],
+        "not a directory",
+    );
+    assert_bad_input(
+        &["run", "--rootfs", "/", "--", "/bin/true"],
+        "--allow-host-root",
+    );
 }
 
 #[test]
 fn bad_sizes_times_and_names_are_rejected() {
     let root = rootfs().to_str().unwrap();
-    assert_bad_input(&["run", "--rootfs", root, "--output-limit", "12X", "--", "/bin/true"], "invalid size");
-    assert_bad_input(&["run", "--rootfs", root, "--tmp-size=-5M", "--", "/bin/true"], "invalid size");
-    assert_bad_input(&["run", "--rootfs", root, "--time", "-1", "--", "/bin/true"], "invalid duration");
-    assert_bad_input(&["run", "--rootfs", root, "--wall-time", "abc", "--", "/bin/true"], "invalid duration");
-    assert_bad_input(&["run", "--rootfs", root, "--copy-out", "../x:/tmp/x", "--", "/bin/true"], "invalid name");
-    assert_bad_input(&["run", "--rootfs", root, "--copy-out", "/etc/passwd:/tmp/x", "--", "/bin/true"], "invalid name");
-    assert_bad_input(&["run", "--rootfs", root, "--uid", "0", "--", "/bin/true"], "unprivileged");
+    assert_bad_input(
+        &[
+            "run",
+            "--rootfs",
+            root,
+            "--output-limit",
+            "12X",
+            "--",
+            "/bin/true",
+        ],
+        "invalid size",
+    );
+    assert_bad_input(
+        &["run", "--rootfs", root, "--tmp-size=-5M", "--", "/bin/true"],
+        "invalid size",
+    );
+    assert_bad_input(
+        &["run", "--rootfs", root, "--time", "-1", "--", "/bin/true"],
+        "invalid duration",
+    );
+    assert_bad_input(
+        &[
+            "run",
+            "--rootfs",
+            root,
+            "--wall-time",
+            "abc",
+            "--",
+            "/bin/true",
+        ],
+        "invalid duration",
+    );
+    assert_bad_input(
+        &[
+            "run",
+            "--rootfs",
+            root,
+            "--copy-out",
+            "../x:/tmp/x",
+            "--",
+            "/bin/true",
+        ],
+        "invalid name",
+    );
+    assert_bad_input(
+        &[
+            "run",
+            "--rootfs",
+            root,
+            "--copy-out",
+            "/etc/passwd:/tmp/x",
+            "--",
+            "/bin/true",
+        ],
+        "invalid name",
+    );
+    assert_bad_input(
+        &["run", "--rootfs", root, "--uid", "0", "--", "/bin/true"],
+        "unprivileged",
+    );
 }
 
 #[test]
@@ -381,17 +564,37 @@ fn missing_file_source_leaves_nothing_behind() {
     let dest = dir.path().join("out");
     let copy = format!("x:{}", dest.display());
     assert_bad_input(
-        &["run", "--rootfs", fresh_root.to_str().unwrap(), "--file", "/no/such/file", "--copy-out", &copy, "--", "/bin/true"],
+        &[
+            "run",
+            "--rootfs",
+            fresh_root.to_str().unwrap(),
+            "--file",
+            "/no/such/file",
+            "--copy-out",
+            &copy,
+            "--",
+            "/bin/true",
+        ],
         "/no/such/file",
     );
-    assert_eq!(std::fs::read_dir(&fresh_root).unwrap().count(), 0, "mount points created despite the error");
-    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "copy-out temp file left behind");
+    assert_eq!(
+        std::fs::read_dir(&fresh_root).unwrap().count(),
+        0,
+        "mount points created despite the error"
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        1,
+        "copy-out temp file left behind"
+    );
 }
 
 #[test]
 fn non_root_is_told_what_is_needed() {
     let mut cmd = Command::new(BIN);
-    cmd.args(["run", "--rootfs"]).arg(rootfs()).args(["--", "/bin/true"]);
+    cmd.args(["run", "--rootfs"])
+        .arg(rootfs())
+        .args(["--", "/bin/true"]);
     cmd.uid(65534).gid(65534);
     let out = cmd.output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
@@ -403,7 +606,15 @@ fn non_root_is_told_what_is_needed() {
 fn help_explains_the_flags() {
     let out = judgebox(&["run", "--help"]);
     let text = String::from_utf8_lossy(&out.stdout);
-    for flag in ["--rootfs", "--time", "--wall-time", "--output-limit", "--copy-out", "--json", "--meta"] {
+    for flag in [
+        "--rootfs",
+        "--time",
+        "--wall-time",
+        "--output-limit",
+        "--copy-out",
+        "--json",
+        "--meta",
+    ] {
         assert!(text.contains(flag), "help lacks {flag}");
     }
     let mut s = String::new();

@@ -28,16 +28,16 @@ pub struct RunArgs {
     rootfs: PathBuf,
 
     /// CPU time limit for the whole process tree, seconds (fractions allowed).
-    #[arg(long, value_name = "SECONDS", value_parser = parse::seconds)]
+    #[arg(long, allow_hyphen_values = true, value_name = "SECONDS", value_parser = parse::seconds)]
     time: Option<f64>,
     /// Wall-clock time limit, seconds.
-    #[arg(long, value_name = "SECONDS", value_parser = parse::seconds)]
+    #[arg(long, allow_hyphen_values = true, value_name = "SECONDS", value_parser = parse::seconds)]
     wall_time: Option<f64>,
     /// Grace period after a time limit before the kill (the reported time can exceed the limit by this).
-    #[arg(long, value_name = "SECONDS", value_parser = parse::seconds, default_value = "0")]
+    #[arg(long, allow_hyphen_values = true, value_name = "SECONDS", value_parser = parse::seconds, default_value = "0")]
     extra_time: f64,
     /// Cap on captured stdout+stderr; beyond it output is discarded and the run ends with output_limit.
-    #[arg(long, value_name = "SIZE", value_parser = parse::size, default_value = "64M")]
+    #[arg(long, allow_hyphen_values = true, value_name = "SIZE", value_parser = parse::size, default_value = "64M")]
     output_limit: u64,
 
     /// Program's stdin (a host file); default /dev/null.
@@ -60,13 +60,13 @@ pub struct RunArgs {
     #[arg(long = "copy-out", value_name = "NAME:HOSTPATH")]
     copy_out: Vec<String>,
     /// Largest file --copy-out copies back; larger ones are refused.
-    #[arg(long, value_name = "SIZE", value_parser = parse::size, default_value = "64M")]
+    #[arg(long, allow_hyphen_values = true, value_name = "SIZE", value_parser = parse::size, default_value = "64M")]
     copy_out_limit: u64,
     /// Size of the private /tmp (and /dev/shm) tmpfs.
-    #[arg(long, value_name = "SIZE", value_parser = parse::size, default_value = "64M")]
+    #[arg(long, allow_hyphen_values = true, value_name = "SIZE", value_parser = parse::size, default_value = "64M")]
     tmp_size: u64,
     /// Size of the /box tmpfs (ignored with --box-dir).
-    #[arg(long, value_name = "SIZE", value_parser = parse::size, default_value = "64M")]
+    #[arg(long, allow_hyphen_values = true, value_name = "SIZE", value_parser = parse::size, default_value = "64M")]
     box_size: u64,
 
     /// Environment variable for the program (the environment is otherwise empty but for PATH). Repeatable.
@@ -89,10 +89,10 @@ pub struct RunArgs {
     #[arg(long, value_name = "N", default_value_t = 64)]
     nofile: u64,
     /// RLIMIT_FSIZE: largest file the program may write.
-    #[arg(long, value_name = "SIZE", value_parser = parse::size, default_value = "64M")]
+    #[arg(long, allow_hyphen_values = true, value_name = "SIZE", value_parser = parse::size, default_value = "64M")]
     fsize: u64,
     /// RLIMIT_STACK, or "unlimited".
-    #[arg(long, value_name = "SIZE|unlimited", value_parser = parse::size_or_unlimited, default_value = "64M")]
+    #[arg(long, allow_hyphen_values = true, value_name = "SIZE|unlimited", value_parser = parse::size_or_unlimited, default_value = "64M")]
     stack: parse::MaybeUnlimited,
 
     /// Print exactly one JSON object on stdout.

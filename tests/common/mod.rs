@@ -16,7 +16,10 @@ pub fn rootfs() -> &'static Path {
 }
 
 fn build_rootfs() -> PathBuf {
-    assert!(is_root(), "the judgebox tests must run as root (they create namespaces and mounts)");
+    assert!(
+        is_root(),
+        "the judgebox tests must run as root (they create namespaces and mounts)"
+    );
     let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
     let final_dir = base.join(format!("rootfs-{}", std::process::id()));
     let staging = base.join(format!(".rootfs-staging-{}", std::process::id()));
@@ -26,13 +29,20 @@ fn build_rootfs() -> PathBuf {
     std::fs::create_dir_all(staging.join("etc")).unwrap();
     let busybox = find_busybox();
     std::fs::copy(&busybox, staging.join("bin/busybox")).unwrap();
-    let list = Command::new(&busybox).arg("--list").output().expect("busybox --list");
+    let list = Command::new(&busybox)
+        .arg("--list")
+        .output()
+        .expect("busybox --list");
     for applet in String::from_utf8_lossy(&list.stdout).lines() {
         if applet != "busybox" {
             let _ = std::os::unix::fs::symlink("busybox", staging.join("bin").join(applet));
         }
     }
-    std::fs::write(staging.join("etc/passwd"), "root:x:0:0::/:/bin/sh\nnobody:x:65534:65534::/:/bin/sh\n").unwrap();
+    std::fs::write(
+        staging.join("etc/passwd"),
+        "root:x:0:0::/:/bin/sh\nnobody:x:65534:65534::/:/bin/sh\n",
+    )
+    .unwrap();
     compile_probes(&staging.join("probes"));
     let _ = std::fs::remove_dir_all(&final_dir);
     std::fs::rename(&staging, &final_dir).unwrap();
@@ -89,7 +99,10 @@ pub fn run_json(args: &[&str], cmd: &[&str]) -> (Value, Output) {
         .expect("run judgebox");
     let text = String::from_utf8_lossy(&out.stdout);
     let json: Value = serde_json::from_str(text.trim()).unwrap_or_else(|e| {
-        panic!("judgebox did not print one JSON object ({e}): stdout={text:?} stderr={:?}", String::from_utf8_lossy(&out.stderr))
+        panic!(
+            "judgebox did not print one JSON object ({e}): stdout={text:?} stderr={:?}",
+            String::from_utf8_lossy(&out.stderr)
+        )
     });
     (json, out)
 }
@@ -105,7 +118,11 @@ pub fn stdout_of(v: &Value) -> &str {
 
 /// Runs judgebox with raw arguments (for bad-input tests).
 pub fn judgebox(args: &[&str]) -> Output {
-    Command::new(BIN).args(args).stdin(Stdio::null()).output().expect("run judgebox")
+    Command::new(BIN)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run judgebox")
 }
 
 /// Host processes whose command line contains `needle`.
@@ -113,7 +130,9 @@ pub fn host_processes_with(needle: &str) -> Vec<String> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
         let name = entry.file_name();
-        let Some(pid) = name.to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
+        let Some(pid) = name.to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
         if pid == std::process::id() {
             continue;
         }
@@ -140,5 +159,9 @@ pub fn host_mounts_with(needle: &str) -> Vec<String> {
 pub fn unique(tag: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
     static N: AtomicU32 = AtomicU32::new(0);
-    format!("{tag}{}{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{tag}{}{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
