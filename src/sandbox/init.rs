@@ -152,16 +152,14 @@ fn start_program(
         error: pipe[1],
     };
     let start_ns = sys::monotonic_ns();
-    // SAFETY: init is single-threaded; the child only runs allocation-free code then execs.
-    let pid = unsafe { libc::fork() };
+    let mut args = ProgramArgs {
+        p,
+        fds: &fds,
+        filter,
+    };
+    let pid = spawn_vfork(&mut args);
     if pid < 0 {
         setup_failed(ch, Step::ForkProgram, sys::errno(), 0);
-    }
-    if pid == 0 {
-        sys::close(pipe[0]);
-        // SAFETY: restore default SIGTERM handling in the program before exec resets it anyway.
-        unsafe { libc::signal(libc::SIGTERM, libc::SIG_DFL) };
-        process::exec_program(p, &fds, filter);
     }
     sys::close(pipe[1]);
     sys::close(ch.stdout_write);
@@ -171,6 +169,43 @@ fn start_program(
     sys::close(pipe[0]);
     let failure = (got == REPORT_SIZE).then(|| Report::from_bytes(&buf));
     (start_ns, pid, failure)
+}
+
+struct ProgramArgs<'a> {
+    p: &'a Prepared,
+    fds: &'a ProgramFds,
+    filter: Option<&'a dyn ExecFilter>,
+}
+
+const CHILD_STACK_SIZE: usize = 256 * 1024;
+
+/// Stack for the program child between clone and execve (init is its own process, so
+/// this static is private to one sandbox).
+static mut CHILD_STACK: [u8; CHILD_STACK_SIZE] = [0; CHILD_STACK_SIZE];
+
+extern "C" fn program_entry(arg: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: arg is the ProgramArgs that spawn_vfork passed; the parent is suspended
+    // (CLONE_VFORK) until this child execs or exits, so the borrow stays valid.
+    let args = unsafe { &*(arg as *const ProgramArgs) };
+    process::exec_program(args.p, args.fds, args.filter)
+}
+
+/// clone(CLONE_VM|CLONE_VFORK): no copy of init's page tables; init sleeps until the
+/// program has exec'd (or failed). The child has its own fd table and signal handlers,
+/// runs only allocation-free code on its own stack, and never returns into init's frames.
+fn spawn_vfork(args: &mut ProgramArgs) -> i32 {
+    // SAFETY: the static stack is used by exactly one child (init spawns one program); we
+    // pass its 16-byte-aligned top as the ABI requires.
+    unsafe {
+        let base = std::ptr::addr_of_mut!(CHILD_STACK) as *mut u8;
+        let top = (base.add(CHILD_STACK_SIZE) as usize & !15) as *mut libc::c_void;
+        libc::clone(
+            program_entry,
+            top,
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            args as *mut ProgramArgs as *mut libc::c_void,
+        )
+    }
 }
 
 /// Waits for the program; once it is gone, kills every other process in the namespace and

@@ -215,9 +215,11 @@ impl<'a> Monitor<'a> {
     fn new(pid: i32, started: Instant, config: &'a Config, hooks: &'a Hooks<'a>) -> Monitor<'a> {
         // SAFETY: sysconf with constant names.
         let clock_ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
-        let cpus = std::thread::available_parallelism()
-            .map(|n| n.get() as u64)
-            .unwrap_or(1);
+        let cpus = if config.limits.cpu_time.is_some() {
+            online_cpus()
+        } else {
+            1
+        };
         Monitor {
             pid,
             started,
@@ -442,6 +444,19 @@ impl<'a> Monitor<'a> {
             if r >= 0 || sys::errno() != libc::EINTR {
                 break;
             }
+        }
+    }
+}
+
+/// CPUs this process may run on (cheap: one syscall, unlike std's cgroup-aware probe).
+fn online_cpus() -> u64 {
+    // SAFETY: set is a valid out-buffer for sched_getaffinity.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) == 0 {
+            libc::CPU_COUNT(&set).max(1) as u64
+        } else {
+            1
         }
     }
 }

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Per-run latency of judgebox against its peers, all measured in the same run (machines are
+# noisy: compare the printed ratios, not absolute times).
+#
+#   scripts/bench.sh [--runs N] [--rootfs DIR] [--python-rootfs DIR]
+#
+# Compares, for /bin/true (and `python3 -c pass` when a rootfs with python3 is given):
+#   host fork/exec, unshare (pid+mount+net+ipc+uts, --mount-proc), bwrap --unshare-all with the
+#   rootfs as /, and judgebox run. Prints medians (ms) and judgebox/peer ratios.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+RUNS=60
+ROOTFS=""
+PYROOT=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --runs) RUNS=$2; shift 2 ;;
+    --rootfs) ROOTFS=$2; shift 2 ;;
+    --python-rootfs) PYROOT=$2; shift 2 ;;
+    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+    *) echo "bench.sh: unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+
+need() { command -v "$1" >/dev/null 2>&1; }
+missing=()
+for tool in hyperfine bwrap jq unshare; do need "$tool" || missing+=("$tool"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "bench.sh: installing ${missing[*]}" >&2
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq hyperfine bubblewrap jq util-linux busybox-static >/dev/null
+fi
+
+cargo build --release --quiet
+JB=$PWD/target/release/judgebox
+WORK=$(mktemp -d /tmp/judgebox-bench.XXXXXX)
+trap 'rm -rf "$WORK"' EXIT
+
+if [ -z "$ROOTFS" ]; then
+  # A minimal busybox rootfs, like the test suite's.
+  ROOTFS=$WORK/rootfs
+  mkdir -p "$ROOTFS/bin" "$ROOTFS/proc" "$ROOTFS/dev" "$ROOTFS/tmp" "$ROOTFS/box"
+  cp /bin/busybox "$ROOTFS/bin/busybox"
+  for a in sh true; do ln -s busybox "$ROOTFS/bin/$a"; done
+fi
+
+median_ms() { # hyperfine JSON -> median in ms
+  jq -r '.results[0].median * 1000' "$1"
+}
+
+bench() { # name, command...
+  local name=$1; shift
+  hyperfine --style none --warmup 5 --runs "$RUNS" -N --export-json "$WORK/$name.json" "$*" >/dev/null 2>&1 \
+    || hyperfine --style none --warmup 5 --runs "$RUNS" --export-json "$WORK/$name.json" "$*" >/dev/null
+  median_ms "$WORK/$name.json"
+}
+
+report() { # label, prog, rootfs
+  local label=$1 prog=$2 root=$3
+  local host unsh bw jb
+  host=$(bench host "$prog")
+  unsh=$(bench unshare unshare --pid --fork --mount --net --ipc --uts --mount-proc "$prog")
+  bw=$(bench bwrap bwrap --unshare-all --die-with-parent --ro-bind "$root" / --proc /proc --dev /dev "$prog")
+  jb=$(bench judgebox "$JB" run --rootfs "$root" -- "$prog")
+  printf '\n%s  (median of %d runs, ms)\n' "$label" "$RUNS"
+  printf '  %-28s %8.2f\n' "host fork/exec" "$host" "unshare -pmniu --mount-proc" "$unsh" "bwrap --unshare-all" "$bw" "judgebox run" "$jb"
+  awk -v j="$jb" -v b="$bw" -v u="$unsh" -v h="$host" 'BEGIN {
+    printf "  judgebox/bwrap   = %.2fx (target <= 0.70x)\n", j/b;
+    printf "  judgebox/unshare = %.2fx\n  judgebox/host    = %.2fx\n", j/u, j/h }'
+}
+
+echo "judgebox bench on $(uname -r), $(nproc) CPUs; rootfs $ROOTFS"
+report "/bin/true" /bin/true "$ROOTFS"
+if [ -n "$PYROOT" ]; then
+  report "python3 -c pass" "/usr/bin/python3 -c pass" "$PYROOT"
+else
+  echo
+  echo "(python3 -c pass skipped: pass --python-rootfs DIR with a rootfs that has /usr/bin/python3)"
+fi
