@@ -1,9 +1,10 @@
-/* timeit [-q] [-w WARMUP] N CMD [ARGS...]
+/* timeit [-q] [-w WARMUP] [-s FILE] N CMD [ARGS...]
  * Runs CMD N times (after WARMUP untimed runs, default 3) via fork/execvp/waitpid and
  * prints one line:
  *   median_ms=M mean_ms=A min_ms=L max_ms=H runs=N failures=F
  * where each sample is the wall time (CLOCK_MONOTONIC) from fork to reaped child.
- * -q sends the child's stdout and stderr to /dev/null. A failure is a run that did not
+ * -q sends the child's stdout and stderr to /dev/null; -s FILE appends every sample
+ * (ms, one per line) to FILE. A failure is a run that did not
  * exit 0. Exit status: 0 if every timed run exited 0, 1 otherwise, 2 on bad usage. */
 #include <errno.h>
 #include <fcntl.h>
@@ -57,17 +58,20 @@ static int run_once(char **argv, int quiet, double *ms) {
 }
 
 static void usage(void) {
-    fprintf(stderr, "usage: timeit [-q] [-w WARMUP] N CMD [ARGS...]\n");
+    fprintf(stderr, "usage: timeit [-q] [-w WARMUP] [-s FILE] N CMD [ARGS...]\n");
     exit(2);
 }
 
 int main(int argc, char **argv) {
     int quiet = 0, warmup = 3, i = 1;
+    const char *samples_file = NULL;
     for (; i < argc && argv[i][0] == '-'; i++) {
         if (!strcmp(argv[i], "-q")) {
             quiet = 1;
         } else if (!strcmp(argv[i], "-w") && i + 1 < argc) {
             warmup = atoi(argv[++i]);
+        } else if (!strcmp(argv[i], "-s") && i + 1 < argc) {
+            samples_file = argv[++i];
         } else {
             usage();
         }
@@ -85,6 +89,15 @@ int main(int argc, char **argv) {
     for (long k = 0; k < n; k++) {
         if (!run_once(cmd, quiet, &samples[k])) failures++;
         sum += samples[k];
+    }
+    if (samples_file) {
+        FILE *f = fopen(samples_file, "a");
+        if (!f) {
+            perror("timeit: samples file");
+            return 2;
+        }
+        for (long k = 0; k < n; k++) fprintf(f, "%.3f\n", samples[k]);
+        fclose(f);
     }
     qsort(samples, (size_t)n, sizeof *samples, cmp);
     double median = n % 2 ? samples[n / 2] : (samples[n / 2 - 1] + samples[n / 2]) / 2;
