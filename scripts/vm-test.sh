@@ -86,8 +86,14 @@ done
 [ "$(id -u)" = 0 ] || die "run as root (apt-get, mknod for the initramfs)"
 
 WORK=""
+QEMU_PID=""
 cleanup() {
     local rc=$?
+    if [ -n "$QEMU_PID" ] && kill -0 "$QEMU_PID" 2>/dev/null; then
+        log "stopping the VM (timeout pid $QEMU_PID)"
+        kill -TERM "$QEMU_PID" 2>/dev/null || true
+        wait "$QEMU_PID" 2>/dev/null || true
+    fi
     if [ -n "$WORK" ] && [ -d "$WORK" ]; then
         if [ "$KEEP" = 1 ]; then
             log "kept work dir: $WORK"
@@ -439,9 +445,15 @@ build_initramfs() {
 
 # ---------------------------------------------------------------- main
 ensure_prereqs
+# One run at a time fills the cache (the VMs themselves may run in parallel).
+mkdir -p "$CACHE"
+exec 9>"$CACHE/.lock"
+flock 9
 ensure_kernel
 for m in $VM_MODULES; do add_module "$m"; done
 build_probes
+flock -u 9
+exec 9>&-
 ensure_binary
 
 WORK=$(mktemp -d /tmp/judgebox-vm.XXXXXX)
@@ -463,15 +475,26 @@ QEMU=(qemu-system-x86_64 -accel tcg,thread=multi -smp "$VM_SMP" -m "$VM_MEM"
     -no-reboot -kernel "$BOOT_IMAGE" -initrd "$INITRD" -append "$APPEND")
 log "booting VM (-smp $VM_SMP -m $VM_MEM, timeout ${TIMEOUT}s); console log: $LOG"
 T_BOOT=$(now)
-set +e
-timeout -k 10 "$TIMEOUT" "${QEMU[@]}" </dev/null 2>&1 | sed -u 's/\r$//' | tee "$LOG"
-QEMU_RC=${PIPESTATUS[0]}
-set -e
+# qemu runs in the background (so that INT/TERM reach our trap at once, which stops
+# it); the console streams through a FIFO to stdout and the log, CRs stripped.
+mkfifo "$WORK/console"
+sed -u 's/\r$//' <"$WORK/console" | tee "$LOG" &
+READER_PID=$!
+timeout -k 10 "$TIMEOUT" "${QEMU[@]}" </dev/null >"$WORK/console" 2>&1 &
+QEMU_PID=$!
+QEMU_RC=0
+wait "$QEMU_PID" || QEMU_RC=$?
+QEMU_PID=""
+wait "$READER_PID" || true
 VM_SECS=$(elapsed "$T_BOOT")
 
 summary=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$LOG" | tail -n1 || true)
 ready=$(sed -n 's/^vmtest: init ready at uptime \([0-9.]*\)s.*/\1/p' "$LOG" | head -n1)
 log "VM run ${VM_SECS}s wall (init ready at guest uptime ${ready:-?}s), total $(elapsed "$T_START")s; qemu exit $QEMU_RC"
+if [ "$MODE" = bench ]; then
+    bench=$(sed -n 's/^BENCH //p' "$LOG" | tail -n1)
+    log "bench: ${bench:-no BENCH line}"
+fi
 if [ "$QEMU_RC" = 124 ] || [ "$QEMU_RC" = 137 ]; then
     log "FAILED: the VM did not finish within ${TIMEOUT}s (killed)"
     exit 1

@@ -24,6 +24,9 @@ for v in cgroup no-cgroup; do
     fi
 done
 
+# Calibration: a bare fork+exec of /bin/true in this VM (host: ~1 ms).
+info "VM baseline fork+exec /bin/true: $(timeit -q 50 /bin/true)"
+
 rm -f /tmp/samples.cgroup /tmp/samples.nocgroup /tmp/fails.cgroup /tmp/fails.nocgroup
 r=1
 while [ $r -le $ROUNDS ]; do
