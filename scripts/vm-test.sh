@@ -18,7 +18,7 @@ REPO=$(cd "$SCRIPT_DIR/.." && pwd)
 VM_SRC=$SCRIPT_DIR/vm
 CACHE=${JUDGEBOX_CACHE:-$REPO/.cache}/vm
 
-MODE=test
+MODE="test"
 BINARY=""
 KEEP=0
 SCENARIOS=${VM_SCENARIOS:-$VM_SRC/scenarios.sh}
@@ -53,7 +53,9 @@ options:
 
 environment: JUDGEBOX_CACHE (cache root, default <repo>/.cache; files go in its vm/),
   VM_MEM (1024M), VM_SMP (2), VM_BENCH_N (200), VM_MODULES (overlay),
-  VM_KERNEL_VERSION (e.g. 6.1.0-56-amd64; default: what linux-image-amd64 depends on),
+  VM_KERNEL_VERSION (e.g. 6.1.0-56-amd64; default: the newest cached kernel, else what
+  linux-image-amd64 depends on), VM_KERNEL_UPDATE=1 (fetch what linux-image-amd64
+  depends on now, even with a kernel cached),
   VM_KERNEL_FORMAT (pvh: boot the extracted ELF vmlinux, ~6 s faster; bzimage),
   VM_APPEND (extra kernel command line), VMT_* (passed into the VM's environment).
 EOF
@@ -155,6 +157,11 @@ cached_kernel_version() {
 
 ensure_kernel() {
     KVER=${VM_KERNEL_VERSION:-}
+    # A cached kernel is reused (tests stay on one kernel, no apt-cache look-up, which
+    # takes a second) unless VM_KERNEL_UPDATE=1 asks for the one apt knows now.
+    if [ -z "$KVER" ] && [ "${VM_KERNEL_UPDATE:-0}" != 1 ]; then
+        KVER=$(cached_kernel_version)
+    fi
     if [ -z "$KVER" ]; then
         KVER=$(resolve_kernel_version)
         if [ -z "$KVER" ] && [ -z "$(cached_kernel_version)" ]; then
@@ -373,17 +380,17 @@ build_initramfs() {
     # judgebox and its libraries, at the paths ldd reports (loader included).
     cp -L "$BINARY" "$ROOT/usr/bin/judgebox"
     chmod 755 "$ROOT/usr/bin/judgebox"
-    local lib libs=()
+    local lib libs=() ldd_out
+    ldd_out=$(binary_libs "$BINARY") # exits here if ldd fails
     while IFS= read -r lib; do
         [ -n "$lib" ] || continue
         case $lib in MISSING*) die "$BINARY needs ${lib#MISSING }, which ldd cannot find" ;; esac
         libs+=("$lib")
-    done < <(binary_libs "$BINARY")
+    done <<<"$ldd_out"
     # glibc loads NSS modules with dlopen; add them if the binary uses glibc.
     if printf '%s\n' "${libs[@]}" | grep -q '/libc\.so\.6$'; then
-        for lib in /lib/x86_64-linux-gnu/libnss_files.so.2; do
-            [ -e "$lib" ] && libs+=("$lib")
-        done
+        lib=/lib/x86_64-linux-gnu/libnss_files.so.2
+        if [ -e "$lib" ]; then libs+=("$lib"); fi
     fi
     for lib in "${libs[@]}"; do
         mkdir -p "$ROOT$(dirname "$lib")"
@@ -469,6 +476,7 @@ find "$CACHE/logs" -maxdepth 1 -type f -name '*-*.log' -printf '%T@ %p\n' \
     | sort -rn | tail -n +21 | cut -d' ' -f2- | xargs -r rm -f
 
 APPEND="console=ttyS0 cgroup_no_v1=all panic=-1 quiet ${VM_APPEND:-}"
+# shellcheck disable=SC2054 # the commas belong to qemu options
 QEMU=(qemu-system-x86_64 -accel tcg,thread=multi -smp "$VM_SMP" -m "$VM_MEM"
     -nodefaults -no-user-config -display none
     -chardev stdio,id=con0,signal=off -serial chardev:con0

@@ -46,8 +46,10 @@ agg() {
     _f=$(sed -n 's/.*failures=\([0-9]*\).*/\1/p' "$2" | awk '{ s += $1 } END { print s + 0 }')
     echo "${_med:-nan} $_n $_f"
 }
+# shellcheck disable=SC2046 # three words wanted
 set -- $(agg /tmp/samples.cgroup /tmp/fails.cgroup)
 CG_MS=$1 CG_N=$2 CG_F=$3
+# shellcheck disable=SC2046
 set -- $(agg /tmp/samples.nocgroup /tmp/fails.nocgroup)
 NO_MS=$1 NO_N=$2 NO_F=$3
 info "with cgroups:    median ${CG_MS} ms/run over $CG_N runs ($CG_F failed)"
