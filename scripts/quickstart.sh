@@ -12,7 +12,7 @@ JB=$PWD/target/release/judgebox
 ROOT=${JUDGEBOX_QUICKSTART_ROOT:-$PWD/.cache/quickstart-rootfs}
 rm -rf "$ROOT" && mkdir -p "$ROOT/bin"
 cp /bin/busybox "$ROOT/bin/busybox"
-for a in $("$ROOT/bin/busybox" --list); do ln -sf busybox "$ROOT/bin/$a"; done
+for a in $("$ROOT/bin/busybox" --list); do [ "$a" = busybox ] || ln -sf busybox "$ROOT/bin/$a"; done
 
 WORK=$(mktemp -d /tmp/judgebox-quickstart.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
@@ -29,7 +29,8 @@ echo "== a submission reading stdin, limits on (prints one JSON result):"
 grep -q '"status":"ok"' "$WORK/result.json" && grep -q '"stdout":"42\\n"' "$WORK/result.json"
 
 echo "== an infinite loop under --time 1:"
-"$JB" run --rootfs "$ROOT" --time 1 --json -- /bin/sh -c 'while :; do :; done' || true
+"$JB" run --rootfs "$ROOT" --time 1 --json -- /bin/sh -c 'while :; do :; done' | tee "$WORK/tle.json" || true
+grep -q '"status":"time_limit"' "$WORK/tle.json"
 
 echo "== what the program sees (human output):"
 "$JB" run --rootfs "$ROOT" -- /bin/sh -c 'echo "uid=$(id -u) host=$(hostname) pid=$$"; touch /x 2>&1 || true'

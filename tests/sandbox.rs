@@ -346,7 +346,13 @@ fn copy_out_refuses_symlinks_fifos_and_oversized_files() {
     let link = dir.path().join("from-link");
     let fifo = dir.path().join("from-fifo");
     let big = dir.path().join("from-big");
+    let hard = dir.path().join("from-hard");
+    let through = dir.path().join("from-dir-link");
     let args = [
+        "--copy-out".to_string(),
+        format!("hard:{}", hard.display()),
+        "--copy-out".to_string(),
+        format!("d/up/passwd:{}", through.display()),
         "--copy-out".to_string(),
         format!("link:{}", link.display()),
         "--copy-out".to_string(),
@@ -359,16 +365,17 @@ fn copy_out_refuses_symlinks_fifos_and_oversized_files() {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let v = sh(
         &args,
-        "ln -s /etc/passwd /box/link; mkfifo /box/fifo; head -c 1048576 /dev/zero > /box/big; echo x >> /box/big",
+        "ln -s /etc/passwd /box/link; mkfifo /box/fifo; head -c 1048576 /dev/zero > /box/big; echo x >> /box/big; \
+         echo data > /box/one; ln /box/one /box/hard; mkdir /box/d; ln -s /etc /box/d/up",
     );
     let msg = v["message"].as_str().unwrap();
-    assert!(
-        msg.contains("copy-out link")
-            && msg.contains("copy-out fifo")
-            && msg.contains("copy-out big"),
-        "{msg}"
-    );
-    for p in [&link, &fifo, &big] {
+    for name in ["link", "fifo", "big", "hard", "d/up/passwd"] {
+        assert!(
+            msg.contains(&format!("copy-out {name}:")),
+            "no refusal for {name}: {msg}"
+        );
+    }
+    for p in [&link, &fifo, &big, &hard, &through] {
         assert!(!p.exists(), "{} must not be created", p.display());
     }
     let leftovers: Vec<_> = std::fs::read_dir(dir.path())

@@ -258,7 +258,7 @@ fn finished_report(wait_status: i32, start_ns: u64, end_ns: u64) -> Report {
 }
 
 /// Copies each --file into /box (still reachable at its pre-pivot path), owned by the
-/// program's uid. O_EXCL|O_NOFOLLOW: a name can never redirect the write.
+/// program's uid. unlink + O_EXCL|O_NOFOLLOW: a name can never redirect the write.
 fn copy_in(p: &Prepared, ch: &InitChannels) {
     if p.files.is_empty() {
         return;
@@ -273,7 +273,11 @@ fn copy_in(p: &Prepared, ch: &InitChannels) {
         Err(e) => setup_failed(ch, Step::CopyIn, e, 0),
     };
     for (i, f) in p.files.iter().enumerate() {
-        let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_NOFOLLOW;
+        // A --box-dir may hold leftovers of an earlier run (a symlink, a hard link to some
+        // other file): replace, never write through, whatever is there.
+        // SAFETY: unlinkat on a NUL-terminated name relative to an open directory.
+        unsafe { libc::unlinkat(dir, f.name.as_ptr(), 0) };
+        let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW;
         let out = match sys::openat(dir, f.name.as_ptr(), flags, f.mode) {
             Ok(fd) => fd,
             Err(e) => setup_failed(ch, Step::CopyIn, e, i as u32),
@@ -294,8 +298,7 @@ fn copy_in(p: &Prepared, ch: &InitChannels) {
     sys::close(dir);
 }
 
-/// Copies from `from` (at its current offset... from offset 0) to `to`, at most `limit`
-/// bytes; returns bytes copied.
+/// Copies `from` (from offset 0) to `to`, at most `limit` bytes; returns bytes copied.
 fn copy_fd(from: i32, to: i32, limit: u64) -> Result<u64, i32> {
     let mut offset: libc::off_t = 0;
     let mut total = 0u64;
@@ -361,6 +364,9 @@ fn copy_out_one(dir: i32, name: *const libc::c_char, to: i32, limit: u64) -> Res
         Err(sys::errno())
     } else if st.st_mode & libc::S_IFMT != libc::S_IFREG {
         Err(libc::EINVAL)
+    } else if st.st_nlink > 1 {
+        // A hard link could name a file the program cannot read itself; we read as root.
+        Err(libc::EMLINK)
     } else if st.st_size as u64 > limit {
         Err(libc::EFBIG)
     } else {

@@ -683,6 +683,9 @@ fn finish_copy_out(p: &Prepared, o: &Outcome, r: &mut RunResult) {
                 "larger than the copy-out cap of {}",
                 crate::units::human_bytes(p.copy_out_limit)
             )),
+            Some(c) if c.errno == libc::EMLINK => {
+                Some("refused: the file has other hard links".to_string())
+            }
             Some(c) if c.errno == libc::ELOOP || c.errno == libc::EXDEV => {
                 Some("refused: the path goes through a symlink".to_string())
             }
