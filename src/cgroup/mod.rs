@@ -25,6 +25,8 @@ mod owner;
 mod v1;
 mod v2;
 
+#[cfg(test)]
+mod live_tests;
 
 use std::fmt;
 use std::os::fd::RawFd;
