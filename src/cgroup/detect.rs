@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::Mode;
+use super::{Mode, Problem};
 
 /// Controllers judgebox limits or measures with.
 pub const WANTED_V2: [&str; 3] = ["memory", "pids", "cpu"];
@@ -92,6 +92,7 @@ pub struct Detection {
     pub mode: Mode,
     /// Set when `mode` is `Mode::None`: why nothing is usable.
     pub reason: Option<String>,
+    pub problem: Option<Problem>,
 }
 
 /// Decodes mountinfo's octal escapes (`\040` space, `\011` tab, `\012` newline, `\134` `\`).
@@ -276,41 +277,49 @@ pub fn classify(layout: &Layout, v2_controllers: &str) -> Detection {
         };
         return check_v1_usable(layout, mode);
     }
-    let reason = match &layout.v2 {
-        Some(v2) => format!(
+    match &layout.v2 {
+        Some(v2) => none(Problem::NoControllers, format!(
             "cgroup2 at {} offers none of memory, pids, cpu (cgroup.controllers: {:?}) and no cgroup v1 hierarchy is mounted",
             v2.mount.mount_point.display(),
             v2_controllers.trim()
-        ),
-        None => "no cgroup filesystem is mounted (nothing of type cgroup or cgroup2 in /proc/self/mountinfo)".to_string(),
-    };
-    none(reason)
+        )),
+        None => none(Problem::NothingMounted, "no cgroup filesystem is mounted (nothing of type cgroup or cgroup2 in /proc/self/mountinfo)".to_string()),
+    }
 }
 
-fn none(reason: String) -> Detection {
+fn none(problem: Problem, reason: String) -> Detection {
     Detection {
         mode: Mode::None,
         reason: Some(reason),
+        problem: Some(problem),
+    }
+}
+
+fn usable(mode: Mode) -> Detection {
+    Detection {
+        mode,
+        reason: None,
+        problem: None,
     }
 }
 
 fn check_v2_usable(v2: &V2Mount) -> Detection {
     let at = v2.mount.mount_point.display();
     if v2.mount.read_only {
-        return none(format!(
+        return none(Problem::ReadOnly, format!(
             "cgroup2 at {at} is mounted read-only (typical of Docker Desktop, WSL2 and unprivileged containers)"
         ));
     }
     if v2.own_dir.is_none() {
-        return none(format!(
-            "own cgroup {} is not visible under the cgroup2 mount at {at} (mount root {})",
-            v2.own_path, v2.mount.root
-        ));
+        return none(
+            Problem::NotVisible,
+            format!(
+                "own cgroup {} is not visible under the cgroup2 mount at {at} (mount root {})",
+                v2.own_path, v2.mount.root
+            ),
+        );
     }
-    Detection {
-        mode: Mode::Unified,
-        reason: None,
-    }
+    usable(Mode::Unified)
 }
 
 fn check_v1_usable(layout: &Layout, mode: Mode) -> Detection {
@@ -319,16 +328,18 @@ fn check_v1_usable(layout: &Layout, mode: Mode) -> Detection {
         .iter()
         .any(|h| !h.mount.read_only && h.own_dir.is_some())
     {
-        return Detection { mode, reason: None };
+        return usable(mode);
     }
     let first = used[0];
     let at = first.mount.mount_point.display();
-    let reason = if first.mount.read_only {
-        format!("cgroup v1 hierarchies (e.g. {at}) are mounted read-only (typical of Docker Desktop, WSL2 and unprivileged containers)")
+    if first.mount.read_only {
+        none(Problem::ReadOnly, format!("cgroup v1 hierarchies (e.g. {at}) are mounted read-only (typical of Docker Desktop, WSL2 and unprivileged containers)"))
     } else {
-        format!("own cgroup is not visible under the cgroup v1 mounts (e.g. {at})")
-    };
-    none(reason)
+        none(
+            Problem::NotVisible,
+            format!("own cgroup is not visible under the cgroup v1 mounts (e.g. {at})"),
+        )
+    }
 }
 
 /// True when `dir` is the real root of the cgroup2 hierarchy (not a namespace root): only
@@ -510,6 +521,7 @@ mod tests {
         let l = layout(DOCKER_DESKTOP_MOUNTINFO, DOCKER_DESKTOP_CGROUP);
         let d = classify(&l, ALL_V2);
         assert_eq!(d.mode, Mode::None);
+        assert_eq!(d.problem, Some(Problem::ReadOnly));
         let reason = d.reason.unwrap();
         assert!(reason.contains("read-only"), "{reason}");
         assert!(reason.contains("/sys/fs/cgroup"), "{reason}");

@@ -501,3 +501,39 @@ fn live_v2_clone_into_cgroup_kill_and_remove() {
     drop(m);
     std::fs::remove_dir(&root).unwrap();
 }
+
+#[test]
+fn live_v2_leaf_move_writes_one_pid_per_write() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return skip("not root");
+    }
+    let view = HostView::read().unwrap();
+    let Some(v2) = view.layout.v2.as_ref().filter(|v| !v.mount.read_only) else {
+        return skip("no writable cgroup2 mount");
+    };
+    let dir = v2
+        .mount
+        .mount_point
+        .join(format!("judgebox-leaftest-{}", std::process::id()));
+    fs::mkdir(&dir).unwrap();
+    let mut a = spawn_gated("sleep", &["30"]);
+    let mut b = spawn_gated("sleep", &["30"]);
+    let pids = [a.id() as i32, b.id() as i32];
+    for pid in pids {
+        fs::write_file(&dir.join("cgroup.procs"), &pid.to_string()).unwrap();
+    }
+    assert_eq!(v2::move_processes(&dir).unwrap(), 2);
+    let leaf = dir.join(v2::LEAF);
+    let mut moved = procs(&leaf);
+    moved.sort();
+    assert_eq!(moved, pids.to_vec());
+    assert!(procs(&dir).is_empty());
+    for (child, pid) in [(&mut a, pids[0]), (&mut b, pids[1])] {
+        fs::sigkill(pid);
+        release(child);
+        wait4(pid);
+    }
+    v2::remove_dir(&leaf, Duration::from_secs(1)).unwrap();
+    std::fs::remove_dir(&dir).unwrap();
+}

@@ -377,10 +377,10 @@ impl Manager {
         match detection.mode {
             Mode::Unified => Manager::v2_backend(view, None),
             Mode::Hybrid | Mode::Legacy => Manager::v1_backend(view, None),
-            Mode::None => {
-                let reason = detection.reason.unwrap_or_default();
-                Err((problem_of_detection(&reason), reason))
-            }
+            Mode::None => Err((
+                detection.problem.unwrap_or(Problem::NothingMounted),
+                detection.reason.unwrap_or_default(),
+            )),
         }
     }
 
@@ -395,15 +395,13 @@ impl Manager {
             return Err(bad("not an absolute path".into()));
         }
         if let Some(v2) = &view.layout.v2 {
-            if root.starts_with(&v2.mount.mount_point) && root != v2.mount.mount_point {
+            if root.starts_with(&v2.mount.mount_point) {
                 return Manager::v2_backend(view, Some(root));
             }
         }
         for h in &view.layout.v1 {
             if let Ok(rel) = root.strip_prefix(&h.mount.mount_point) {
-                if !rel.as_os_str().is_empty() {
-                    return Manager::v1_backend(view, Some(rel));
-                }
+                return Manager::v1_backend(view, Some(rel));
             }
         }
         Err(bad(
@@ -422,8 +420,7 @@ impl Manager {
             .ok_or((Problem::NothingMounted, "no cgroup2 mount".to_string()))?;
         let plan = v2::plan_parent(v2, root, view.facts, &v2::xattr_delegated, &|dir| {
             detect::is_real_root(&v2.mount, dir)
-        })
-        .map_err(|reason| (problem_of_plan(&reason), reason))?;
+        })?;
         let parent = v2::prepare(&plan).map_err(|e| {
             (
                 problem_of_io(&e),
@@ -627,28 +624,6 @@ fn mode_of(backend: &Backend, layout: &detect::Layout) -> Mode {
     }
 }
 
-fn problem_of_detection(reason: &str) -> Problem {
-    if reason.contains("read-only") {
-        Problem::ReadOnly
-    } else if reason.contains("not visible") {
-        Problem::NotVisible
-    } else if reason.contains("offers none") {
-        Problem::NoControllers
-    } else {
-        Problem::NothingMounted
-    }
-}
-
-fn problem_of_plan(reason: &str) -> Problem {
-    if reason.contains("not running as root") {
-        Problem::NotRoot
-    } else if reason.contains("not delegated") {
-        Problem::NotDelegated
-    } else {
-        Problem::NotVisible
-    }
-}
-
 fn problem_of_io(e: &CgroupError) -> Problem {
     let source = match e {
         CgroupError::Create { source, .. }
@@ -818,6 +793,79 @@ mod tests {
         assert_eq!(m.enforcement(&Limits::default()).memory, Mechanism::None);
         let err = m.create_run(&limits).unwrap_err().to_string();
         assert_eq!(err, "cgroups unavailable: disabled by --no-cgroup");
+    }
+
+    fn manager_with(backend: Backend) -> Manager {
+        Manager {
+            backend,
+            mode: Mode::Unified,
+            none_reason: None,
+            problem: None,
+            layout: detect::Layout::default(),
+            v2_controllers: String::new(),
+            facts: v2::HostFacts {
+                euid: 0,
+                systemd_booted: false,
+            },
+            owner: None,
+            notes: Vec::new(),
+            reaped: 0,
+        }
+    }
+
+    #[test]
+    fn enforcement_follows_enabled_controllers() {
+        let all = Limits {
+            memory: Some(1 << 20),
+            pids: Some(8),
+            cpus: Some(0.5),
+        };
+        let m = manager_with(Backend::V2(v2::Parent {
+            dir: PathBuf::from("/sys/fs/cgroup/judgebox"),
+            source: v2::ParentSource::RootChild,
+            enabled: Controllers {
+                memory: true,
+                pids: false,
+                cpu: false,
+            },
+            available: Vec::new(),
+            notes: Vec::new(),
+        }));
+        let e = m.enforcement(&all);
+        assert_eq!(
+            (e.memory, e.pids, e.cpu_time, e.cpus),
+            (
+                Mechanism::Cgroup2,
+                Mechanism::Rlimit,
+                Mechanism::Cgroup2,
+                Mechanism::None
+            )
+        );
+        let m = manager_with(Backend::V1(v1::Parents {
+            hierarchies: vec![v1::Hierarchy {
+                mount_point: PathBuf::from("/sys/fs/cgroup/cpu,cpuacct"),
+                parent: PathBuf::from("/sys/fs/cgroup/cpu,cpuacct/judgebox"),
+                roles: v1::Roles {
+                    cpu: true,
+                    cpuacct: true,
+                    ..Default::default()
+                },
+            }],
+            notes: Vec::new(),
+            swap: false,
+        }));
+        let e = m.enforcement(&all);
+        assert_eq!(
+            (e.memory, e.pids, e.cpu_time, e.cpus),
+            (
+                Mechanism::Rlimit,
+                Mechanism::Rlimit,
+                Mechanism::Cgroup1,
+                Mechanism::Cgroup1
+            )
+        );
+        let e = m.enforcement(&Limits::default());
+        assert_eq!((e.memory, e.cpus), (Mechanism::None, Mechanism::None));
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use super::detect::{V2Mount, WANTED_V2};
 use super::fs;
-use super::{cpu_quota_us, CgroupError, Controllers, Limits, Stats, CPU_PERIOD_US};
+use super::{cpu_quota_us, CgroupError, Controllers, Limits, Problem, Stats, CPU_PERIOD_US};
 
 /// Leaf that takes a parent's own processes so controllers can be enabled in it.
 pub const LEAF: &str = "supervisor";
@@ -85,7 +85,7 @@ pub fn plan_parent(
     facts: HostFacts,
     marked: &dyn Fn(&Path) -> bool,
     real_root: &dyn Fn(&Path) -> bool,
-) -> Result<Plan, String> {
+) -> Result<Plan, (Problem, String)> {
     if let Some(dir) = explicit {
         return Ok(Plan {
             dir: dir.to_path_buf(),
@@ -94,26 +94,28 @@ pub fn plan_parent(
             enable_in_parent: true,
         });
     }
-    let own = v2
-        .own_dir
-        .as_deref()
-        .ok_or_else(|| format!("own cgroup {} is not visible", v2.own_path))?;
+    let own = v2.own_dir.as_deref().ok_or_else(|| {
+        let why = format!("own cgroup {} is not visible", v2.own_path);
+        (Problem::NotVisible, why)
+    })?;
     if let Some(dir) = delegation_boundary(v2, own, marked) {
         return Ok(delegated(dir));
     }
     let root = v2.mount.mount_point.as_path();
     let ns_root = own == root && !real_root(root);
     if facts.euid != 0 {
-        return Err(format!(
+        let why = format!(
             "not running as root and own cgroup {} is not delegated (no trusted.delegate/user.delegate xattr)",
             own.display()
-        ));
+        );
+        return Err((Problem::NotRoot, why));
     }
     if facts.systemd_booted {
-        return Err(format!(
+        let why = format!(
             "systemd manages the cgroup tree and own cgroup {} is not delegated to judgebox (Delegate=yes)",
             own.display()
-        ));
+        );
+        return Err((Problem::NotDelegated, why));
     }
     if ns_root {
         // A writable cgroup-namespace root (privileged container without systemd).
@@ -664,7 +666,8 @@ mod tests {
             &|_| true,
         )
         .unwrap_err();
-        assert!(err.contains("not delegated"), "{err}");
+        assert_eq!(err.0, Problem::NotDelegated);
+        assert!(err.1.contains("not delegated"), "{err:?}");
         let err = plan_parent(
             l.v2.as_ref().unwrap(),
             None,
@@ -673,7 +676,8 @@ mod tests {
             &|_| true,
         )
         .unwrap_err();
-        assert!(err.contains("not running as root"), "{err}");
+        assert_eq!(err.0, Problem::NotRoot);
+        assert!(err.1.contains("not running as root"), "{err:?}");
     }
 
     #[test]
