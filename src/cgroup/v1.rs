@@ -1,0 +1,499 @@
+//! cgroup v1 backend (legacy and hybrid hosts): one `judgebox` parent below the process's
+//! own cgroup in each of the memory, pids, cpu, cpuacct and freezer hierarchies, and per
+//! run one directory in each, with v1 limit, accounting and freezer-based kill files.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::detect::{Layout, WANTED_V1};
+use super::fs;
+use super::{cpu_quota_us, CgroupError, Limits, Stats, CPU_PERIOD_US};
+
+/// Directory created below the process's own cgroup in every hierarchy.
+pub const PARENT_NAME: &str = "judgebox";
+const KILL_WAIT: Duration = Duration::from_secs(2);
+const FREEZE_WAIT: Duration = Duration::from_millis(100);
+const REMOVE_WAIT: Duration = Duration::from_millis(500);
+
+/// What judgebox uses a hierarchy for (a co-mounted "cpu,cpuacct" has two roles).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Roles {
+    pub memory: bool,
+    pub pids: bool,
+    pub cpu: bool,
+    pub cpuacct: bool,
+    pub freezer: bool,
+}
+
+impl Roles {
+    fn set(&mut self, controller: &str) {
+        match controller {
+            "memory" => self.memory = true,
+            "pids" => self.pids = true,
+            "cpu" => self.cpu = true,
+            "cpuacct" => self.cpuacct = true,
+            "freezer" => self.freezer = true,
+            _ => {}
+        }
+    }
+
+    fn union(self, o: Roles) -> Roles {
+        Roles {
+            memory: self.memory || o.memory,
+            pids: self.pids || o.pids,
+            cpu: self.cpu || o.cpu,
+            cpuacct: self.cpuacct || o.cpuacct,
+            freezer: self.freezer || o.freezer,
+        }
+    }
+}
+
+/// One hierarchy judgebox creates run cgroups in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hierarchy {
+    pub mount_point: PathBuf,
+    /// Parent of the run cgroups in this hierarchy.
+    pub parent: PathBuf,
+    pub roles: Roles,
+}
+
+/// The prepared v1 parents.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Parents {
+    pub hierarchies: Vec<Hierarchy>,
+    pub notes: Vec<String>,
+    /// Swap is active: runs also get `memory.memsw.limit_in_bytes`.
+    pub swap: bool,
+}
+
+impl Parents {
+    /// Union of the roles of all hierarchies.
+    pub fn roles(&self) -> Roles {
+        self.hierarchies
+            .iter()
+            .fold(Roles::default(), |acc, h| acc.union(h.roles))
+    }
+}
+
+/// Plans the parents: `rel` (from `--cgroup-root`) inside every hierarchy, else
+/// `<own cgroup>/judgebox`. Read-only or invisible hierarchies are skipped.
+pub fn plan(layout: &Layout, rel: Option<&Path>) -> Vec<Hierarchy> {
+    let mut out: Vec<Hierarchy> = Vec::new();
+    for controller in WANTED_V1 {
+        let Some(h) = layout.v1_for(controller) else {
+            continue;
+        };
+        let Some(own) = h.own_dir.as_ref().filter(|_| !h.mount.read_only) else {
+            continue;
+        };
+        if let Some(existing) = out
+            .iter_mut()
+            .find(|x| x.mount_point == h.mount.mount_point)
+        {
+            existing.roles.set(controller);
+            continue;
+        }
+        let parent = match rel {
+            Some(rel) => h.mount.mount_point.join(rel),
+            None => own.join(PARENT_NAME),
+        };
+        let mut roles = Roles::default();
+        roles.set(controller);
+        out.push(Hierarchy {
+            mount_point: h.mount.mount_point.clone(),
+            parent,
+            roles,
+        });
+    }
+    out
+}
+
+/// Creates the parent directories (EEXIST is fine; concurrent starts race harmlessly).
+/// Hierarchies whose parent cannot be created are dropped with a note.
+pub fn prepare(planned: Vec<Hierarchy>) -> Result<Parents, CgroupError> {
+    let mut parents = Parents {
+        swap: swap_active(),
+        ..Parents::default()
+    };
+    let mut first_err = None;
+    for h in planned {
+        match std::fs::create_dir_all(&h.parent) {
+            Ok(()) => parents.hierarchies.push(h),
+            Err(source) => {
+                parents.notes.push(format!(
+                    "cannot create cgroup {}: {source}",
+                    h.parent.display()
+                ));
+                first_err.get_or_insert(CgroupError::Create {
+                    path: h.parent.clone(),
+                    source,
+                });
+            }
+        }
+    }
+    match (parents.hierarchies.is_empty(), first_err) {
+        (true, Some(e)) => Err(e),
+        _ => Ok(parents),
+    }
+}
+
+/// One run's directories, one per hierarchy.
+#[derive(Debug)]
+pub struct Run {
+    dirs: Vec<(PathBuf, Roles)>,
+    /// The first hierarchy's run directory, flock'd while the run lives.
+    _lock: Option<File>,
+    cpuacct: Option<File>,
+}
+
+impl Run {
+    /// mkdir the run in every hierarchy, lock it, write the limits.
+    pub fn create(parents: &Parents, name: &str, limits: &Limits) -> Result<Run, CgroupError> {
+        let mut run = Run {
+            dirs: Vec::with_capacity(parents.hierarchies.len()),
+            _lock: None,
+            cpuacct: None,
+        };
+        let result = run.build(parents, name, limits);
+        match result {
+            Ok(()) => Ok(run),
+            Err(e) => {
+                let _ = run.remove();
+                Err(e)
+            }
+        }
+    }
+
+    fn build(&mut self, parents: &Parents, name: &str, limits: &Limits) -> Result<(), CgroupError> {
+        for h in &parents.hierarchies {
+            let dir = h.parent.join(name);
+            std::fs::DirBuilder::new()
+                .create(&dir)
+                .map_err(|source| CgroupError::Create {
+                    path: dir.clone(),
+                    source,
+                })?;
+            self.dirs.push((dir.clone(), h.roles));
+            if self._lock.is_none() {
+                self._lock = Some(lock(&dir)?);
+            }
+        }
+        for (dir, roles) in &self.dirs {
+            configure(dir, *roles, limits, parents.swap)?;
+            if roles.cpuacct {
+                self.cpuacct = File::open(dir.join("cpuacct.usage")).ok();
+            }
+        }
+        Ok(())
+    }
+
+    /// A handle on an existing run (for reaping a crashed owner's leftovers).
+    pub fn existing(parents: &Parents, name: &str) -> Run {
+        let dirs = parents
+            .hierarchies
+            .iter()
+            .map(|h| (h.parent.join(name), h.roles))
+            .filter(|(d, _)| d.exists())
+            .collect();
+        Run {
+            dirs,
+            _lock: None,
+            cpuacct: None,
+        }
+    }
+
+    pub fn dirs(&self) -> impl Iterator<Item = &Path> {
+        self.dirs.iter().map(|(d, _)| d.as_path())
+    }
+
+    fn dir_for(&self, pick: impl Fn(&Roles) -> bool) -> Option<&Path> {
+        self.dirs
+            .iter()
+            .find(|(_, r)| pick(r))
+            .map(|(d, _)| d.as_path())
+    }
+
+    /// Writes `pid` into `cgroup.procs` of every hierarchy.
+    pub fn attach(&self, pid: i32) -> Result<(), CgroupError> {
+        let value = pid.to_string();
+        for (dir, _) in &self.dirs {
+            let path = dir.join("cgroup.procs");
+            fs::write_file(&path, &value).map_err(|source| CgroupError::Attach {
+                pid,
+                path,
+                source,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// `cpuacct.usage` (ns), re-read with pread on a kept-open file.
+    pub fn cpu_usage_ns(&self) -> Option<u64> {
+        fs::parse_u64(&fs::pread_string(self.cpuacct.as_ref()?).ok()?)
+    }
+
+    pub fn stats(&self) -> Stats {
+        let memory = self.dir_for(|r| r.memory);
+        let read =
+            |dir: Option<&Path>, name: &str| dir.and_then(|d| fs::read_file(&d.join(name)).ok());
+        let oom_control = read(memory, "memory.oom_control");
+        Stats {
+            memory_peak: read(memory, "memory.max_usage_in_bytes").and_then(|t| fs::parse_u64(&t)),
+            oom_killed: oom_control
+                .as_deref()
+                .and_then(|t| fs::keyed_u64(t, "oom_kill"))
+                .is_some_and(|n| n > 0),
+            cpu_ns: self.cpu_usage_ns(),
+            pids_peak: read(self.dir_for(|r| r.pids), "pids.peak").and_then(|t| fs::parse_u64(&t)),
+            memory_failcnt: failcnt(memory),
+        }
+    }
+
+    /// Freezes, SIGKILLs every task, thaws, and waits until the cgroup is empty (bounded).
+    /// One read when it is already empty.
+    pub fn kill(&self) -> bool {
+        self.kill_within(KILL_WAIT)
+    }
+
+    pub fn kill_within(&self, wait: Duration) -> bool {
+        let Some(primary) = self.dirs.first().map(|(d, _)| d.as_path()) else {
+            return true;
+        };
+        if pids_in(primary).is_empty() {
+            return true;
+        }
+        if let Some(freezer) = self.dir_for(|r| r.freezer) {
+            freeze_kill_thaw(freezer);
+        }
+        let deadline = Instant::now() + wait;
+        loop {
+            let pids: Vec<i32> = self.dirs.iter().flat_map(|(d, _)| pids_in(d)).collect();
+            if pids.is_empty() {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            pids.into_iter().for_each(fs::sigkill);
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// rmdir in every hierarchy; EBUSY is retried briefly after killing what is left.
+    pub fn remove(&self) -> Result<(), CgroupError> {
+        self.remove_within(REMOVE_WAIT)
+    }
+
+    pub fn remove_within(&self, wait: Duration) -> Result<(), CgroupError> {
+        let mut first_err = None;
+        for (dir, _) in &self.dirs {
+            if let Err(e) = remove_dir(dir, wait) {
+                first_err.get_or_insert(e);
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+}
+
+/// Opens and flocks a run directory (the owner holds it for the run's lifetime).
+fn lock(dir: &Path) -> Result<File, CgroupError> {
+    let file = fs::open_dir(dir).map_err(|source| CgroupError::Open {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    fs::try_lock(&file).map_err(|source| CgroupError::Lock {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    Ok(file)
+}
+
+/// True unless `/proc/swaps` lists no swap device (unreadable counts as active).
+fn swap_active() -> bool {
+    fs::read_file(Path::new("/proc/swaps")).map_or(true, |t| t.lines().count() > 1)
+}
+
+/// Writes the limits this hierarchy enforces. `swap`: also cap memory+swap at the same
+/// value. Without swap that cap is pointless and would hide `memory.failcnt` (the
+/// memsw counter fails first, and kernels >= 6.13 do not count its failures).
+pub fn configure(dir: &Path, roles: Roles, limits: &Limits, swap: bool) -> Result<(), CgroupError> {
+    let write = |name: &str, value: &str| {
+        let path = dir.join(name);
+        fs::write_file(&path, value).map_err(|source| CgroupError::Write {
+            path,
+            value: value.to_string(),
+            source,
+        })
+    };
+    if let (Some(bytes), true) = (limits.memory, roles.memory) {
+        let value = bytes.to_string();
+        write("memory.limit_in_bytes", &value)?;
+        // memory+swap: absent without swap accounting; must be >= the memory limit.
+        if swap {
+            match write("memory.memsw.limit_in_bytes", &value) {
+                Err(CgroupError::Write { source, .. }) if fs::is_missing(&source) => {}
+                other => other?,
+            }
+        }
+    }
+    if let (Some(n), true) = (limits.pids, roles.pids) {
+        write("pids.max", &n.to_string())?;
+    }
+    if let (Some(cpus), true) = (limits.cpus, roles.cpu) {
+        let quota = cpu_quota_us(cpus)?;
+        write("cpu.cfs_period_us", &CPU_PERIOD_US.to_string())?;
+        write("cpu.cfs_quota_us", &quota.to_string())?;
+    }
+    Ok(())
+}
+
+/// How often the limit was hit: `memory.failcnt` plus `memory.memsw.failcnt` (with swap
+/// accounting the memory+swap counter, set to the same limit, is the one that fails).
+fn failcnt(memory: Option<&Path>) -> Option<u64> {
+    let dir = memory?;
+    let read = |name: &str| {
+        fs::read_file(&dir.join(name))
+            .ok()
+            .and_then(|t| fs::parse_u64(&t))
+    };
+    let mem = read("memory.failcnt")?;
+    Some(mem + read("memory.memsw.failcnt").unwrap_or(0))
+}
+
+fn pids_in(dir: &Path) -> Vec<i32> {
+    fs::read_file(&dir.join("cgroup.procs"))
+        .map(|t| fs::parse_pids(&t))
+        .unwrap_or_default()
+}
+
+/// FROZEN, wait (bounded) until frozen, SIGKILL everything, THAWED (the kills land then).
+fn freeze_kill_thaw(dir: &Path) {
+    let state = dir.join("freezer.state");
+    if fs::write_file(&state, "FROZEN").is_ok() {
+        let deadline = Instant::now() + FREEZE_WAIT;
+        while Instant::now() < deadline && fs::read_file(&state).is_ok_and(|s| s.trim() != "FROZEN")
+        {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+    pids_in(dir).into_iter().for_each(fs::sigkill);
+    let _ = fs::write_file(&state, "THAWED");
+}
+
+fn remove_dir(dir: &Path, wait: Duration) -> Result<(), CgroupError> {
+    let start = Instant::now();
+    let mut pause = Duration::from_micros(100);
+    loop {
+        match std::fs::remove_dir(dir) {
+            Ok(()) => return Ok(()),
+            Err(e) if fs::is_missing(&e) => return Ok(()),
+            Err(e) if fs::is_busy(&e) && start.elapsed() < wait => {
+                pids_in(dir).into_iter().for_each(fs::sigkill);
+                remove_children(dir, wait);
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(20));
+            }
+            Err(source) => {
+                return Err(CgroupError::Remove {
+                    path: dir.to_path_buf(),
+                    source,
+                })
+            }
+        }
+    }
+}
+
+fn remove_children(dir: &Path, wait: Duration) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.filter_map(Result::ok) {
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            let _ = remove_dir(&e.path(), wait / 2);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cgroup::detect::{fixtures::*, layout};
+
+    #[test]
+    fn plan_follows_own_paths_per_hierarchy() {
+        let l = layout(HYBRID_MOUNTINFO, HYBRID_CGROUP);
+        let hs = plan(&l, None);
+        let parents: Vec<&Path> = hs.iter().map(|h| h.parent.as_path()).collect();
+        assert_eq!(
+            parents,
+            vec![
+                Path::new(
+                    "/sys/fs/cgroup/memory/process_api/b9ddc34a49df673df6d6c3f2d4ad8474/judgebox"
+                ),
+                Path::new("/sys/fs/cgroup/pids/judgebox"),
+                Path::new("/sys/fs/cgroup/cpu/judgebox"),
+                Path::new("/sys/fs/cgroup/cpuacct/judgebox"),
+                Path::new("/sys/fs/cgroup/freezer/judgebox"),
+            ]
+        );
+        assert!(hs[0].roles.memory && !hs[0].roles.pids);
+    }
+
+    #[test]
+    fn plan_merges_comounted_and_honours_explicit_root() {
+        let l = layout(LEGACY_MOUNTINFO, LEGACY_CGROUP);
+        let hs = plan(&l, Some(Path::new("judge/pool")));
+        assert_eq!(hs.len(), 4);
+        let cpu = hs.iter().find(|h| h.roles.cpu).unwrap();
+        assert!(cpu.roles.cpuacct);
+        assert_eq!(
+            cpu.parent,
+            Path::new("/sys/fs/cgroup/cpu,cpuacct/judge/pool")
+        );
+    }
+
+    #[test]
+    fn plan_skips_read_only() {
+        let l = layout(WSL2_DOCKER_V1_MOUNTINFO, WSL2_DOCKER_V1_CGROUP);
+        assert!(plan(&l, None).is_empty());
+    }
+
+    #[test]
+    fn configure_writes_v1_files() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
+        for f in [
+            "memory.limit_in_bytes",
+            "memory.memsw.limit_in_bytes",
+            "pids.max",
+            "cpu.cfs_period_us",
+            "cpu.cfs_quota_us",
+        ] {
+            std::fs::write(d.join(f), "").unwrap();
+        }
+        let all = Roles {
+            memory: true,
+            pids: true,
+            cpu: true,
+            cpuacct: true,
+            freezer: true,
+        };
+        let limits = Limits {
+            memory: Some(64 << 20),
+            pids: Some(32),
+            cpus: Some(0.2),
+        };
+        configure(d, all, &limits, true).unwrap();
+        let read = |f: &str| std::fs::read_to_string(d.join(f)).unwrap();
+        assert_eq!(read("memory.limit_in_bytes"), "67108864");
+        assert_eq!(read("memory.memsw.limit_in_bytes"), "67108864");
+        assert_eq!(read("pids.max"), "32");
+        assert_eq!(read("cpu.cfs_period_us"), "100000");
+        assert_eq!(read("cpu.cfs_quota_us"), "20000");
+        std::fs::remove_file(d.join("memory.memsw.limit_in_bytes")).unwrap();
+        configure(d, all, &limits, true).unwrap();
+        configure(d, all, &limits, false).unwrap();
+        assert!(!d.join("memory.memsw.limit_in_bytes").exists());
+    }
+}
