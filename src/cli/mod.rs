@@ -1,6 +1,7 @@
 //! Command-line interface: one file per subcommand, each a thin layer that turns flags
 //! into library calls and results into JSON or human output.
 
+mod doctor;
 mod run;
 
 use clap::{Parser, Subcommand};
@@ -20,6 +21,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     Run(run::RunArgs),
+    Doctor(doctor::DoctorArgs),
 }
 
 /// Parses arguments and runs; returns the process exit code.
@@ -28,6 +30,7 @@ pub fn main() -> i32 {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(args) => run::execute(args),
+        Command::Doctor(args) => doctor::execute(args),
     };
     match result {
         Ok(code) => code,
@@ -71,6 +74,16 @@ pub mod parse {
             Ok(MaybeUnlimited(None))
         } else {
             size(s).map(|v| MaybeUnlimited(Some(v)))
+        }
+    }
+
+    /// A positive fraction such as 0.5 or 2.
+    pub fn fraction(s: &str) -> Result<f64, String> {
+        match s.trim().parse::<f64>() {
+            Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+            _ => Err(format!(
+                "invalid fraction '{s}': expected a positive number of CPUs, e.g. 0.5"
+            )),
         }
     }
 

@@ -3,7 +3,8 @@
 use super::parse;
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
-use judgebox::sandbox::{self, result::Enforcement, Config, CopyIn, CopyOut, Hooks, Limits};
+use judgebox::cgroup::{self, Manager, ManagerOptions, Mechanism};
+use judgebox::sandbox::{self, Config, CopyIn, CopyOut, Hooks, Limits};
 use std::path::PathBuf;
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -84,6 +85,23 @@ pub struct RunArgs {
     /// Unprivileged gid the program runs as.
     #[arg(long, default_value_t = 65534)]
     gid: u32,
+
+    /// Memory limit of the whole run (cgroup; RLIMIT_AS per process when no cgroup is usable).
+    #[arg(long, allow_hyphen_values = true, value_name = "SIZE", value_parser = parse::size, default_value = "256M")]
+    memory: u64,
+    /// Most tasks (processes + threads) at once (cgroup pids; RLIMIT_NPROC without cgroups).
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pids: u64,
+    /// CPU bandwidth as a fraction of one CPU, e.g. 0.5 (cgroup only). Default: unlimited.
+    #[arg(long, value_name = "FRACTION", value_parser = parse::fraction)]
+    cpus: Option<f64>,
+    /// Create run cgroups under this cgroup directory instead of the detected parent.
+    #[arg(long, value_name = "PATH")]
+    cgroup_root: Option<PathBuf>,
+    /// Do not use cgroups: the degraded mode (rlimits and the supervisor's clock), as on hosts
+    /// where no cgroup is writable. Every result says so in "enforcement".
+    #[arg(long)]
+    no_cgroup: bool,
 
     /// RLIMIT_NOFILE: open files per process.
     #[arg(long, value_name = "N", default_value_t = 64)]
@@ -177,7 +195,9 @@ fn build_config(a: &RunArgs) -> Result<Config> {
             nofile: a.nofile,
             fsize: a.fsize,
             stack: a.stack.0,
-            ..Limits::default()
+            memory: Some(a.memory),
+            pids: Some(a.pids),
+            cpus: a.cpus,
         },
         allow_host_root: a.allow_host_root,
         workdir: "/box".into(),
@@ -187,12 +207,45 @@ fn build_config(a: &RunArgs) -> Result<Config> {
 
 pub fn execute(args: RunArgs) -> Result<i32> {
     let config = build_config(&args)?;
-    let enforcement = Enforcement::default();
+    let manager = Manager::new(&ManagerOptions {
+        root: args.cgroup_root.clone(),
+        disabled: args.no_cgroup,
+    });
+    if args.cgroup_root.is_some() && manager.mode() == cgroup::Mode::None {
+        anyhow::bail!(
+            "--cgroup-root {}: not usable: {}",
+            args.cgroup_root.as_ref().unwrap().display(),
+            manager.none_reason().unwrap_or("unknown reason")
+        );
+    }
+    let limits = cgroup::Limits {
+        memory: config.limits.memory,
+        pids: config.limits.pids,
+        cpus: config.limits.cpus,
+    };
+    let enforcement = manager.enforcement(&limits);
+    let run_cgroup = match manager.mode() {
+        cgroup::Mode::None => None,
+        _ => Some(
+            manager
+                .create_run(&limits)
+                .context("cannot create the run's cgroup (see `judgebox doctor`)")?,
+        ),
+    };
     let hooks = Hooks {
-        enforcement: Some(&enforcement),
+        cgroup: run_cgroup.as_ref().map(|c| c as &dyn sandbox::CgroupHandle),
+        rlimit_memory: enforcement.memory == Mechanism::Rlimit,
+        rlimit_pids: enforcement.pids == Mechanism::Rlimit,
+        enforcement: Some(enforcement),
         ..Hooks::default()
     };
-    let result = sandbox::run(&config, &hooks)?;
+    let outcome = sandbox::run(&config, &hooks);
+    if let Some(cg) = run_cgroup {
+        if let Err(e) = cg.remove() {
+            eprintln!("judgebox: warning: {e}");
+        }
+    }
+    let result = outcome?;
     if let Some(meta) = &args.meta {
         std::fs::write(meta, result.to_meta())
             .with_context(|| format!("--meta {}: cannot write", meta.display()))?;

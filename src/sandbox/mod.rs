@@ -178,7 +178,7 @@ pub struct Hooks<'a> {
     pub rlimit_memory: bool,
     pub rlimit_pids: bool,
     /// Reported as is in every result.
-    pub enforcement: Option<&'a result::Enforcement>,
+    pub enforcement: Option<result::Enforcement>,
 }
 
 /// Errors that stop a run before the program could start (bad input or host trouble).
@@ -235,3 +235,28 @@ pub enum SandboxError {
 }
 
 pub use supervisor::run;
+
+/// The cgroup layer's run cgroup, seen through the sandbox's seam.
+impl CgroupHandle for crate::cgroup::RunCgroup {
+    fn clone_into_fd(&self) -> Option<i32> {
+        crate::cgroup::RunCgroup::clone_into_fd(self)
+    }
+    fn attach(&self, pid: i32) -> Result<(), String> {
+        crate::cgroup::RunCgroup::attach(self, pid).map_err(|e| e.to_string())
+    }
+    fn cpu_usage_ns(&self) -> Option<u64> {
+        crate::cgroup::RunCgroup::cpu_usage_ns(self)
+    }
+    fn kill(&self) {
+        crate::cgroup::RunCgroup::kill(self)
+    }
+    fn usage(&self) -> CgroupUsage {
+        let s = self.stats();
+        CgroupUsage {
+            memory_peak: s.memory_peak,
+            oom_killed: s.oom_killed,
+            cpu_ns: s.cpu_ns,
+            pids_peak: s.pids_peak,
+        }
+    }
+}

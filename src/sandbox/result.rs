@@ -1,6 +1,7 @@
 //! The outcome of one run and its renderings: the JSON object, isolate's meta file, and
 //! the one-line human summary.
 
+pub use crate::cgroup::{Enforcement, Mechanism};
 use serde::Serialize;
 use std::fmt::Write as _;
 
@@ -48,26 +49,6 @@ impl Status {
     }
 }
 
-/// Which mechanism enforces each limit: "cgroup2", "cgroup1", "rlimit" or "none".
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct Enforcement {
-    pub memory: &'static str,
-    pub pids: &'static str,
-    pub cpu_time: &'static str,
-    pub cpus: &'static str,
-}
-
-impl Default for Enforcement {
-    fn default() -> Self {
-        Enforcement {
-            memory: "none",
-            pids: "none",
-            cpu_time: "rlimit",
-            cpus: "none",
-        }
-    }
-}
-
 /// Everything known about a finished run.
 #[derive(Debug, Clone)]
 pub struct RunResult {
@@ -108,7 +89,12 @@ impl RunResult {
             stdout_truncated: false,
             stderr_truncated: false,
             message,
-            enforcement: Enforcement::default(),
+            enforcement: Enforcement {
+                memory: Mechanism::None,
+                pids: Mechanism::None,
+                cpu_time: Mechanism::Rlimit,
+                cpus: Mechanism::None,
+            },
             max_rss_kb: 0,
             csw_voluntary: 0,
             csw_forced: 0,

@@ -516,7 +516,7 @@ fn interpret(config: &Config, hooks: &Hooks, o: &Outcome) -> RunResult {
     }
     let mut r = RunResult::new(Status::Ok, String::new());
     if let Some(e) = hooks.enforcement {
-        r.enforcement = e.clone();
+        r.enforcement = e;
     }
     r.wall_time = o.wall.as_secs_f64();
     r.cpu_time = o.last_cpu_ns as f64 / 1e9;
