@@ -313,13 +313,13 @@ build_probes() {
     local src name hash out
     mkdir -p "$CACHE/probes"
     PROBES=()
-    for src in "$VM_SRC"/probes/*.c; do
+    for src in "$REPO"/tests/probes/*.c "$VM_SRC"/probes/*.c; do
         name=$(basename "$src" .c)
         hash=$( (cat "$src"; gcc --version | head -n1) | sha256sum | cut -c1-16)
         out=$CACHE/probes/$name-$hash
         if [ ! -x "$out" ]; then
             log "compiling probe $name"
-            gcc -static -O2 -Wall -Wextra -o "$out.tmp" "$src" || die "gcc failed for $src"
+            gcc -static -O2 -pthread -o "$out.tmp" "$src" || die "gcc failed for $src"
             mv "$out.tmp" "$out"
         fi
         PROBES+=("$name=$out")
