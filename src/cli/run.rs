@@ -206,6 +206,7 @@ fn build_config(a: &RunArgs) -> Result<Config> {
 }
 
 pub fn execute(args: RunArgs) -> Result<i32> {
+    sandbox::ensure_root()?;
     let config = build_config(&args)?;
     let manager = Manager::new(&ManagerOptions {
         root: args.cgroup_root.clone(),

@@ -234,6 +234,7 @@ pub enum SandboxError {
     },
 }
 
+pub use prepare::ensure_root;
 pub use supervisor::run;
 
 /// The cgroup layer's run cgroup, seen through the sandbox's seam.

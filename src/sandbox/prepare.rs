@@ -293,13 +293,19 @@ fn rlimit_list(config: &Config, hooks: &Hooks) -> Vec<(libc::__rlimit_resource_t
     v
 }
 
-/// Validates `config` and prepares a run. Nothing is created on the host except the
-/// copy-out temp files (removed by the supervisor) and missing empty mount point dirs.
-pub fn prepare(config: &Config, hooks: &Hooks) -> Result<Prepared, SandboxError> {
+/// judgebox creates namespaces, mounts and cgroups: it needs root. Checked first of all.
+pub fn ensure_root() -> Result<(), SandboxError> {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         return Err(SandboxError::NotRoot);
     }
+    Ok(())
+}
+
+/// Validates `config` and prepares a run. Nothing is created on the host except the
+/// copy-out temp files (removed by the supervisor) and missing empty mount point dirs.
+pub fn prepare(config: &Config, hooks: &Hooks) -> Result<Prepared, SandboxError> {
+    ensure_root()?;
     if config.argv.is_empty() || config.argv[0].is_empty() {
         return Err(SandboxError::EmptyCommand);
     }
