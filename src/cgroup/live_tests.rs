@@ -1,6 +1,8 @@
 //! Live tests against the host's real cgroupfs (need root and a usable cgroup mode; each
 //! test prints why it skips otherwise). Processes are started behind a stdin gate, moved
-//! into the run with `attach`, then released, as the sandbox does before exec.
+//! into the run with `attach`, then released, as the sandbox does before exec. Workloads
+//! re-execute this test binary (see `workload`), so only `sh`, `sleep` and `true` are
+//! needed: the same tests run in the busybox cgroup-v2 VM.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -15,8 +17,7 @@ fn skip(why: &str) {
 
 /// A manager on the real host, or `None` (with a printed reason) when tests cannot run.
 fn live_manager(opts: &ManagerOptions) -> Option<Manager> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
+    if !nix::unistd::geteuid().is_root() {
         skip("not root");
         return None;
     }
@@ -35,18 +36,20 @@ fn default_manager() -> Option<Manager> {
     live_manager(&ManagerOptions::default())
 }
 
-/// `sh` waits for stdin EOF, then execs `prog args`.
-fn spawn_gated(prog: &str, args: &[&str]) -> Child {
-    Command::new("sh")
-        .arg("-c")
+/// A command where `sh` waits for a line on stdin, then execs `prog` (add args to it).
+fn gated(prog: &str) -> Command {
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
         .arg("read _; exec \"$@\"")
         .arg("sh")
         .arg(prog)
-        .args(args)
         .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn sh")
+        .stdout(Stdio::piped());
+    cmd
+}
+
+fn spawn_gated(prog: &str, args: &[&str]) -> Child {
+    gated(prog).args(args).spawn().expect("spawn sh")
 }
 
 fn release(child: &mut Child) {
@@ -54,9 +57,92 @@ fn release(child: &mut Child) {
     let _ = stdin.write_all(b"\n");
 }
 
+const WORKLOAD_ENV: &str = "JUDGEBOX_CGROUP_WORKLOAD";
+
+/// Runs workload `what` (see `workload`) inside `run`; (wait status, rusage ns, stdout).
+fn run_workload(run: &RunCgroup, what: &str) -> (i32, u64, String) {
+    let exe = std::env::current_exe().unwrap();
+    let mut cmd = gated(exe.to_str().unwrap());
+    cmd.args([
+        "cgroup::live_tests::workload",
+        "--exact",
+        "--test-threads=1",
+    ])
+    .args(["--nocapture", "-q"])
+    .env(WORKLOAD_ENV, what);
+    run_cmd_in(run, cmd)
+}
+
+/// Not a check of its own: the body of the processes the live tests start. Without the
+/// environment variable it does nothing. Exits directly, printing one result line.
+#[test]
+fn workload() {
+    let Ok(what) = std::env::var(WORKLOAD_ENV) else {
+        return;
+    };
+    let (kind, arg) = what.split_once(':').unwrap_or((what.as_str(), "0"));
+    let arg: u64 = arg.parse().unwrap();
+    match kind {
+        // Touch `arg` MiB.
+        "alloc" => {
+            let v = vec![1u8; (arg as usize) << 20];
+            println!("allocated {}", std::hint::black_box(v).len());
+        }
+        // Fork until the kernel refuses; the children sleep. Prints how many were made.
+        "forkbomb" => println!("forked {}", fork_until_refused()),
+        // Burn `arg` ms of this process's CPU time.
+        "burn" => spin_until(libc::CLOCK_PROCESS_CPUTIME_ID, arg),
+        // Spin for `arg` ms of wall time.
+        "spin" => spin_until(libc::CLOCK_MONOTONIC, arg),
+        _ => {}
+    }
+    std::process::exit(0);
+}
+
+fn fork_until_refused() -> u64 {
+    let mut n = 0;
+    loop {
+        // SAFETY: the child only calls async-signal-safe functions (sleep, _exit).
+        match unsafe { libc::fork() } {
+            0 => {
+                // SAFETY: plain libc calls in the forked child; _exit skips atexit.
+                unsafe {
+                    libc::sleep(30);
+                    libc::_exit(0);
+                }
+            }
+            pid if pid > 0 => n += 1,
+            _ => return n,
+        }
+    }
+}
+
+fn clock_ms(clock: libc::clockid_t) -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: ts is valid for writes; clock_gettime is async-signal-safe.
+    unsafe { libc::clock_gettime(clock, &mut ts) };
+    ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
+}
+
+fn spin_until(clock: libc::clockid_t, ms: u64) {
+    let start = clock_ms(clock);
+    while ms == 0 || clock_ms(clock) - start < ms {
+        std::hint::spin_loop();
+    }
+}
+
 /// Runs `prog args` inside `run` and waits; returns (wait status, rusage cpu ns, stdout).
 fn run_in(run: &RunCgroup, prog: &str, args: &[&str]) -> (i32, u64, String) {
-    let mut child = spawn_gated(prog, args);
+    let mut cmd = gated(prog);
+    cmd.args(args);
+    run_cmd_in(run, cmd)
+}
+
+fn run_cmd_in(run: &RunCgroup, mut cmd: Command) -> (i32, u64, String) {
+    let mut child = cmd.spawn().expect("spawn sh");
     run.attach(child.id() as i32).unwrap();
     release(&mut child);
     let mut stdout = child.stdout.take().unwrap();
@@ -97,7 +183,7 @@ fn live_oom_kill_is_reported() {
         ..Default::default()
     };
     let run = m.create_run(&limits).unwrap();
-    let (status, _, _) = run_in(&run, "python3", &["-c", "b=bytearray(200<<20)"]);
+    let (status, _, _) = run_workload(&run, "alloc:200");
     assert!(killed_by(status, libc::SIGKILL), "status {status:#x}");
     let stats = run.stats();
     eprintln!("oom stats: {stats:?}");
@@ -110,13 +196,13 @@ fn live_oom_kill_is_reported() {
     run.remove().unwrap();
 }
 
-fn peak_of(m: &Manager, code: &str) -> u64 {
+fn peak_of(m: &Manager, what: &str) -> u64 {
     let limits = Limits {
         memory: Some(256 << 20),
         ..Default::default()
     };
     let run = m.create_run(&limits).unwrap();
-    let (status, _, _) = run_in(&run, "python3", &["-c", code]);
+    let (status, _, _) = run_workload(&run, what);
     assert_eq!(status, 0);
     let stats = run.stats();
     assert!(!stats.oom_killed);
@@ -127,8 +213,8 @@ fn peak_of(m: &Manager, code: &str) -> u64 {
 #[test]
 fn live_memory_peak_is_accurate() {
     let Some(m) = default_manager() else { return };
-    let base = peak_of(&m, "pass");
-    let big = peak_of(&m, "b=bytearray(100<<20)");
+    let base = peak_of(&m, "alloc:0");
+    let big = peak_of(&m, "alloc:100");
     let delta = big.saturating_sub(base) as f64;
     let want = (100u64 << 20) as f64;
     eprintln!(
@@ -151,10 +237,14 @@ fn live_pids_limit_stops_fork_bomb() {
         ..Default::default()
     };
     let run = m.create_run(&limits).unwrap();
-    let code = "import os,time\nn=0\ntry:\n  while True:\n    if os.fork()==0:\n      time.sleep(30); os._exit(0)\n    n+=1\nexcept OSError: pass\nprint(n, flush=True)\nos._exit(0)";
-    let (status, _, out) = run_in(&run, "python3", &["-c", code]);
+    let (status, _, out) = run_workload(&run, "forkbomb");
     assert_eq!(status, 0);
-    let forked: u64 = out.trim().parse().unwrap();
+    let forked: u64 = out
+        .lines()
+        .find_map(|l| l.strip_prefix("forked "))
+        .unwrap_or_else(|| panic!("no result in {out:?}"))
+        .parse()
+        .unwrap();
     let stats = run.stats();
     eprintln!("fork bomb: forked {forked}, stats {stats:?}");
     assert!(forked < 32, "forked {forked}");
@@ -172,8 +262,7 @@ fn live_pids_limit_stops_fork_bomb() {
 fn live_cpu_usage_matches_rusage() {
     let Some(m) = default_manager() else { return };
     let run = m.create_run(&Limits::default()).unwrap();
-    let code = "import time\nt=time.process_time()\nwhile time.process_time()-t<1.0: pass";
-    let (status, rusage_ns, _) = run_in(&run, "python3", &["-c", code]);
+    let (status, rusage_ns, _) = run_workload(&run, "burn:1000");
     assert_eq!(status, 0);
     let cg = run.cpu_usage_ns().unwrap();
     let ratio = cg as f64 / rusage_ns as f64;
@@ -192,9 +281,8 @@ fn live_cpus_limit_throttles() {
     };
     assert_ne!(m.enforcement(&limits).cpus, Mechanism::None);
     let run = m.create_run(&limits).unwrap();
-    let code = "import time\nt=time.time()\nwhile time.time()-t<1.0: pass";
     let start = Instant::now();
-    let (status, _, _) = run_in(&run, "python3", &["-c", code]);
+    let (status, _, _) = run_workload(&run, "spin:1000");
     let wall = start.elapsed().as_secs_f64();
     assert_eq!(status, 0);
     let cpu = run.cpu_usage_ns().unwrap() as f64 / 1e9;
@@ -438,8 +526,7 @@ fn clone_into(fd: RawFd, busy_ms: u64) -> i32 {
 
 #[test]
 fn live_v2_clone_into_cgroup_kill_and_remove() {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
+    if !nix::unistd::geteuid().is_root() {
         return skip("not root");
     }
     let view = HostView::read().unwrap();
@@ -504,8 +591,7 @@ fn live_v2_clone_into_cgroup_kill_and_remove() {
 
 #[test]
 fn live_v2_leaf_move_writes_one_pid_per_write() {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
+    if !nix::unistd::geteuid().is_root() {
         return skip("not root");
     }
     let view = HostView::read().unwrap();
@@ -536,4 +622,60 @@ fn live_v2_leaf_move_writes_one_pid_per_write() {
     }
     v2::remove_dir(&leaf, Duration::from_secs(1)).unwrap();
     std::fs::remove_dir(&dir).unwrap();
+}
+
+#[test]
+fn live_v2_root_with_processes_moves_them_to_a_leaf() {
+    if !nix::unistd::geteuid().is_root() {
+        return skip("not root");
+    }
+    let view = HostView::read().unwrap();
+    let Some(v2) = view.layout.v2.as_ref().filter(|v| !v.mount.read_only) else {
+        return skip("no writable cgroup2 mount");
+    };
+    // Like a delegated unit: a cgroup holding a foreign process, controllers not enabled.
+    let root = v2
+        .mount
+        .mount_point
+        .join(format!("judgebox-delegtest-{}", std::process::id()));
+    fs::mkdir(&root).unwrap();
+    let mut foreign = spawn_gated("sleep", &["30"]);
+    let pid = foreign.id() as i32;
+    fs::write_file(&root.join("cgroup.procs"), &pid.to_string()).unwrap();
+    let m = live_manager(&ManagerOptions {
+        root: Some(root.clone()),
+        disabled: false,
+    })
+    .unwrap();
+    let Backend::V2(parent) = &m.backend else {
+        panic!("expected the v2 backend")
+    };
+    let offered = view
+        .v2_controllers
+        .split_whitespace()
+        .any(|c| c == "memory");
+    eprintln!("delegated-like root: enabled {:?}", parent.enabled);
+    if offered {
+        // Enabling needed the leaf move: the foreign process now lives in the leaf.
+        assert!(parent.enabled.memory);
+        assert_eq!(procs(&root.join(v2::LEAF)), vec![pid]);
+        let limits = Limits {
+            memory: Some(64 << 20),
+            ..Default::default()
+        };
+        let run = m.create_run(&limits).unwrap();
+        let (status, _, _) = run_workload(&run, "alloc:200");
+        assert!(killed_by(status, libc::SIGKILL), "status {status:#x}");
+        assert!(run.stats().oom_killed);
+        run.remove().unwrap();
+    } else {
+        skip("cgroup2 offers no memory controller here; leaf move not needed");
+    }
+    // The foreign process is still alive and untouched.
+    assert!(fs::read_file(Path::new(&format!("/proc/{pid}/stat"))).is_ok());
+    fs::sigkill(pid);
+    release(&mut foreign);
+    wait4(pid);
+    let _ = v2::remove_dir(&root.join(v2::LEAF), Duration::from_secs(1));
+    std::fs::remove_dir(&root).unwrap();
 }

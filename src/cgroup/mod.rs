@@ -278,8 +278,7 @@ impl HostView {
             .as_ref()
             .and_then(|v| fs::read_file(&v.mount.mount_point.join("cgroup.controllers")).ok())
             .unwrap_or_default();
-        // SAFETY: geteuid has no preconditions and cannot fail.
-        let euid = unsafe { libc::geteuid() };
+        let euid = nix::unistd::geteuid().as_raw();
         let facts = v2::HostFacts {
             euid,
             systemd_booted: Path::new("/run/systemd/system").is_dir(),

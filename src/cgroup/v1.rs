@@ -267,6 +267,7 @@ impl Run {
             freeze_kill_thaw(freezer);
         }
         let deadline = Instant::now() + wait;
+        let mut pause = Duration::from_micros(50);
         loop {
             let pids: Vec<i32> = self.dirs.iter().flat_map(|(d, _)| pids_in(d)).collect();
             if pids.is_empty() {
@@ -276,7 +277,8 @@ impl Run {
                 return false;
             }
             pids.into_iter().for_each(fs::sigkill);
-            std::thread::sleep(Duration::from_millis(1));
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(5));
         }
     }
 

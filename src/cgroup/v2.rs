@@ -557,9 +557,11 @@ fn populated(events: &File) -> bool {
         .is_some_and(|v| v != 0)
 }
 
-/// Waits for `populated 0` using poll(2) on `cgroup.events` (kernfs notifies changes).
+/// Waits for `populated 0`: ppoll(2) on `cgroup.events` wakes on a change, but the kernel
+/// rate-limits those notifications to one per 10 ms, so the timeout grows from 50 µs.
 fn wait_empty(events: &File, timeout: Duration) -> bool {
     let deadline = Instant::now() + timeout;
+    let mut pause = Duration::from_micros(50);
     loop {
         if !populated(events) {
             return true;
@@ -568,16 +570,26 @@ fn wait_empty(events: &File, timeout: Duration) -> bool {
         if left.is_zero() {
             return false;
         }
-        let mut pfd = libc::pollfd {
-            fd: events.as_raw_fd(),
-            events: libc::POLLPRI,
-            revents: 0,
-        };
-        let ms = left.as_millis().clamp(1, 10) as libc::c_int;
-        // SAFETY: `pfd` is a valid pollfd for the duration of the call and nfds is 1.
-        unsafe {
-            libc::poll(&mut pfd, 1, ms);
-        }
+        wait_event(events, pause.min(left));
+        pause = (pause * 2).min(Duration::from_millis(10));
+    }
+}
+
+/// Sleeps until `file` (a kernfs notify file) changes or `timeout` passes.
+fn wait_event(file: &File, timeout: Duration) {
+    let mut pfd = libc::pollfd {
+        fd: file.as_raw_fd(),
+        events: libc::POLLPRI,
+        revents: 0,
+    };
+    let ts = libc::timespec {
+        tv_sec: timeout.as_secs() as libc::time_t,
+        tv_nsec: timeout.subsec_nanos() as libc::c_long,
+    };
+    // SAFETY: `pfd` and `ts` are valid for the duration of the call, nfds is 1 and a
+    // null sigmask keeps the current one.
+    unsafe {
+        libc::ppoll(&mut pfd, 1, &ts, std::ptr::null());
     }
 }
 
