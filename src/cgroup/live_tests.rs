@@ -464,17 +464,35 @@ fn live_setup_teardown_cost() {
     times.sort();
     let median = times[times.len() / 2];
     let p90 = times[times.len() * 9 / 10];
+    let floor = mkdir_rmdir_floor(&m.parents());
     let start = Instant::now();
     let _ = Manager::new(&ManagerOptions::default());
     let new_cost = start.elapsed();
     eprintln!(
-        "setup+teardown ({} mode, {} dirs): median {median:?}, p90 {p90:?}, min {:?}; Manager::new {new_cost:?}",
+        "setup+teardown ({} mode, {} dirs): median {median:?}, p90 {p90:?}, min {:?}; bare mkdir+rmdir in the same parents {floor:?}; Manager::new {new_cost:?}",
         m.mode(),
         m.parents().len(),
         times[0]
     );
     // Generous bound for a noisy shared debug build; the printed median is the number.
     assert!(median < Duration::from_millis(5), "median {median:?}");
+}
+
+/// Median cost of a bare mkdir+rmdir in every parent: the kernel's floor for a run.
+fn mkdir_rmdir_floor(parents: &[PathBuf]) -> Duration {
+    let mut times: Vec<Duration> = (0..100)
+        .map(|i| {
+            let start = Instant::now();
+            for p in parents {
+                let d = p.join(format!("floor-{}-{i}", std::process::id()));
+                std::fs::create_dir(&d).unwrap();
+                std::fs::remove_dir(&d).unwrap();
+            }
+            start.elapsed()
+        })
+        .collect();
+    times.sort();
+    times[times.len() / 2]
 }
 
 #[test]
@@ -568,18 +586,38 @@ fn live_v2_clone_into_cgroup_kill_and_remove() {
     let (status, _) = wait4(spinner);
     assert!(killed_by(status, libc::SIGKILL), "status {status:#x}");
 
+    // The fallback for kernels without cgroup.kill: freeze, SIGKILL each pid, thaw.
+    let spinner = clone_into(fd, 0);
+    let events = std::fs::File::open(run.dirs()[0].join("cgroup.events")).unwrap();
+    v2::freeze_and_kill(&run.dirs()[0], &events, Duration::from_secs(2));
+    let (status, _) = wait4(spinner);
+    assert!(killed_by(status, libc::SIGKILL), "status {status:#x}");
+    assert_eq!(
+        fs::read_file(&run.dirs()[0].join("cgroup.freeze"))
+            .unwrap()
+            .trim(),
+        "0"
+    );
+
+    let limits = Limits {
+        memory: Some(256 << 20),
+        pids: Some(64),
+        cpus: Some(1.0),
+    };
     let mut times = Vec::new();
     for _ in 0..200 {
         let start = Instant::now();
-        let r = m.create_run(&Limits::default()).unwrap();
+        let r = m.create_run(&limits).unwrap();
         r.kill();
         r.remove().unwrap();
         times.push(start.elapsed());
     }
     times.sort();
     eprintln!(
-        "v2 setup+teardown (controller-less cgroup2 mount): median {:?}",
-        times[times.len() / 2]
+        "v2 setup+teardown (explicit root, {:?}): median {:?}; bare mkdir+rmdir {:?}",
+        m.enforcement(&limits),
+        times[times.len() / 2],
+        mkdir_rmdir_floor(&m.parents())
     );
 
     let dir = run.dirs().remove(0);

@@ -759,6 +759,13 @@ mod tests {
     }
 
     #[test]
+    fn handles_are_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<Manager>();
+        check::<RunCgroup>();
+    }
+
+    #[test]
     fn cpu_quota() {
         assert_eq!(cpu_quota_us(0.2).unwrap(), 20_000);
         assert_eq!(cpu_quota_us(2.0).unwrap(), 200_000);

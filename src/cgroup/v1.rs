@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::detect::{Layout, WANTED_V1};
 use super::fs;
-use super::{cpu_quota_us, CgroupError, Limits, Stats, CPU_PERIOD_US};
+use super::{cpu_quota_us, CgroupError, Limits, Stats};
 
 /// Directory created below the process's own cgroup in every hierarchy.
 pub const PARENT_NAME: &str = "judgebox";
@@ -343,9 +343,8 @@ pub fn configure(dir: &Path, roles: Roles, limits: &Limits, swap: bool) -> Resul
         write("pids.max", &n.to_string())?;
     }
     if let (Some(cpus), true) = (limits.cpus, roles.cpu) {
-        let quota = cpu_quota_us(cpus)?;
-        write("cpu.cfs_period_us", &CPU_PERIOD_US.to_string())?;
-        write("cpu.cfs_quota_us", &quota.to_string())?;
+        // A new cgroup's cfs period is the kernel default, CPU_PERIOD_US (100 ms).
+        write("cpu.cfs_quota_us", &cpu_quota_us(cpus)?.to_string())?;
     }
     Ok(())
 }
@@ -491,7 +490,7 @@ mod tests {
         assert_eq!(read("memory.limit_in_bytes"), "67108864");
         assert_eq!(read("memory.memsw.limit_in_bytes"), "67108864");
         assert_eq!(read("pids.max"), "32");
-        assert_eq!(read("cpu.cfs_period_us"), "100000");
+        assert_eq!(read("cpu.cfs_period_us"), "");
         assert_eq!(read("cpu.cfs_quota_us"), "20000");
         std::fs::remove_file(d.join("memory.memsw.limit_in_bytes")).unwrap();
         configure(d, all, &limits, true).unwrap();

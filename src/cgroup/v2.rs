@@ -519,7 +519,7 @@ pub fn kill_dir(dir: &Path, wait: Duration) -> bool {
 }
 
 /// Fallback for kernels without `cgroup.kill` (< 5.14): freeze, SIGKILL each pid, thaw.
-fn freeze_and_kill(dir: &Path, events: &File, wait: Duration) {
+pub(crate) fn freeze_and_kill(dir: &Path, events: &File, wait: Duration) {
     let deadline = Instant::now() + wait;
     while populated(events) && Instant::now() < deadline {
         let _ = fs::write_file(&dir.join("cgroup.freeze"), "1");
