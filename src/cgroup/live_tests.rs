@@ -474,8 +474,12 @@ fn live_setup_teardown_cost() {
         m.parents().len(),
         times[0]
     );
-    // Generous bound for a noisy shared debug build; the printed median is the number.
-    assert!(median < Duration::from_millis(5), "median {median:?}");
+    // Generous bound for a noisy shared debug build (and for the TCG VM, where every
+    // syscall is ~40x slower): relative to the kernel's own mkdir+rmdir floor.
+    assert!(
+        median < floor * 5 + Duration::from_millis(2),
+        "median {median:?}"
+    );
 }
 
 /// Median cost of a bare mkdir+rmdir in every parent: the kernel's floor for a run.
