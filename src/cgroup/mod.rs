@@ -17,6 +17,11 @@
 //!   run is live (on v2 kernels without `memory.peak` it also samples `memory.current`).
 //! - `RunCgroup::stats()`, `RunCgroup::kill()`, `RunCgroup::remove()`; Drop kills and
 //!   removes (best effort).
+//! - Extras: `Manager::parents()`, `Manager::reaped()`, `RunCgroup::name()`,
+//!   `RunCgroup::dirs()`, and [`CLONE_INTO_CGROUP`] for `clone_args.flags`.
+//!
+//! Files: `detect` (mountinfo and /proc/self/cgroup parsing, mode), `v2` and `v1`
+//! (backends), `owner` (run names and liveness), `fs` (cgroupfs file helpers), `doctor`.
 
 mod detect;
 mod doctor;
@@ -676,7 +681,9 @@ impl RunCgroup {
     }
 
     /// v2: an `O_DIRECTORY | O_CLOEXEC` fd of the run cgroup for clone3
-    /// `CLONE_INTO_CGROUP` (valid while `self` lives). v1: `None`, use `attach`.
+    /// `CLONE_INTO_CGROUP` (valid while `self` lives). It also carries the run's flock
+    /// (the reaper's liveness check), so the child should not keep it past exec.
+    /// v1: `None`, use `attach`.
     pub fn clone_into_fd(&self) -> Option<RawFd> {
         match &self.inner {
             RunInner::V2(r) => Some(r.clone_into_fd()),
