@@ -94,9 +94,23 @@ fn workload() {
         "burn" => spin_until(libc::CLOCK_PROCESS_CPUTIME_ID, arg),
         // Spin for `arg` ms of wall time.
         "spin" => spin_until(libc::CLOCK_MONOTONIC, arg),
+        // A judgebox that gets SIGKILLed mid-run: run cgroup with a sleeping task.
+        "crash" => hold_a_run(),
         _ => {}
     }
     std::process::exit(0);
+}
+
+/// Creates a run with a `sleep` in it, prints "run <name> <sleep pid>" and waits to be
+/// killed.
+fn hold_a_run() {
+    let m = Manager::new(&ManagerOptions::default());
+    let run = m.create_run(&Limits::default()).unwrap();
+    let mut sleeper = spawn_gated("sleep", &["30"]);
+    run.attach(sleeper.id() as i32).unwrap();
+    release(&mut sleeper);
+    println!("run {} {}", run.name(), sleeper.id());
+    std::thread::sleep(Duration::from_secs(30));
 }
 
 fn fork_until_refused() -> u64 {
@@ -391,6 +405,50 @@ fn live_stale_runs_are_reaped_and_live_ones_kept() {
     for d in live.iter().chain(&foreign) {
         std::fs::remove_dir(d).unwrap();
     }
+}
+
+#[test]
+fn live_sigkilled_judgebox_run_is_reaped_by_next_start() {
+    let Some(m) = default_manager() else { return };
+    let exe = std::env::current_exe().unwrap();
+    let mut owner = Command::new(exe)
+        .args([
+            "cgroup::live_tests::workload",
+            "--exact",
+            "--nocapture",
+            "-q",
+        ])
+        .env(WORKLOAD_ENV, "crash")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    let mut out = std::io::BufReader::new(owner.stdout.take().unwrap());
+    while !line.starts_with("run ") {
+        line.clear();
+        assert!(std::io::BufRead::read_line(&mut out, &mut line).unwrap() > 0);
+    }
+    let mut parts = line.split_whitespace().skip(1);
+    let name = parts.next().unwrap().to_string();
+    let sleeper: i32 = parts.next().unwrap().parse().unwrap();
+    let dirs: Vec<PathBuf> = m.parents().iter().map(|p| p.join(&name)).collect();
+    assert!(dirs.iter().all(|d| d.exists()));
+
+    owner.kill().unwrap(); // SIGKILL: no Drop, no cleanup
+    owner.wait().unwrap();
+    let next = Manager::new(&ManagerOptions::default());
+    assert!(next.reaped() >= 1 || dirs.iter().all(|d| !d.exists()));
+    assert!(dirs.iter().all(|d| !d.exists()), "{name} left behind");
+    // The orphaned sleep (reparented, reaped by init) was killed with the run.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let alive = || {
+        fs::read_file(Path::new(&format!("/proc/{sleeper}/stat")))
+            .is_ok_and(|s| !s.contains(") Z "))
+    };
+    while alive() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(!alive(), "sleep {sleeper} survived");
 }
 
 #[test]
