@@ -125,8 +125,17 @@ pub(crate) fn get_xattr(path: &Path, name: &str) -> Option<Vec<u8>> {
 /// Sends SIGKILL to one pid; a pid that is already gone is not an error.
 pub(crate) fn sigkill(pid: i32) {
     if pid > 0 {
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
+        // SAFETY: kill(2) takes plain integers and has no memory effects in this process.
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+        }
     }
+}
+
+/// The effective uid of this process.
+pub(crate) fn euid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
 }
 
 /// True when an error is "device or resource busy".

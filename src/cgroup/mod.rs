@@ -283,7 +283,7 @@ impl HostView {
             .as_ref()
             .and_then(|v| fs::read_file(&v.mount.mount_point.join("cgroup.controllers")).ok())
             .unwrap_or_default();
-        let euid = nix::unistd::geteuid().as_raw();
+        let euid = fs::euid();
         let facts = v2::HostFacts {
             euid,
             systemd_booted: Path::new("/run/systemd/system").is_dir(),
