@@ -6,7 +6,6 @@
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {
     None = 0,
-    WaitForSupervisor,
     UnshareCgroup,
     MakeMountsPrivate,
     BindRootfs,
@@ -49,49 +48,13 @@ pub enum Step {
 
 impl Step {
     pub fn from_u32(v: u32) -> Step {
-        use Step::*;
-        const ALL: [Step; 39] = [
-            None,
-            WaitForSupervisor,
-            UnshareCgroup,
-            MakeMountsPrivate,
-            BindRootfs,
-            RemountRootfsReadonly,
-            MountProc,
-            MaskProcPath,
-            ReadonlyProcPath,
-            MountDev,
-            MakeDevNode,
-            MakeDevSymlink,
-            MountDevShm,
-            MountTmp,
-            MountBox,
-            BindBoxDir,
-            RemountBoxDir,
-            CopyIn,
-            SetHostname,
-            LoopbackUp,
-            ChdirNewRoot,
-            PivotRoot,
-            DetachOldRoot,
-            ChdirSlash,
-            ForkProgram,
-            ExecErrorPipe,
-            Setsid,
-            SetStdio,
-            SetRlimit,
-            DropBoundingCaps,
-            ClearAmbientCaps,
-            SetGroups,
-            SetGid,
-            SetUid,
-            ClearCaps,
-            NoNewPrivs,
-            Chdir,
-            Seccomp,
-            Execve,
-        ];
-        ALL.get(v as usize).copied().unwrap_or(None)
+        if v <= Step::Execve as u32 {
+            // SAFETY: Step is repr(u32) with contiguous discriminants 0..=Execve (no explicit
+            // values after `None = 0`), so every v in that range names a variant.
+            unsafe { std::mem::transmute::<u32, Step>(v) }
+        } else {
+            Step::None
+        }
     }
 
     /// Lowercase description used in error messages.
@@ -99,7 +62,6 @@ impl Step {
         use Step::*;
         match self {
             None => "unknown step",
-            WaitForSupervisor => "waiting for the supervisor",
             UnshareCgroup => "unshare cgroup namespace",
             MakeMountsPrivate => "make mounts private",
             BindRootfs => "bind-mount rootfs",
@@ -190,5 +152,18 @@ impl Report {
             index,
             ..Report::default()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn steps_round_trip_through_u32() {
+        assert_eq!(Step::from_u32(Step::Execve as u32), Step::Execve);
+        assert_eq!(Step::from_u32(Step::PivotRoot as u32), Step::PivotRoot);
+        assert_eq!(Step::from_u32(Step::Execve as u32 + 1), Step::None);
+        assert_eq!(Step::from_u32(u32::MAX), Step::None);
     }
 }
