@@ -22,6 +22,7 @@ mod error;
 mod profile;
 mod resolve;
 mod sim;
+pub mod violation;
 
 use std::collections::HashMap;
 use std::fmt;
