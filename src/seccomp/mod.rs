@@ -24,6 +24,9 @@ mod resolve;
 mod sim;
 pub mod violation;
 
+#[cfg(test)]
+mod tests;
+
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
