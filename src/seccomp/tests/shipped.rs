@@ -306,7 +306,9 @@ fn a_program_cannot_install_a_more_permissive_filter() {
         // SAFETY: installing a one-instruction filter from a local; no_new_privs is set.
         let installed =
             unsafe { libc::syscall(libc::SYS_seccomp, 1, 0, &prog as *const libc::sock_fprog) };
-        assert_eq!(installed, 0);
+        if installed != 0 {
+            return -2; // no panics in the forked child: report and let the parent fail
+        }
         child::sys(libc::SYS_mount, [0; 6])
     };
     assert_eq!(child::probe(Some(&default()), loosen_then_mount), EPERM);
