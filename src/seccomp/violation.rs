@@ -55,6 +55,9 @@ const AUDIT_NLGRP_READLOG: u32 = 1;
 /// Receive buffer asked for the netlink socket, so a busy host does not overrun it
 /// while a run lasts.
 const AUDIT_RCVBUF: usize = 4 << 20;
+/// At most this many messages are read per source and scan, so a flood of unrelated
+/// audit traffic cannot keep `find` from returning.
+const MAX_READS: usize = 4096;
 /// Size of `struct nlmsghdr`.
 const NLMSG_HDRLEN: usize = 16;
 const SIGSYS: i32 = 31;
@@ -178,7 +181,7 @@ fn open_kmsg() -> Option<File> {
 fn scan_audit(fd: &OwnedFd, pid: i32) -> Option<Record> {
     let mut buf = vec![0u8; 16 << 10];
     let raw = std::os::fd::AsRawFd::as_raw_fd(fd);
-    loop {
+    for _ in 0..MAX_READS {
         match socket::recv(raw, &mut buf, MsgFlags::MSG_DONTWAIT) {
             Ok(n) => {
                 if let Some(r) = netlink_records(&buf[..n]).find(|r| r.pid == pid) {
@@ -190,6 +193,7 @@ fn scan_audit(fd: &OwnedFd, pid: i32) -> Option<Record> {
             Err(_) => return None,
         }
     }
+    None
 }
 
 /// The seccomp kill records in one netlink datagram.
@@ -219,7 +223,7 @@ fn netlink_records(mut buf: &[u8]) -> impl Iterator<Item = Record> + '_ {
 /// Drains /dev/kmsg (one record per read); the first kill record for `pid`.
 fn scan_kmsg(f: &mut File, pid: i32) -> Option<Record> {
     let mut buf = vec![0u8; 8 << 10];
-    loop {
+    for _ in 0..MAX_READS {
         match f.read(&mut buf) {
             Ok(0) => return None,
             Ok(n) => {
@@ -238,6 +242,7 @@ fn scan_kmsg(f: &mut File, pid: i32) -> Option<Record> {
             Err(_) => return None,
         }
     }
+    None
 }
 
 /// Parses the key=value fields of a seccomp audit record; `None` unless it reports a
