@@ -255,29 +255,53 @@ impl Cx<'_> {
             &format!("{at}.action"),
             &format!("{at}.errnoRet"),
         )?;
+        let args = self.args(raw, &at)?;
+        let skip = if !self.applies(raw, &at)? {
+            Some("does not apply here (includes/excludes)")
+        } else if action == default {
+            Some("has the default action; ignored")
+        } else {
+            None
+        };
+        match skip {
+            Some(why) => notes.push(format!("{at} ({}) {why}", names.join(", "))),
+            None => self.expand(&names, action, &args, out, notes),
+        }
+        Ok(())
+    }
+
+    /// The rule's comparisons, checked.
+    fn args<'r>(
+        &self,
+        raw: &'r RawSyscall,
+        at: &str,
+    ) -> Result<Vec<(Op, &'r RawArg)>, SeccompError> {
         let mut args = Vec::new();
         for (j, a) in raw.args.iter().flatten().enumerate() {
             args.push((self.check_arg(a, &format!("{at}.args[{j}]"))?, a));
         }
+        Ok(args)
+    }
+
+    /// Whether the rule's includes hold and its excludes do not.
+    fn applies(&self, raw: &RawSyscall, at: &str) -> Result<bool, SeccompError> {
         let included =
             self.condition_holds(raw.includes.as_ref(), &format!("{at}.includes"), true)?;
         let excluded =
             self.condition_holds(raw.excludes.as_ref(), &format!("{at}.excludes"), false)?;
-        if !included || excluded {
-            notes.push(format!(
-                "{at} ({}) does not apply here (includes/excludes)",
-                names.join(", ")
-            ));
-            return Ok(());
-        }
-        if action == default {
-            notes.push(format!(
-                "{at} ({}) has the default action; ignored",
-                names.join(", ")
-            ));
-            return Ok(());
-        }
-        for name in names {
+        Ok(included && !excluded)
+    }
+
+    /// One rule per name that exists on this architecture.
+    fn expand(
+        &self,
+        names: &[&str],
+        action: Action,
+        args: &[(Op, &RawArg)],
+        out: &mut Vec<Rule>,
+        notes: &mut Vec<String>,
+    ) {
+        for &name in names {
             let Some(nr) = self.env.arch.syscall_nr(name) else {
                 notes.push(format!(
                     "syscall {name} does not exist on {}; skipped",
@@ -288,7 +312,6 @@ impl Cx<'_> {
             let conds = args.iter().map(|&(op, a)| cond(name, op, a)).collect();
             out.push(Rule { nr, action, conds });
         }
-        Ok(())
     }
 
     /// The rule's syscall names, each known on some architecture.
@@ -340,7 +363,8 @@ impl Cx<'_> {
     }
 
     /// Whether an `includes` (all parts must hold) or `excludes` (any part suffices)
-    /// condition holds here; validates it either way. An absent condition gives `absent`.
+    /// condition holds here; validates it either way. No condition: includes hold,
+    /// excludes do not.
     fn condition_holds(
         &self,
         c: Option<&RawCondition>,
