@@ -4,6 +4,7 @@
 //! `src/main.rs` and `src/cli/` are a thin command-line edge over it.
 
 pub mod cgroup;
+pub mod image;
 pub mod sandbox;
 pub mod seccomp;
 pub mod units;
