@@ -232,10 +232,10 @@ impl<W: Write> HashingWriter<W> {
 impl<W: Write> Write for HashingWriter<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         if self.hasher.len() + buf.len() as u64 > self.limit {
-            return Err(io::Error::other(format!(
-                "more data than the expected {} bytes",
-                self.limit
-            )));
+            return Err(io::Error::new(
+                io::ErrorKind::FileTooLarge,
+                format!("more data than the expected {} bytes", self.limit),
+            ));
         }
         let n = self.inner.write(buf)?;
         self.hasher.update(&buf[..n]);

@@ -5,5 +5,6 @@
 //! `digest` and `spec` are the shared vocabulary (validated digests, descriptors,
 //! manifests, configs, platforms); the other modules each do one step.
 
+pub mod blobs;
 pub mod digest;
 pub mod spec;
