@@ -7,4 +7,5 @@
 
 pub mod blobs;
 pub mod digest;
+pub mod reference;
 pub mod spec;
