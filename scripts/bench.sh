@@ -77,3 +77,18 @@ else
   echo
   echo "(python3 -c pass skipped: pass --python-rootfs DIR with a rootfs that has /usr/bin/python3)"
 fi
+
+# seccomp: the cost of the filter per run (the BPF is compiled once per process and
+# cached; installing it is one seccomp(2) call), then compile and install times measured
+# in-process against the stacked seccompiler filters a naive design would install.
+echo
+echo "seccomp per run (judgebox run /bin/true, median of $RUNS runs, ms)"
+sc_none=$(bench sc-none "$JB" run --seccomp none --rootfs "$ROOTFS" -- /bin/true 2>/dev/null)
+sc_def=$(bench sc-default "$JB" run --seccomp default --rootfs "$ROOTFS" -- /bin/true)
+sc_strict=$(bench sc-strict "$JB" run --seccomp strict --rootfs "$ROOTFS" -- /bin/true)
+printf '  %-28s %8.2f\n' "--seccomp none" "$sc_none" "--seccomp default" "$sc_def" "--seccomp strict" "$sc_strict"
+awk -v n="$sc_none" -v d="$sc_def" -v s="$sc_strict" 'BEGIN {
+  printf "  default - none = %+.3f ms, strict - none = %+.3f ms (whole runs; noise included)\n", d-n, s-n }'
+echo "seccomp compile (once per process) and install (per run), in-process:"
+cargo test --release --quiet --lib seccomp::tests::perf -- --nocapture 2>&1 \
+  | grep -E "^(profile|default|strict|docker)" | sed 's/^/  /'

@@ -149,14 +149,18 @@ fn host_files_are_unreachable() {
 
 #[test]
 fn cpu_time_limit_kills_a_spinning_program_promptly() {
+    rootfs(); // built on first use (compiles the probes): not part of the timing
     let t = Instant::now();
     let (v, out) = run_json(&["--time", "1"], &["/probes/burn", "0"]);
     assert_eq!(v["status"], "time_limit", "{v}");
     let cpu = v["cpu_time"].as_f64().unwrap();
     assert!((1.0..1.25).contains(&cpu), "cpu_time {cpu}");
+    // Wall time depends on how busy the machine is; what the sandbox controls is how soon
+    // judgebox returns once the program is stopped.
+    let wall = v["wall_time"].as_f64().unwrap();
     assert!(
-        t.elapsed() < Duration::from_secs(3),
-        "took {:?}",
+        t.elapsed().as_secs_f64() < wall + 1.0,
+        "took {:?} for a run of {wall} s",
         t.elapsed()
     );
     assert_eq!(out.status.code(), Some(1));
@@ -177,6 +181,7 @@ fn cpu_time_limit_counts_child_processes() {
 
 #[test]
 fn wall_time_limit_returns_quickly() {
+    rootfs(); // built on first use: not part of the timing
     let t = Instant::now();
     let (v, _) = run_json(&["--wall-time", "1"], &["/bin/sleep", "100"]);
     assert_eq!(v["status"], "wall_time_limit", "{v}");

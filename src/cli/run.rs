@@ -4,7 +4,8 @@ use super::parse;
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use judgebox::cgroup::{self, Manager, ManagerOptions, Mechanism};
-use judgebox::sandbox::{self, Config, CopyIn, CopyOut, Hooks, Limits};
+use judgebox::sandbox::{self, Config, CopyIn, CopyOut, Hooks, Limits, SeccompGate};
+use judgebox::seccomp;
 use std::path::PathBuf;
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -102,6 +103,13 @@ pub struct RunArgs {
     /// where no cgroup is writable. Every result says so in "enforcement".
     #[arg(long)]
     no_cgroup: bool,
+
+    /// Seccomp profile, installed as the last step before execve: `default` (an allow-list;
+    /// anything else fails with EPERM), `strict` (the same list; anything else kills the
+    /// program: status security_violation naming the call), `none` (no filter: debugging
+    /// only), or the path of a profile in the OCI/Docker JSON format.
+    #[arg(long, value_name = "NAME|PATH", default_value = "default", env = "JUDGEBOX_SECCOMP")]
+    seccomp: String,
 
     /// RLIMIT_NOFILE: open files per process.
     #[arg(long, value_name = "N", default_value_t = 64)]
@@ -208,6 +216,9 @@ fn build_config(a: &RunArgs) -> Result<Config> {
 pub fn execute(args: RunArgs) -> Result<i32> {
     sandbox::ensure_root()?;
     let config = build_config(&args)?;
+    let gate = seccomp::Filter::load(&args.seccomp)
+        .with_context(|| format!("--seccomp {}", args.seccomp))?
+        .map(SeccompGate::new);
     let manager = Manager::new(&ManagerOptions {
         root: args.cgroup_root.clone(),
         disabled: args.no_cgroup,
@@ -238,7 +249,7 @@ pub fn execute(args: RunArgs) -> Result<i32> {
         rlimit_memory: enforcement.memory == Mechanism::Rlimit,
         rlimit_pids: enforcement.pids == Mechanism::Rlimit,
         enforcement: Some(enforcement),
-        ..Hooks::default()
+        filter: gate.as_ref().map(|g| g as &dyn sandbox::ExecFilter),
     };
     let outcome = sandbox::run(&config, &hooks);
     if let Some(cg) = run_cgroup {
@@ -246,7 +257,8 @@ pub fn execute(args: RunArgs) -> Result<i32> {
             eprintln!("judgebox: warning: {e}");
         }
     }
-    let result = outcome?;
+    let mut result = outcome?;
+    result.seccomp = gate.as_ref().map(|g| g.filter().name().to_string());
     if let Some(meta) = &args.meta {
         std::fs::write(meta, result.to_meta())
             .with_context(|| format!("--meta {}: cannot write", meta.display()))?;

@@ -33,7 +33,8 @@ pub fn run(p: &Prepared, ch: &InitChannels, filter: Option<&dyn ExecFilter>) -> 
     // Dies with the supervisor; the EOF check below closes the race with an early death.
     let _ = sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
     close_foreign_fds(p, ch);
-    wait_for_go(ch);
+    let kills = filter.is_some_and(|f| f.kills());
+    wait_for_go(ch, kills);
     if let Err(e) = namespaces::unshare_cgroup() {
         setup_failed(ch, Step::UnshareCgroup, e, 0);
     }
@@ -70,6 +71,9 @@ pub fn run(p: &Prepared, ch: &InitChannels, filter: Option<&dyn ExecFilter>) -> 
             ..Report::default()
         },
     );
+    if kills {
+        wait_for_pid_noted(ch);
+    }
     let (wait_status, end_ns) = reap_all(program);
     copy_out(p, ch);
     send(ch, &finished_report(wait_status, start_ns, end_ns));
@@ -108,13 +112,25 @@ fn close_foreign_fds(p: &Prepared, ch: &InitChannels) {
     let _ = sys::close_range(next, i32::MAX, 0);
 }
 
-fn wait_for_go(ch: &InitChannels) {
+/// `keep_open`: the channel is needed again for `wait_for_pid_noted`.
+fn wait_for_go(ch: &InitChannels, keep_open: bool) {
     let mut byte = [0u8; 1];
     match sys::read_full(ch.sync_read, &mut byte) {
         Ok(1) => {}
         // EOF: the supervisor died before we could arm PDEATHSIG's effect.
         _ => sys::exit_now(1),
     }
+    if !keep_open {
+        sys::close(ch.sync_read);
+    }
+}
+
+/// With a filter that kills, the supervisor must learn the program's host pid (to find
+/// the kernel's record of the kill) before the program can be reaped and its pid
+/// forgotten: hold off reaping until it says so (or goes away).
+fn wait_for_pid_noted(ch: &InitChannels) {
+    let mut byte = [0u8; 1];
+    let _ = sys::read_full(ch.sync_read, &mut byte);
     sys::close(ch.sync_read);
 }
 

@@ -3,6 +3,7 @@
 //! exactly how it ended. `run` is the whole lifecycle; the submodules are its steps.
 
 mod caps;
+mod filter;
 mod init;
 mod namespaces;
 mod prepare;
@@ -234,6 +235,7 @@ pub enum SandboxError {
     },
 }
 
+pub use filter::SeccompGate;
 pub use prepare::ensure_root;
 pub use supervisor::run;
 

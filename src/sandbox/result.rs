@@ -73,6 +73,8 @@ pub struct RunResult {
     /// Memory peak as the cgroup saw it (for the meta file's cg-mem), bytes.
     pub cgroup_memory_peak: Option<u64>,
     pub pids_peak: Option<u64>,
+    /// The seccomp profile the program ran under (`None`: no filter).
+    pub seccomp: Option<String>,
 }
 
 impl RunResult {
@@ -102,6 +104,7 @@ impl RunResult {
             oom_killed: false,
             cgroup_memory_peak: None,
             pids_peak: None,
+            seccomp: None,
         }
     }
 
@@ -138,6 +141,7 @@ impl RunResult {
             "stderr_truncated": self.stderr_truncated,
             "message": self.message,
             "enforcement": self.enforcement,
+            "seccomp": self.seccomp,
         })
     }
 

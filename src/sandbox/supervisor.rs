@@ -62,7 +62,7 @@ fn run_prepared(config: &Config, hooks: &Hooks, p: &Prepared) -> Result<RunResul
     let started = Instant::now();
     let (pid, in_cgroup) = spawn_init(p, &channels, hooks)?;
     drop((sync_r, report_w, out_w, err_w));
-    let monitor = Monitor::new(pid, started, config, hooks);
+    let mut monitor = Monitor::new(pid, started, config, hooks);
     if let Some(cg) = hooks.cgroup {
         if !in_cgroup {
             if let Err(e) = cg.attach(pid) {
@@ -78,7 +78,13 @@ fn run_prepared(config: &Config, hooks: &Hooks, p: &Prepared) -> Result<RunResul
         kill_hard(pid);
         return Err(sys_err("release sandbox init", sys::errno()));
     }
-    drop(sync_w);
+    // With a killing filter init waits for a second byte once the program has started
+    // (see `on_report`); otherwise EOF is all init needs.
+    if hooks.filter.is_some_and(|f| f.kills()) {
+        monitor.pid_ack = Some(sync_w);
+    } else {
+        drop(sync_w);
+    }
     let outcome = monitor.watch(
         File::from(report_r),
         File::from(out_r),
@@ -209,6 +215,8 @@ struct Monitor<'a> {
     next_cpu_check: Instant,
     clock_ticks: u64,
     cpus: u64,
+    /// Held until the program's host pid is noted; init does not reap it before.
+    pid_ack: Option<OwnedFd>,
 }
 
 impl<'a> Monitor<'a> {
@@ -232,6 +240,7 @@ impl<'a> Monitor<'a> {
             next_cpu_check: started,
             clock_ticks,
             cpus,
+            pid_ack: None,
         }
     }
 
@@ -341,8 +350,9 @@ impl<'a> Monitor<'a> {
     fn on_report(&mut self, r: Report) {
         match r.kind {
             KIND_STARTED => {
-                if self.hooks.filter.is_some_and(|f| f.kills()) {
+                if let Some(ack) = self.pid_ack.take() {
                     self.outcome.program_host_pid = program_host_pid(self.pid);
+                    let _ = sys::write_all(ack.as_raw_fd(), b"a");
                 }
                 self.outcome.started = Some(r);
             }

@@ -21,6 +21,7 @@ fn build_rootfs() -> PathBuf {
         "the judgebox tests must run as root (they create namespaces and mounts)"
     );
     let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    remove_stale_rootfs(&base);
     let final_dir = base.join(format!("rootfs-{}", std::process::id()));
     let staging = base.join(format!(".rootfs-staging-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&staging);
@@ -47,6 +48,26 @@ fn build_rootfs() -> PathBuf {
     let _ = std::fs::remove_dir_all(&final_dir);
     std::fs::rename(&staging, &final_dir).unwrap();
     final_dir
+}
+
+/// Each test process builds its own rootfs (`rootfs-<pid>`); drop those of processes
+/// that are gone, so repeated runs do not pile them up.
+fn remove_stale_rootfs(base: &Path) {
+    let Ok(entries) = std::fs::read_dir(base) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let pid = name
+            .strip_prefix("rootfs-")
+            .or_else(|| name.strip_prefix(".rootfs-staging-"))
+            .and_then(|p| p.parse::<u32>().ok());
+        if let Some(pid) = pid {
+            if !Path::new(&format!("/proc/{pid}")).exists() {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
 }
 
 fn find_busybox() -> PathBuf {
