@@ -5,6 +5,8 @@
 
 pub mod cgroup;
 pub mod image;
+pub mod judge;
+pub mod lang;
 pub mod sandbox;
 pub mod seccomp;
 pub mod units;

@@ -7,21 +7,6 @@ mod common;
 use common::*;
 use std::time::Instant;
 
-/// Skips (with a message) on hosts where no cgroup is writable; CI's host has them.
-fn cgroups_usable() -> bool {
-    let out = judgebox(&["doctor", "--json"]);
-    let v: serde_json::Value =
-        serde_json::from_slice(&out.stdout).expect("doctor --json prints JSON");
-    let ok = v["cgroup"]["can_create"].as_bool().unwrap_or(false);
-    if !ok {
-        eprintln!(
-            "skipping: this host has no writable cgroup ({})",
-            v["cgroup"]["none_reason"]
-        );
-    }
-    ok
-}
-
 fn is_cgroup(m: &serde_json::Value) -> bool {
     m == "cgroup1" || m == "cgroup2"
 }

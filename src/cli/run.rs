@@ -156,7 +156,11 @@ fn parse_file(spec: &str) -> Result<CopyIn> {
             (source, name)
         }
     };
-    Ok(CopyIn { source, name })
+    Ok(CopyIn {
+        source,
+        name,
+        read_only: false,
+    })
 }
 
 fn parse_copy_out(spec: &str) -> Result<CopyOut> {

@@ -299,6 +299,9 @@ fn copy_in(p: &Prepared, ch: &InitChannels) {
             Err(e) => setup_failed(ch, Step::CopyIn, e, i as u32),
         };
         let result = copy_fd(f.fd.as_raw_fd(), out, u64::MAX).and_then(|_| {
+            if f.root_owned {
+                return Ok(());
+            }
             // SAFETY: fchown on an fd we just created.
             if unsafe { libc::fchown(out, p.uid, p.gid) } < 0 {
                 Err(sys::errno())

@@ -28,6 +28,9 @@ pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bi
 pub struct CopyIn {
     pub source: PathBuf,
     pub name: String,
+    /// Owned by root and without write bits, so the program can read (and run) the file
+    /// but not change it (e.g. a judge's compiled artifacts).
+    pub read_only: bool,
 }
 
 /// A file copied out of /box to the host after the run.

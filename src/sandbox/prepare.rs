@@ -32,6 +32,8 @@ pub struct InFile {
     pub fd: OwnedFd,
     pub name: CString,
     pub mode: libc::mode_t,
+    /// Keep it root-owned instead of giving it to the program's uid.
+    pub root_owned: bool,
 }
 
 /// A file init copies out of /box into a host temp file, renamed into place on success.
@@ -164,15 +166,18 @@ fn open_copy_in(config: &Config) -> Result<Vec<InFile>, SandboxError> {
         if !meta.is_file() {
             return Err(SandboxError::CopyInNotFile(f.source.clone()));
         }
-        let mode = if meta.permissions().mode() & 0o111 != 0 {
-            0o755
-        } else {
-            0o644
+        let executable = meta.permissions().mode() & 0o111 != 0;
+        let mode = match (executable, f.read_only) {
+            (true, false) => 0o755,
+            (false, false) => 0o644,
+            (true, true) => 0o555,
+            (false, true) => 0o444,
         };
         files.push(InFile {
             fd: file.into(),
             name: cstr(&f.name)?,
             mode,
+            root_owned: f.read_only,
         });
     }
     Ok(files)

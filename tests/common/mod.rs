@@ -186,3 +186,18 @@ pub fn unique(tag: &str) -> String {
         N.fetch_add(1, Ordering::Relaxed)
     )
 }
+
+/// Skips (with a message) on hosts where no cgroup is writable; CI's host has them.
+pub fn cgroups_usable() -> bool {
+    let out = judgebox(&["doctor", "--json"]);
+    let v: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("doctor --json prints JSON");
+    let ok = v["cgroup"]["can_create"].as_bool().unwrap_or(false);
+    if !ok {
+        eprintln!(
+            "skipping: this host has no writable cgroup ({})",
+            v["cgroup"]["none_reason"]
+        );
+    }
+    ok
+}

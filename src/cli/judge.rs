@@ -1,0 +1,237 @@
+//! `judgebox judge`: compile a submission once, run it on every test in fresh sandboxes,
+//! print Judge0-style verdicts as a table or one JSON object.
+
+use super::{images, parse};
+use anyhow::{Context, Result};
+use clap::Args;
+use judgebox::cgroup::{self, Manager, ManagerOptions};
+use judgebox::judge::{self, cases, Compare, Job, Overrides, Report, TestCase, Verdict};
+use judgebox::lang::Catalog;
+use judgebox::sandbox;
+use judgebox::seccomp::Filter;
+use std::path::PathBuf;
+
+/// Judge a submission: compile once, run each test in its own sandbox, compare output.
+///
+/// Verdicts: accepted, wrong_answer, time_limit, memory_limit, output_limit, runtime_error,
+/// compilation_error, security_violation, internal_error; each with cpu and wall time, peak
+/// memory and the Judge0 status id. Exit code: 0 accepted, 1 any other verdict, 2 bad input.
+#[derive(Args)]
+#[command(after_help = "Examples:\n  judgebox judge --lang cpp main.cpp --tests tests/\n  \
+    judgebox judge --lang python3 sol.py --stdin 1.in --expected 1.out --json")]
+pub struct JudgeArgs {
+    /// Language name or Judge0 language id (see `judgebox lang ls`).
+    #[arg(long, value_name = "LANG")]
+    lang: String,
+    /// The submission's source file.
+    #[arg(value_name = "SOURCE")]
+    source: PathBuf,
+    /// The test's stdin (one test).
+    #[arg(long, value_name = "FILE", conflicts_with = "tests")]
+    stdin: Option<PathBuf>,
+    /// The expected output (one test); without it any normal exit is accepted.
+    #[arg(long, value_name = "FILE", conflicts_with = "tests")]
+    expected: Option<PathBuf>,
+    /// A directory of NAME.in / NAME.out pairs, run in natural order.
+    #[arg(long, value_name = "DIR")]
+    tests: Option<PathBuf>,
+    /// How output is compared: trim (Judge0: trailing whitespace and blank lines ignored) or exact.
+    #[arg(long, value_name = "MODE", default_value = "trim", value_parser = parse_compare)]
+    compare: Compare,
+    /// Tests run at once, each in its own sandbox and cgroup (default: number of CPUs).
+    #[arg(long, value_name = "N")]
+    parallel: Option<usize>,
+    /// Skip the remaining tests after the first that is not accepted.
+    #[arg(long)]
+    stop_on_first_failure: bool,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Extra compiler options, split on whitespace (Judge0's compiler_options).
+    #[arg(long, value_name = "OPTIONS", allow_hyphen_values = true, default_value = "")]
+    compiler_options: String,
+    /// A command-line argument for the program (repeatable).
+    #[arg(long = "arg", value_name = "ARG", allow_hyphen_values = true)]
+    args: Vec<String>,
+    /// CPU time limit per test, seconds (default: the language's).
+    #[arg(long, value_name = "SECONDS", value_parser = parse::seconds)]
+    time: Option<f64>,
+    /// Wall time limit per test, seconds (default: the language's).
+    #[arg(long, value_name = "SECONDS", value_parser = parse::seconds)]
+    wall_time: Option<f64>,
+    /// Memory limit per test (default: the language's).
+    #[arg(long, value_name = "SIZE", value_parser = parse::size)]
+    memory: Option<u64>,
+    /// Process/thread limit per test (default: the language's).
+    #[arg(long, value_name = "N")]
+    pids: Option<u64>,
+    /// Output limit per test (default: the language's).
+    #[arg(long, value_name = "SIZE", value_parser = parse::size)]
+    output_limit: Option<u64>,
+    /// Seccomp profile (default: the language's, normally `default`).
+    #[arg(long, value_name = "NAME|PATH")]
+    seccomp: Option<String>,
+    /// Use this rootfs directory instead of the language's image.
+    #[arg(long, value_name = "DIR")]
+    rootfs: Option<PathBuf>,
+    /// Language manifests directory (default: the shipped manifests).
+    #[arg(long, value_name = "DIR", env = "JUDGEBOX_MANIFESTS")]
+    manifests: Option<PathBuf>,
+    /// Image store (as `judgebox image --root`).
+    #[arg(long, value_name = "DIR", env = "JUDGEBOX_ROOT", default_value = "/var/lib/judgebox")]
+    root: PathBuf,
+    /// Parent cgroup for the runs (as `judgebox run --cgroup-root`).
+    #[arg(long, value_name = "PATH")]
+    cgroup_root: Option<PathBuf>,
+    /// Do not use cgroups (degraded mode, reported in every result).
+    #[arg(long)]
+    no_cgroup: bool,
+}
+
+fn parse_compare(s: &str) -> Result<Compare, String> {
+    s.parse()
+}
+
+/// The catalog of languages: `--manifests DIR` or the shipped ones.
+pub fn catalog(dir: Option<&PathBuf>) -> Result<Catalog> {
+    Ok(match dir {
+        Some(d) => Catalog::from_dir(d)?,
+        None => Catalog::shipped()?,
+    })
+}
+
+fn test_cases(a: &JudgeArgs) -> Result<Vec<TestCase>> {
+    Ok(match &a.tests {
+        Some(dir) => cases::from_dir(dir)?,
+        None => vec![TestCase::single(a.stdin.as_deref(), a.expected.as_deref())?],
+    })
+}
+
+pub fn execute(a: JudgeArgs) -> Result<i32> {
+    sandbox::ensure_root()?;
+    let catalog = catalog(a.manifests.as_ref())?;
+    let lang = catalog.find(&a.lang)?;
+    if !a.source.is_file() {
+        anyhow::bail!("source {}: not a readable file", a.source.display());
+    }
+    let tests = test_cases(&a)?;
+    // `_lease` keeps the image's rootfs from being pruned while the tests run.
+    let (env, _lease) = match &a.rootfs {
+        Some(dir) => (
+            judge::Environment {
+                rootfs: dir.clone(),
+                image_env: Vec::new(),
+            },
+            None,
+        ),
+        None => {
+            let (env, lease) = images::environment(&a.root, lang)?;
+            (env, Some(lease))
+        }
+    };
+    let profile = a.seccomp.as_deref().unwrap_or(&lang.seccomp);
+    let filter = Filter::load(profile).with_context(|| format!("seccomp profile {profile}"))?;
+    let cgroups = Manager::new(&ManagerOptions {
+        root: a.cgroup_root.clone(),
+        disabled: a.no_cgroup,
+    });
+    if a.cgroup_root.is_some() && cgroups.mode() == cgroup::Mode::None {
+        anyhow::bail!(
+            "--cgroup-root: not usable: {}",
+            cgroups.none_reason().unwrap_or("unknown reason")
+        );
+    }
+    let parallel = a
+        .parallel
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let job = Job {
+        lang,
+        env,
+        source: a.source.clone(),
+        compiler_options: a.compiler_options.split_whitespace().map(String::from).collect(),
+        args: a.args.clone(),
+        tests,
+        compare: a.compare,
+        parallel,
+        stop_on_first_failure: a.stop_on_first_failure,
+        overrides: Overrides {
+            time: a.time,
+            wall_time: a.wall_time,
+            memory: a.memory,
+            pids: a.pids,
+            output: a.output_limit,
+        },
+        filter,
+        cgroups: &cgroups,
+    };
+    let report = judge::judge(&job)?;
+    if a.json {
+        println!("{}", report.to_json());
+    } else {
+        print_table(&report);
+    }
+    Ok(if report.verdict == Verdict::Accepted { 0 } else { 1 })
+}
+
+fn print_table(r: &Report) {
+    println!("{} ({})", r.language, r.display);
+    if let Some(c) = &r.compile {
+        println!(
+            "compile: {}  cpu {:.3} s  wall {:.3} s  memory {}",
+            c.verdict.as_str(),
+            c.run.cpu_time,
+            c.run.wall_time,
+            mib(c.run.memory_peak)
+        );
+        if c.verdict != Verdict::Accepted {
+            let out = judge::compile_output(&c.run);
+            for line in out.lines().take(40) {
+                println!("  | {line}");
+            }
+            if !c.run.message.is_empty() {
+                println!("  {}", c.run.message);
+            }
+        }
+    }
+    if !r.tests.is_empty() {
+        println!("{:>4}  {:<12} {:<4} {:>8} {:>8} {:>9}  detail", "#", "test", "", "cpu s", "wall s", "memory");
+    }
+    for (i, t) in r.tests.iter().enumerate() {
+        let (cpu, wall, mem, detail) = match &t.run {
+            Some(run) => (
+                format!("{:.3}", run.cpu_time),
+                format!("{:.3}", run.wall_time),
+                mib(run.memory_peak),
+                if t.verdict == Verdict::Accepted || t.verdict == Verdict::WrongAnswer {
+                    String::new()
+                } else {
+                    run.message.clone()
+                },
+            ),
+            None => ("-".into(), "-".into(), "-".into(), String::new()),
+        };
+        println!(
+            "{:>4}  {:<12} {:<4} {:>8} {:>8} {:>9}  {}",
+            i + 1,
+            t.name,
+            t.verdict.short(),
+            cpu,
+            wall,
+            mem,
+            detail
+        );
+    }
+    println!(
+        "{}: {}/{} tests accepted (Judge0 {} {}), {:.2} s",
+        r.verdict.as_str(),
+        r.passed(),
+        r.tests.len(),
+        r.judge0.id,
+        r.judge0.description,
+        r.elapsed
+    );
+}
+
+fn mib(bytes: Option<u64>) -> String {
+    bytes.map_or("-".into(), |b| format!("{:.1} MiB", b as f64 / (1 << 20) as f64))
+}

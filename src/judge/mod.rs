@@ -1,0 +1,484 @@
+//! Judging a submission: compile once in a sandbox, then run every test in its own fresh
+//! sandbox (own cgroup, compiled artifacts copied in read-only, the test's input as
+//! stdin), compare the output and turn each run into a verdict with its Judge0 status.
+
+pub mod cases;
+pub mod compare;
+pub mod verdict;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use serde_json::{json, Value};
+use thiserror::Error;
+
+use crate::cgroup::{self, Manager, Mechanism};
+use crate::lang::{Language, Step};
+use crate::sandbox::{self, Config, CopyIn, CopyOut, Hooks, Limits, RunResult, SeccompGate};
+use crate::seccomp::Filter;
+
+pub use cases::TestCase;
+pub use compare::Compare;
+pub use verdict::{judge0_status, Judge0Status, Verdict};
+
+/// The most of a test's stdout/stderr kept in a report (the whole output is compared).
+const REPORT_OUTPUT_BYTES: usize = 64 << 10;
+
+#[derive(Debug, Error)]
+pub enum JudgeError {
+    #[error("source {path}: {source}")]
+    Source {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("work directory {path}: {source}")]
+    WorkDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot create the run's cgroup (see `judgebox doctor`): {0}")]
+    Cgroup(#[from] cgroup::CgroupError),
+    #[error("{0}")]
+    Sandbox(#[from] sandbox::SandboxError),
+}
+
+/// Where the language's programs run: its image's rootfs and environment.
+#[derive(Debug, Clone)]
+pub struct Environment {
+    pub rootfs: PathBuf,
+    /// The image config's `Env`; the manifest's env comes after it and wins.
+    pub image_env: Vec<String>,
+}
+
+/// Per-submission limits that replace the manifest's run limits.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub time: Option<f64>,
+    pub wall_time: Option<f64>,
+    pub memory: Option<u64>,
+    pub pids: Option<u64>,
+    pub output: Option<u64>,
+}
+
+/// One submission to judge.
+pub struct Job<'a> {
+    pub lang: &'a Language,
+    pub env: Environment,
+    pub source: PathBuf,
+    pub compiler_options: Vec<String>,
+    pub args: Vec<String>,
+    pub tests: Vec<TestCase>,
+    pub compare: Compare,
+    /// Tests run at once (each in its own sandbox and cgroup).
+    pub parallel: usize,
+    pub stop_on_first_failure: bool,
+    pub overrides: Overrides,
+    /// The seccomp profile every step runs under (`None`: no filter).
+    pub filter: Option<Filter>,
+    pub cgroups: &'a Manager,
+}
+
+/// What one sandboxed step came to.
+#[derive(Debug, Clone)]
+pub struct StepReport {
+    pub verdict: Verdict,
+    pub judge0: Judge0Status,
+    pub run: RunResult,
+}
+
+/// One test's outcome.
+#[derive(Debug, Clone)]
+pub struct TestReport {
+    pub name: String,
+    pub verdict: Verdict,
+    pub judge0: Judge0Status,
+    /// `None` when the test was skipped.
+    pub run: Option<RunResult>,
+}
+
+/// The whole submission's outcome.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub language: String,
+    pub display: String,
+    pub verdict: Verdict,
+    pub judge0: Judge0Status,
+    pub compile: Option<StepReport>,
+    pub tests: Vec<TestReport>,
+    /// Wall-clock time of the whole judging, seconds.
+    pub elapsed: f64,
+}
+
+/// Compiles (when the language has a compile step) and runs every test.
+pub fn judge(job: &Job) -> Result<Report, JudgeError> {
+    let started = Instant::now();
+    check_source(&job.source)?;
+    let work = WorkDir::create()?;
+    let compile = match &job.lang.compile {
+        Some(step) => Some(compile(job, step, &work)?),
+        None => None,
+    };
+    let compiled = compile.as_ref().is_none_or(|c| c.verdict == Verdict::Accepted);
+    let tests = if compiled {
+        run_tests(job, &work)?
+    } else {
+        Vec::new()
+    };
+    let verdict = overall(compile.as_ref(), &tests);
+    let judge0 = match (&compile, verdict) {
+        (Some(c), v) if v == c.verdict => c.judge0,
+        _ => first_failure(&tests).map_or(judge0_status(verdict, None), |t| t.judge0),
+    };
+    Ok(Report {
+        language: job.lang.name.clone(),
+        display: job.lang.display.clone(),
+        verdict,
+        judge0,
+        compile,
+        tests,
+        elapsed: started.elapsed().as_secs_f64(),
+    })
+}
+
+fn check_source(path: &Path) -> Result<(), JudgeError> {
+    let meta = std::fs::metadata(path).map_err(|source| JudgeError::Source {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    if !meta.is_file() {
+        return Err(JudgeError::Source {
+            path: path.to_path_buf(),
+            source: std::io::Error::other("not a regular file"),
+        });
+    }
+    Ok(())
+}
+
+/// The submission's verdict: the compile's when it failed, else the first failing test's
+/// (in test order), else accepted.
+fn overall(compile: Option<&StepReport>, tests: &[TestReport]) -> Verdict {
+    if let Some(c) = compile.filter(|c| c.verdict != Verdict::Accepted) {
+        return c.verdict;
+    }
+    first_failure(tests).map_or(Verdict::Accepted, |t| t.verdict)
+}
+
+fn first_failure(tests: &[TestReport]) -> Option<&TestReport> {
+    tests
+        .iter()
+        .find(|t| !matches!(t.verdict, Verdict::Accepted | Verdict::Skipped))
+}
+
+/// Runs the compile step; the artifacts land in `work`. A compiler that fails, times out
+/// or runs out of memory is a compilation error (its output is the report's).
+fn compile(job: &Job, step: &Step, work: &WorkDir) -> Result<StepReport, JudgeError> {
+    let memory = step.memory;
+    let argv = job
+        .lang
+        .compile_argv(&job.compiler_options, memory)
+        .expect("a compile step");
+    let files = vec![CopyIn {
+        source: job.source.clone(),
+        name: job.lang.source_file.clone(),
+        read_only: false,
+    }];
+    let copy_out = job
+        .lang
+        .artifacts
+        .iter()
+        .map(|a| CopyOut {
+            name: a.clone(),
+            dest: work.path.join(a),
+        })
+        .collect();
+    let run = run_sandboxed(job, argv, step, &Overrides::default(), files, None, copy_out)?;
+    let produced = job.lang.artifacts.iter().all(|a| work.path.join(a).is_file());
+    let verdict = match verdict::verdict_of_run(&run) {
+        None if produced => Verdict::Accepted,
+        Some(Verdict::InternalError) => Verdict::InternalError,
+        _ => Verdict::CompilationError,
+    };
+    Ok(StepReport {
+        verdict,
+        judge0: judge0_status(verdict, Some(&run)),
+        run,
+    })
+}
+
+/// Runs every test, `job.parallel` at a time; reports come back in test order.
+fn run_tests(job: &Job, work: &WorkDir) -> Result<Vec<TestReport>, JudgeError> {
+    let n = job.tests.len();
+    let slots: Vec<Mutex<Option<Result<TestReport, JudgeError>>>> =
+        (0..n).map(|_| Mutex::new(None)).collect();
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let workers = job.parallel.clamp(1, n.max(1));
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                if i >= n {
+                    break;
+                }
+                let case = &job.tests[i];
+                let report = if job.stop_on_first_failure && failed.load(Ordering::SeqCst) {
+                    Ok(skipped(case))
+                } else {
+                    run_test(job, work, case)
+                };
+                let bad = report
+                    .as_ref()
+                    .map_or(true, |r| r.verdict != Verdict::Accepted);
+                if bad {
+                    failed.store(true, Ordering::SeqCst);
+                }
+                *slots[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(report);
+            });
+        }
+    });
+    slots
+        .into_iter()
+        .map(|m| {
+            m.into_inner()
+                .unwrap_or_else(|e| e.into_inner())
+                .expect("every test ran")
+        })
+        .collect()
+}
+
+fn skipped(case: &TestCase) -> TestReport {
+    TestReport {
+        name: case.name.clone(),
+        verdict: Verdict::Skipped,
+        judge0: judge0_status(Verdict::Skipped, None),
+        run: None,
+    }
+}
+
+fn run_test(job: &Job, work: &WorkDir, case: &TestCase) -> Result<TestReport, JudgeError> {
+    let lang = job.lang;
+    let memory = job.overrides.memory.unwrap_or(lang.run.memory);
+    let argv = lang.run_argv(&job.args, memory);
+    let mut files: Vec<CopyIn> = lang
+        .artifacts
+        .iter()
+        .map(|a| CopyIn {
+            source: work.path.join(a),
+            name: a.clone(),
+            read_only: true,
+        })
+        .collect();
+    if lang.compile.is_none() {
+        files.push(CopyIn {
+            source: job.source.clone(),
+            name: lang.source_file.clone(),
+            read_only: true,
+        });
+    }
+    let run = run_sandboxed(
+        job,
+        argv,
+        &lang.run,
+        &job.overrides,
+        files,
+        case.input.clone(),
+        Vec::new(),
+    )?;
+    let verdict = match verdict::verdict_of_run(&run) {
+        Some(v) => v,
+        None => match &case.expected {
+            None => Verdict::Accepted,
+            Some(path) => {
+                let expected = std::fs::read(path).map_err(|source| JudgeError::Source {
+                    path: path.clone(),
+                    source,
+                })?;
+                if job.compare.matches(&run.stdout, &expected) {
+                    Verdict::Accepted
+                } else {
+                    Verdict::WrongAnswer
+                }
+            }
+        },
+    };
+    Ok(TestReport {
+        name: case.name.clone(),
+        verdict,
+        judge0: judge0_status(verdict, Some(&run)),
+        run: Some(run),
+    })
+}
+
+/// One sandboxed run with its own cgroup and seccomp gate.
+fn run_sandboxed(
+    job: &Job,
+    argv: Vec<String>,
+    step: &Step,
+    overrides: &Overrides,
+    files: Vec<CopyIn>,
+    stdin: Option<PathBuf>,
+    copy_out: Vec<CopyOut>,
+) -> Result<RunResult, JudgeError> {
+    let memory = overrides.memory.unwrap_or(step.memory);
+    let pids = overrides.pids.unwrap_or(step.pids);
+    let mut env = job.env.image_env.clone();
+    env.extend(job.lang.env.iter().cloned());
+    let config = Config {
+        rootfs: job.env.rootfs.clone(),
+        argv,
+        env,
+        files,
+        copy_out,
+        stdin,
+        limits: Limits {
+            cpu_time: Some(overrides.time.unwrap_or(step.time)),
+            wall_time: Some(overrides.wall_time.unwrap_or(step.wall_time)),
+            output: overrides.output.unwrap_or(step.output),
+            memory: Some(memory),
+            pids: Some(pids),
+            ..Limits::default()
+        },
+        ..Config::default()
+    };
+    let limits = cgroup::Limits {
+        memory: Some(memory),
+        pids: Some(pids),
+        cpus: None,
+    };
+    let enforcement = job.cgroups.enforcement(&limits);
+    let run_cgroup = match job.cgroups.mode() {
+        cgroup::Mode::None => None,
+        _ => Some(job.cgroups.create_run(&limits)?),
+    };
+    let gate = job.filter.clone().map(SeccompGate::new);
+    let hooks = Hooks {
+        cgroup: run_cgroup.as_ref().map(|c| c as &dyn sandbox::CgroupHandle),
+        rlimit_memory: enforcement.memory == Mechanism::Rlimit,
+        rlimit_pids: enforcement.pids == Mechanism::Rlimit,
+        enforcement: Some(enforcement),
+        filter: gate.as_ref().map(|g| g as &dyn sandbox::ExecFilter),
+    };
+    let outcome = sandbox::run(&config, &hooks);
+    if let Some(cg) = run_cgroup {
+        if let Err(e) = cg.remove() {
+            eprintln!("judgebox: warning: {e}");
+        }
+    }
+    let mut run = outcome?;
+    run.seccomp = job.filter.as_ref().map(|f| f.name().to_string());
+    Ok(run)
+}
+
+/// A private host directory for the compiled artifacts; removed on drop.
+struct WorkDir {
+    path: PathBuf,
+}
+
+impl WorkDir {
+    fn create() -> Result<WorkDir, JudgeError> {
+        use std::os::unix::fs::DirBuilderExt;
+        static SEQ: AtomicUsize = AtomicUsize::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "judgebox-judge-{}-{}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&path)
+            .map_err(|source| JudgeError::WorkDir {
+                path: path.clone(),
+                source,
+            })?;
+        Ok(WorkDir { path })
+    }
+}
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+impl Report {
+    /// Tests that ended accepted.
+    pub fn passed(&self) -> usize {
+        self.tests
+            .iter()
+            .filter(|t| t.verdict == Verdict::Accepted)
+            .count()
+    }
+
+    /// One JSON object: the verdict, Judge0's status, the compile step and every test.
+    pub fn to_json(&self) -> Value {
+        let runs = self.tests.iter().filter_map(|t| t.run.as_ref());
+        let max_cpu = runs.clone().map(|r| r.cpu_time).fold(0.0, f64::max);
+        let max_mem = runs.filter_map(|r| r.memory_peak).max();
+        json!({
+            "language": {"name": self.language, "display": self.display},
+            "verdict": self.verdict.as_str(),
+            "status": self.judge0,
+            "passed": self.passed(),
+            "total": self.tests.len(),
+            "max_cpu_time": round3(max_cpu),
+            "max_memory": max_mem,
+            "elapsed": round3(self.elapsed),
+            "compile": self.compile.as_ref().map(|c| json!({
+                "verdict": c.verdict.as_str(),
+                "status": c.judge0,
+                "cpu_time": round3(c.run.cpu_time),
+                "wall_time": round3(c.run.wall_time),
+                "memory_peak": c.run.memory_peak,
+                "exit_code": c.run.exit_code,
+                "message": c.run.message,
+                "output": compile_output(&c.run),
+            })),
+            "tests": self.tests.iter().map(test_json).collect::<Vec<_>>(),
+        })
+    }
+}
+
+fn test_json(t: &TestReport) -> Value {
+    let mut v = json!({
+        "name": t.name,
+        "verdict": t.verdict.as_str(),
+        "status": t.judge0,
+    });
+    if let Some(r) = &t.run {
+        let obj = v.as_object_mut().expect("object");
+        for (k, val) in [
+            ("cpu_time", json!(round3(r.cpu_time))),
+            ("wall_time", json!(round3(r.wall_time))),
+            ("memory_peak", json!(r.memory_peak)),
+            ("exit_code", json!(r.exit_code)),
+            ("signal", json!(r.signal.map(sandbox::result::signal_name))),
+            ("message", json!(r.message)),
+            ("stdout", json!(clip(&r.stdout))),
+            ("stderr", json!(clip(&r.stderr))),
+            ("enforcement", json!(r.enforcement)),
+        ] {
+            obj.insert(k.into(), val);
+        }
+    }
+    v
+}
+
+/// What the compiler printed (stdout then stderr), as Judge0's `compile_output`.
+pub fn compile_output(r: &RunResult) -> String {
+    let mut out = clip(&r.stdout);
+    out.push_str(&clip(&r.stderr));
+    out
+}
+
+fn clip(bytes: &[u8]) -> String {
+    let cut = &bytes[..bytes.len().min(REPORT_OUTPUT_BYTES)];
+    String::from_utf8_lossy(cut).into_owned()
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}

@@ -1,0 +1,328 @@
+//! Integration tests of `judgebox judge` on the test rootfs (busybox + static probes), with
+//! test manifests: `sh` (interpreted) and `shc` ("compiled": a syntax check that copies the
+//! script to an artifact). They exercise every verdict, Judge0 ids, parallel runs and bad
+//! input without language images; tests/languages.rs covers the real languages.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+const SH: &str = r#"
+name = "sh"
+display = "busybox sh"
+judge0_ids = [9001]
+image = "judgebox-test/none:1"
+source_file = "main.sh"
+[run]
+command = ["/bin/sh", "main.sh", "{args}"]
+time = 1.0
+wall_time = 3.0
+memory = "64M"
+pids = 16
+output = "1M"
+"#;
+
+const SHC: &str = r#"
+name = "shc"
+display = "busybox sh, checked"
+judge0_ids = [9002]
+image = "judgebox-test/none:1"
+source_file = "main.sh"
+artifacts = ["prog"]
+[compile]
+command = ["/bin/sh", "-c", "sh -n main.sh && cp main.sh prog && chmod 755 prog && echo compiled {compiler_options}", "cc", "{compiler_options}"]
+time = 2.0
+wall_time = 5.0
+memory = "64M"
+pids = 8
+output = "64K"
+[run]
+command = ["/bin/sh", "prog"]
+time = 1.0
+wall_time = 3.0
+memory = "64M"
+pids = 16
+output = "1M"
+"#;
+
+struct Fixture {
+    dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("manifests")).unwrap();
+        std::fs::write(dir.path().join("manifests/sh.toml"), SH).unwrap();
+        std::fs::write(dir.path().join("manifests/shc.toml"), SHC).unwrap();
+        Fixture { dir }
+    }
+
+    fn file(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.dir.path().join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).unwrap();
+        }
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn judge(&self, lang: &str, source: &str, extra: &[&str]) -> Output {
+        let src = self.file("src/main.sh", source);
+        Command::new(env!("CARGO_BIN_EXE_judgebox"))
+            .args(["judge", "--lang", lang])
+            .arg(&src)
+            .arg("--manifests")
+            .arg(self.dir.path().join("manifests"))
+            .arg("--rootfs")
+            .arg(rootfs())
+            .args(extra)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    fn judge_json(&self, lang: &str, source: &str, extra: &[&str]) -> Value {
+        let mut args = extra.to_vec();
+        args.push("--json");
+        let out = self.judge(lang, source, &args);
+        let text = String::from_utf8_lossy(&out.stdout);
+        serde_json::from_str(text.trim()).unwrap_or_else(|e| {
+            panic!(
+                "no JSON ({e}): {text:?} stderr={:?}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
+    }
+
+    fn one_test(&self, input: &str, expected: &str) -> Vec<String> {
+        let i = self.file("one/in", input);
+        let o = self.file("one/out", expected);
+        vec![
+            "--stdin".into(),
+            i.display().to_string(),
+            "--expected".into(),
+            o.display().to_string(),
+        ]
+    }
+}
+
+fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+const SUM: &str = "read a b; echo $((a + b))";
+
+#[test]
+fn a_correct_program_is_accepted_with_judge0_status_3() {
+    let f = Fixture::new();
+    let t = f.one_test("2 40\n", "42\n");
+    let v = f.judge_json("sh", SUM, &strs(&t));
+    assert_eq!(v["verdict"], "accepted", "{v}");
+    assert_eq!(v["status"]["id"], 3);
+    assert_eq!(v["status"]["description"], "Accepted");
+    assert_eq!((v["passed"].as_u64(), v["total"].as_u64()), (Some(1), Some(1)));
+    let t0 = &v["tests"][0];
+    assert!(t0["cpu_time"].is_number() && t0["wall_time"].is_number(), "{v}");
+    assert!(t0["memory_peak"].as_u64().unwrap_or(0) > 0, "{v}");
+    // By Judge0 language id too, and the exit code says accepted.
+    let out = f.judge("9001", SUM, &strs(&t));
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn wrong_output_is_a_wrong_answer_and_trim_follows_judge0() {
+    let f = Fixture::new();
+    let t = f.one_test("2 40\n", "43\n");
+    let v = f.judge_json("sh", SUM, &strs(&t));
+    assert_eq!((v["verdict"].as_str(), v["status"]["id"].as_u64()), (Some("wrong_answer"), Some(4)), "{v}");
+    // Trailing spaces and blank lines do not matter under trim, but do under exact.
+    let t = f.one_test("", "42\n");
+    let v = f.judge_json("sh", "echo '42   '; echo; echo", &strs(&t));
+    assert_eq!(v["verdict"], "accepted", "{v}");
+    let mut exact = strs(&t);
+    exact.extend(["--compare", "exact"]);
+    let v = f.judge_json("sh", "echo '42   '; echo; echo", &exact);
+    assert_eq!(v["verdict"], "wrong_answer", "{v}");
+}
+
+#[test]
+fn a_failing_compile_is_a_compilation_error_with_the_compiler_output() {
+    let f = Fixture::new();
+    let t = f.one_test("", "");
+    let out = f.judge("shc", "if then fi (", &[&strs(&t)[..], &["--json"]].concat());
+    assert_eq!(out.status.code(), Some(1));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["verdict"], "compilation_error", "{v}");
+    assert_eq!(v["status"]["id"], 6);
+    assert_eq!(v["compile"]["verdict"], "compilation_error");
+    assert!(v["compile"]["output"].as_str().unwrap().contains("syntax error"), "{v}");
+    assert_eq!(v["tests"].as_array().unwrap().len(), 0, "no test runs after a CE");
+}
+
+#[test]
+fn a_compiled_program_runs_with_read_only_artifacts_and_compiler_options() {
+    let f = Fixture::new();
+    let t = f.one_test("", "ro\n");
+    let src = "echo x >> prog 2>/dev/null && echo rw || echo ro";
+    let mut args = strs(&t);
+    args.extend(["--compiler-options", "-O2 -DX"]);
+    let v = f.judge_json("shc", src, &args);
+    assert_eq!(v["compile"]["verdict"], "accepted", "{v}");
+    assert_eq!(v["compile"]["output"], "compiled -O2 -DX\n", "{v}");
+    assert_eq!(v["verdict"], "accepted", "the artifact must not be writable: {v}");
+}
+
+#[test]
+fn runtime_errors_carry_judge0_ids_by_exit_code_or_signal() {
+    let f = Fixture::new();
+    for (src, id, desc) in [
+        ("exit 3", 11, "Runtime Error (NZEC)"),
+        ("kill -SEGV $$", 7, "Runtime Error (SIGSEGV)"),
+        ("kill -FPE $$", 9, "Runtime Error (SIGFPE)"),
+        ("kill -ABRT $$", 10, "Runtime Error (SIGABRT)"),
+        ("kill -USR1 $$", 12, "Runtime Error (Other)"),
+    ] {
+        let v = f.judge_json("sh", src, &[]);
+        assert_eq!(v["verdict"], "runtime_error", "{src}: {v}");
+        assert_eq!(v["status"]["id"], id, "{src}: {v}");
+        assert_eq!(v["status"]["description"], desc, "{src}: {v}");
+    }
+}
+
+#[test]
+fn limits_give_time_memory_and_output_verdicts() {
+    let f = Fixture::new();
+    let v = f.judge_json("sh", "while :; do :; done", &[]);
+    assert_eq!((v["verdict"].as_str(), v["status"]["id"].as_u64()), (Some("time_limit"), Some(5)), "{v}");
+    let cpu = v["tests"][0]["cpu_time"].as_f64().unwrap();
+    assert!((1.0..1.3).contains(&cpu), "stopped at the manifest's 1 s: {cpu}");
+    let v = f.judge_json("sh", "while :; do :; done", &["--time", "0.3"]);
+    let cpu = v["tests"][0]["cpu_time"].as_f64().unwrap();
+    assert!((0.3..0.55).contains(&cpu), "--time overrides the manifest: {cpu}");
+    if cgroups_usable() {
+        let v = f.judge_json("sh", "/probes/alloc 200", &["--memory", "48M"]);
+        assert_eq!(v["verdict"], "memory_limit", "{v}");
+        assert_eq!(v["status"]["id"], 12, "{v}");
+    }
+    let v = f.judge_json("sh", "yes", &["--output-limit", "64K"]);
+    assert_eq!((v["verdict"].as_str(), v["status"]["id"].as_u64()), (Some("output_limit"), Some(8)), "{v}");
+}
+
+#[test]
+fn a_forbidden_call_under_strict_is_a_security_violation() {
+    let f = Fixture::new();
+    let v = f.judge_json("sh", "/probes/seccomp_probe ptrace", &["--seccomp", "strict"]);
+    assert_eq!(v["verdict"], "security_violation", "{v}");
+    assert_eq!(v["tests"][0]["message"], "forbidden system call ptrace", "{v}");
+}
+
+fn tests_dir(f: &Fixture, n: usize) -> PathBuf {
+    for i in 1..=n {
+        // Every 7th test expects a wrong sum, so verdicts differ between tests.
+        let expected = if i % 7 == 0 { i * 2 + 1 } else { i * 2 };
+        f.file(&format!("tests/t{i}.in"), &format!("{i} {i}\n"));
+        f.file(&format!("tests/t{i}.out"), &format!("{expected}\n"));
+    }
+    f.dir.path().join("tests")
+}
+
+fn verdicts(v: &Value) -> Vec<(String, String)> {
+    v["tests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["name"].as_str().unwrap().into(), t["verdict"].as_str().unwrap().into()))
+        .collect()
+}
+
+#[test]
+fn a_tests_dir_runs_in_natural_order_and_parallel_gives_the_same_verdicts() {
+    let f = Fixture::new();
+    let dir = tests_dir(&f, 30);
+    let dir = dir.to_str().unwrap();
+    let serial = f.judge_json("shc", SUM, &["--tests", dir, "--parallel", "1"]);
+    let parallel = f.judge_json("shc", SUM, &["--tests", dir, "--parallel", "2"]);
+    let names: Vec<String> = (1..=30).map(|i| format!("t{i}")).collect();
+    let got: Vec<String> = verdicts(&serial).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(got, names, "natural order");
+    assert_eq!(verdicts(&serial), verdicts(&parallel));
+    let wrong = verdicts(&serial).iter().filter(|(_, v)| v == "wrong_answer").count();
+    assert_eq!(wrong, 4, "t7 t14 t21 t28");
+    assert_eq!(serial["verdict"], "wrong_answer");
+    assert_eq!(serial["passed"], 26);
+}
+
+#[test]
+fn stop_on_first_failure_skips_the_rest() {
+    let f = Fixture::new();
+    let dir = tests_dir(&f, 10);
+    let v = f.judge_json(
+        "sh",
+        SUM,
+        &["--tests", dir.to_str().unwrap(), "--parallel", "1", "--stop-on-first-failure"],
+    );
+    let got = verdicts(&v);
+    assert_eq!(got[6].1, "wrong_answer", "{v}");
+    assert!(got[7..].iter().all(|(_, verdict)| verdict == "skipped"), "{v}");
+    assert!(got[..6].iter().all(|(_, verdict)| verdict == "accepted"), "{v}");
+}
+
+#[test]
+fn human_output_is_a_table_with_a_summary() {
+    let f = Fixture::new();
+    let dir = tests_dir(&f, 8);
+    let out = f.judge("sh", SUM, &["--tests", dir.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(" t7 ") && text.contains("WA"), "{text}");
+    assert!(text.contains("wrong_answer: 7/8 tests accepted (Judge0 4 Wrong Answer)"), "{text}");
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn bad_input_is_refused_with_exit_2_and_a_clear_message() {
+    let f = Fixture::new();
+    let err = |out: &Output| String::from_utf8_lossy(&out.stderr).into_owned();
+    let out = f.judge("cobol", SUM, &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(err(&out).contains("unknown language 'cobol'") && err(&out).contains("sh, shc"), "{}", err(&out));
+
+    let empty = tempfile::tempdir().unwrap();
+    let out = f.judge("sh", SUM, &["--tests", empty.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(err(&out).contains("no NAME.in files"), "{}", err(&out));
+
+    let missing = f.dir.path().join("nope.in");
+    let out = f.judge("sh", SUM, &["--stdin", missing.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(err(&out).contains("nope.in"), "{}", err(&out));
+
+    let out = Command::new(env!("CARGO_BIN_EXE_judgebox"))
+        .args(["judge", "--lang", "sh", "/nonexistent/main.sh", "--manifests"])
+        .arg(f.dir.path().join("manifests"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(err(&out).contains("/nonexistent/main.sh"), "{}", err(&out));
+}
+
+#[test]
+fn a_language_whose_image_is_missing_says_how_to_get_it() {
+    let store = tempfile::tempdir().unwrap();
+    let src = store.path().join("main.py");
+    std::fs::write(&src, "print(1)").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_judgebox"))
+        .args(["judge", "--lang", "python3"])
+        .arg(&src)
+        .arg("--root")
+        .arg(store.path().join("store"))
+        .env_remove("JUDGEBOX_MANIFESTS")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("scripts/build-images.sh python3"), "{stderr}");
+}
