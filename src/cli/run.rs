@@ -80,12 +80,13 @@ pub struct RunArgs {
     /// Network: none (default) or loopback.
     #[arg(long, value_enum, default_value = "none")]
     net: Net,
-    /// Unprivileged uid the program runs as.
-    #[arg(long, default_value_t = 65534)]
-    uid: u32,
-    /// Unprivileged gid the program runs as.
-    #[arg(long, default_value_t = 65534)]
-    gid: u32,
+    /// Unprivileged uid the program runs as (default 65534; without a pids cgroup, a
+    /// per-run uid so RLIMIT_NPROC caps this run alone).
+    #[arg(long)]
+    uid: Option<u32>,
+    /// Unprivileged gid the program runs as (default: as the uid).
+    #[arg(long)]
+    gid: Option<u32>,
 
     /// Memory limit of the whole run (cgroup; RLIMIT_AS per process when no cgroup is usable).
     #[arg(long, allow_hyphen_values = true, value_name = "SIZE", value_parser = parse::size, default_value = "256M")]
@@ -180,8 +181,8 @@ fn build_config(a: &RunArgs) -> Result<Config> {
         env: a.env.clone(),
         hostname: a.hostname.clone(),
         loopback: a.net == Net::Loopback,
-        uid: a.uid,
-        gid: a.gid,
+        uid: a.uid.unwrap_or(65534),
+        gid: a.gid.or(a.uid).unwrap_or(65534),
         tmp_size: a.tmp_size,
         box_size: a.box_size,
         files: a
@@ -219,7 +220,7 @@ fn build_config(a: &RunArgs) -> Result<Config> {
 
 pub fn execute(args: RunArgs) -> Result<i32> {
     sandbox::ensure_root()?;
-    let config = build_config(&args)?;
+    let mut config = build_config(&args)?;
     let gate = seccomp::Filter::load(&args.seccomp)
         .with_context(|| format!("--seccomp {}", args.seccomp))?
         .map(SeccompGate::new);
@@ -247,6 +248,16 @@ pub fn execute(args: RunArgs) -> Result<i32> {
                 .create_run(&limits)
                 .context("cannot create the run's cgroup (see `judgebox doctor`)")?,
         ),
+    };
+    // Held for the run: a uid no concurrent run shares, so RLIMIT_NPROC is this run's cap.
+    let _uid_lease = match (enforcement.pids, args.uid) {
+        (Mechanism::Rlimit, None) => {
+            let lease = sandbox::uid::lease_run_uid().context("cannot lease a per-run uid")?;
+            config.uid = lease.uid;
+            config.gid = args.gid.unwrap_or(lease.uid);
+            Some(lease)
+        }
+        _ => None,
     };
     let hooks = Hooks {
         cgroup: run_cgroup.as_ref().map(|c| c as &dyn sandbox::CgroupHandle),

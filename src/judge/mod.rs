@@ -44,6 +44,8 @@ pub enum JudgeError {
     Cgroup(#[from] cgroup::CgroupError),
     #[error("{0}")]
     Sandbox(#[from] sandbox::SandboxError),
+    #[error("cannot lease a per-run uid: {0}")]
+    Uid(std::io::Error),
 }
 
 /// Where the language's programs run: its image's rootfs and environment.
@@ -327,7 +329,7 @@ fn run_sandboxed(
     let pids = overrides.pids.unwrap_or(step.pids);
     let mut env = job.env.image_env.clone();
     env.extend(job.lang.env.iter().cloned());
-    let config = Config {
+    let mut config = Config {
         rootfs: job.env.rootfs.clone(),
         argv,
         env,
@@ -353,6 +355,15 @@ fn run_sandboxed(
     let run_cgroup = match job.cgroups.mode() {
         cgroup::Mode::None => None,
         _ => Some(job.cgroups.create_run(&limits)?),
+    };
+    // Without a pids cgroup, RLIMIT_NPROC needs a uid no concurrent run shares.
+    let _uid_lease = if enforcement.pids == Mechanism::Rlimit {
+        let lease = sandbox::uid::lease_run_uid().map_err(JudgeError::Uid)?;
+        config.uid = lease.uid;
+        config.gid = lease.uid;
+        Some(lease)
+    } else {
+        None
     };
     let gate = job.filter.clone().map(SeccompGate::new);
     let hooks = Hooks {

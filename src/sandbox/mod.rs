@@ -13,6 +13,7 @@ pub mod result;
 mod rlimits;
 mod rootfs;
 mod supervisor;
+pub mod uid;
 pub mod sys;
 
 use std::path::PathBuf;
