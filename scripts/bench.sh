@@ -92,3 +92,37 @@ awk -v n="$sc_none" -v d="$sc_def" -v s="$sc_strict" 'BEGIN {
 echo "seccomp compile (once per process) and install (per run), in-process:"
 cargo test --release --quiet --lib seccomp::tests::perf -- --nocapture 2>&1 \
   | grep -E "^(profile|default|strict|docker)" | sed 's/^/  /'
+
+# Judging throughput: a C++ solution over 200 tiny tests at --parallel 2 (compile excluded),
+# against a bwrap loop running the same binary over the same tests with xargs -P2 in the
+# same image rootfs. judgebox enforces cgroup limits and seccomp per test; bwrap does not.
+GCC_IMAGE=judgebox/gcc:bookworm
+if GCC_ROOT=$("$JB" image inspect "$GCC_IMAGE" --json 2>/dev/null | jq -r '.rootfs // empty') && [ -n "$GCC_ROOT" ]; then
+  J=$WORK/judge; mkdir -p "$J/tests"
+  cat > "$J/sol.cpp" <<'CPP'
+#include <cstdio>
+int main() { long a, b; if (std::scanf("%ld %ld", &a, &b) != 2) return 1; std::printf("%ld\n", a + b); }
+CPP
+  for i in $(seq 1 200); do echo "$i $((i * 3))" > "$J/tests/$i.in"; echo $((i * 4)) > "$J/tests/$i.out"; done
+  jb_rate=$("$JB" judge --lang cpp "$J/sol.cpp" --tests "$J/tests" --parallel 2 --json \
+    | jq -r 'if .verdict != "accepted" then error("judge: " + .verdict) else
+             (.tests | length) / (.elapsed - .compile.wall_time) end')
+  g++ -O2 -o "$J/sol" "$J/sol.cpp"
+  cat > "$J/one.sh" <<SH
+#!/bin/sh
+bwrap --unshare-all --die-with-parent --ro-bind "$GCC_ROOT" / --proc /proc --dev /dev \
+  --tmpfs /tmp --ro-bind "$J/sol" /sol /sol < "$J/tests/\$1.in" > "$J/out.\$1" && cmp -s "$J/out.\$1" "$J/tests/\$1.out"
+SH
+  chmod +x "$J/one.sh"
+  start=$(date +%s.%N)
+  seq 1 200 | xargs -P2 -n1 "$J/one.sh"
+  end=$(date +%s.%N)
+  bw_rate=$(awk -v s="$start" -v e="$end" 'BEGIN { printf "%.1f", 200 / (e - s) }')
+  echo
+  echo "judging throughput: C++ A+B over 200 tests, parallelism 2 (test runs per second)"
+  printf '  %-44s %8.1f\n' "judgebox judge (cgroup limits + seccomp)" "$jb_rate" "bwrap loop (xargs -P2, no limits)" "$bw_rate"
+  awk -v j="$jb_rate" -v b="$bw_rate" 'BEGIN { printf "  judgebox/bwrap throughput = %.2fx (target >= 2.0x)\n", j/b }'
+else
+  echo
+  echo "(judging throughput skipped: $GCC_IMAGE is not in the store; run scripts/build-images.sh gcc)"
+fi

@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# The whole test suite: unit + integration tests on this host (cargo test), then the
-# cgroup-v2 scenarios in a VM (scripts/vm-test.sh).
+# The whole test suite (as root): builds judgebox and the language images (cached after the
+# first run), then unit + integration tests on this host (cargo test, every language judged
+# for real), then the cgroup-v2 scenarios in a VM (scripts/vm-test.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "test.sh: the tests create namespaces, mounts and cgroups: run as root" >&2; exit 2; }
 scripts/install-deps.sh
-cargo test --release -- --test-threads=2
+cargo build --release --quiet
+JUDGEBOX=$PWD/target/release/judgebox scripts/build-images.sh
+JUDGEBOX_REQUIRE_IMAGES=1 cargo test --release -- --test-threads=2
+scripts/crosscheck-umoci.sh
 scripts/vm-test.sh --binary target/release/judgebox

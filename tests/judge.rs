@@ -33,7 +33,7 @@ image = "judgebox-test/none:1"
 source_file = "main.sh"
 artifacts = ["prog"]
 [compile]
-command = ["/bin/sh", "-c", "sh -n main.sh && cp main.sh prog && chmod 755 prog && echo compiled {compiler_options}", "cc", "{compiler_options}"]
+command = ["/bin/sh", "-c", "sh -n main.sh && cp main.sh prog && chmod 755 prog && echo compiled \"$@\"", "cc", "{compiler_options}"]
 time = 2.0
 wall_time = 5.0
 memory = "64M"
@@ -215,7 +215,7 @@ fn limits_give_time_memory_and_output_verdicts() {
 #[test]
 fn a_forbidden_call_under_strict_is_a_security_violation() {
     let f = Fixture::new();
-    let v = f.judge_json("sh", "/probes/seccomp_probe ptrace", &["--seccomp", "strict"]);
+    let v = f.judge_json("sh", "exec /probes/seccomp_probe ptrace", &["--seccomp", "strict"]);
     assert_eq!(v["verdict"], "security_violation", "{v}");
     assert_eq!(v["tests"][0]["message"], "forbidden system call ptrace", "{v}");
 }

@@ -327,8 +327,7 @@ fn run_sandboxed(
 ) -> Result<RunResult, JudgeError> {
     let memory = overrides.memory.unwrap_or(step.memory);
     let pids = overrides.pids.unwrap_or(step.pids);
-    let mut env = job.env.image_env.clone();
-    env.extend(job.lang.env.iter().cloned());
+    let env = merge_env(&job.env.image_env, &job.lang.env);
     let mut config = Config {
         rootfs: job.env.rootfs.clone(),
         argv,
@@ -382,6 +381,18 @@ fn run_sandboxed(
     let mut run = outcome?;
     run.seccomp = job.filter.as_ref().map(|f| f.name().to_string());
     Ok(run)
+}
+
+/// The image's environment, then the manifest's; a later `KEY=` replaces an earlier one
+/// (programs read the first match, so duplicates would make the image win).
+fn merge_env(image: &[String], manifest: &[String]) -> Vec<String> {
+    let mut env: Vec<String> = Vec::new();
+    for entry in image.iter().chain(manifest) {
+        let key = entry.split('=').next().unwrap_or("");
+        env.retain(|e| e.split('=').next() != Some(key));
+        env.push(entry.clone());
+    }
+    env
 }
 
 /// A private host directory for the compiled artifacts; removed on drop.
@@ -492,4 +503,17 @@ fn clip(bytes: &[u8]) -> String {
 
 fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_manifest_env_replaces_the_images() {
+        let image = ["PATH=/usr/bin".to_string(), "GOFLAGS=-mod=mod".to_string()];
+        let manifest = ["GOFLAGS=".to_string(), "HOME=/tmp".to_string()];
+        assert_eq!(
+            super::merge_env(&image, &manifest),
+            ["PATH=/usr/bin", "GOFLAGS=", "HOME=/tmp"]
+        );
+    }
 }

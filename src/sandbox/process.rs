@@ -95,16 +95,22 @@ fn set_stdio(fds: &ProgramFds) {
     }
 }
 
+/// Raw syscalls, not glibc's wrappers: in a process cloned from a multi-threaded
+/// supervisor, glibc still believes the parent's other threads exist and its setxid
+/// broadcast (which applies credentials to every thread) would wait for them forever.
 fn set_credentials(p: &Prepared, fds: &ProgramFds) {
-    // SAFETY: setgroups with an empty list; setres[ug]id with plain ids.
-    if unsafe { libc::setgroups(0, std::ptr::null()) } < 0 {
-        fail(fds, Step::SetGroups, sys::errno(), 0);
-    }
-    if unsafe { libc::setresgid(p.gid, p.gid, p.gid) } < 0 {
-        fail(fds, Step::SetGid, sys::errno(), 0);
-    }
-    if unsafe { libc::setresuid(p.uid, p.uid, p.uid) } < 0 {
-        fail(fds, Step::SetUid, sys::errno(), 0);
+    // SAFETY: raw setgroups with an empty list; setres[ug]id with plain ids. No memory
+    // is passed (the list pointer is NULL with a zero count).
+    unsafe {
+        if libc::syscall(libc::SYS_setgroups, 0, std::ptr::null::<libc::gid_t>()) < 0 {
+            fail(fds, Step::SetGroups, sys::errno(), 0);
+        }
+        if libc::syscall(libc::SYS_setresgid, p.gid, p.gid, p.gid) < 0 {
+            fail(fds, Step::SetGid, sys::errno(), 0);
+        }
+        if libc::syscall(libc::SYS_setresuid, p.uid, p.uid, p.uid) < 0 {
+            fail(fds, Step::SetUid, sys::errno(), 0);
+        }
     }
 }
 
