@@ -108,7 +108,7 @@ stale_reason() {
     || { echo "recipe changed"; return; }
   [ "$name" = base ] && return
   base_layer=$(manifest_of "$OUT" "$(tag_of base)" | jq -r '.layers[0].digest')
-  [ "$(jq -r '[.layers | length, .layers[0].digest] | join(" ")' <<<"$m")" = "2 $base_layer" ] \
+  [ "$(jq -r '[(.layers | length), .layers[0].digest] | join(" ")' <<<"$m")" = "2 $base_layer" ] \
     || echo "base changed"
 }
 
@@ -174,14 +174,18 @@ in_chroot() {
 # apt-get with quiet, non-interactive, no-recommends settings.
 APT='apt-get -qq -y -o Dpkg::Use-Pty=0 -o APT::Install-Recommends=false -o APT::Install-Suggests=false'
 
-# Runs a build step with its output in LOGFILE; shows the tail if it fails.
+# Runs one build step (PHASE names it in the timing summary) with its output appended to
+# $LOGF. Not wrapped in "if": that would turn off set -e inside the functions it runs. A
+# failure exits the script and on_exit reports the phase and the log.
+PHASES="" CUR_PHASE=""
 step() {
-  local logfile=$1; shift
-  if ! "$@" >>"$logfile" 2>&1; then
-    tail -n 25 "$logfile" >&2
-    die "step failed: $* (full log: $logfile)"
-  fi
+  local phase=$1 t; shift
+  t=$(now) CUR_PHASE=$phase
+  "$@" >>"$LOGF" 2>&1
+  CUR_PHASE=""
+  PHASES+="${PHASES:+, }$phase $(elapsed "$t")"
 }
+elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 
 # ---------- scratch layouts ----------
 # Each tag is built in its own scratch layout under WORK (same filesystem as OUT) and only
@@ -224,6 +228,21 @@ publish() {
   mv -f "$tmp" "$OUT/index.json"
 }
 
+# Removes blobs no tag refers to: those of replaced tags or of an interrupted publish.
+# (umoci gc does the same but first re-hashes every blob: ~18 s for 700 MB.)
+gc_layout() {
+  local keep m b n=0
+  keep=$(jq -r '(.manifests // [])[].digest' "$OUT/index.json")
+  for m in $keep; do
+    keep+=$'\n'$(jq -r '.config.digest, .layers[].digest' "$OUT/blobs/${m/://}")
+  done
+  for b in "$OUT"/blobs/sha256/*; do
+    [ -e "$b" ] || continue
+    grep -qxF "sha256:${b##*/}" <<<"$keep" || { rm -f "$b"; n=$((n + 1)); }
+  done
+  [ "$n" = 0 ] || log "removed $n unreferenced blob(s)"
+}
+
 # Sets TAG's config in layout L. Annotating the manifest with the recipe is what makes the
 # next run see the tag as up to date.
 configure() {
@@ -250,17 +269,16 @@ oci_arch() {
 # judgebox/base: debootstrap minbase, Debian sources from the host, upgraded, slimmed, and
 # with /var/lib/apt/lists kept populated so the language layers' cleanup makes whiteouts.
 build_base() {
-  local work=$1 tag rootfs logf
+  local work=$1 tag rootfs
   tag=$(tag_of base)
-  logf=$work/build.log
-  umoci init --layout "$work/layout"
-  umoci new --image "$work/layout:$tag"
-  umoci unpack --image "$work/layout:$tag" "$work/bundle" >/dev/null
+  step scratch umoci init --layout "$work/layout"
+  step scratch umoci new --image "$work/layout:$tag"
+  step scratch umoci unpack --image "$work/layout:$tag" "$work/bundle"
   rootfs=$work/bundle/rootfs
   pick_mirror
   log "base: debootstrap --variant=minbase $SUITE${MIRROR:+ (mirror from host apt sources)}"
   mkdir -p "$DEB_CACHE/partial"
-  step "$logf" debootstrap --variant=minbase --components=main --cache-dir="$DEB_CACHE" \
+  step debootstrap debootstrap --variant=minbase --components=main --cache-dir="$DEB_CACHE" \
     "$SUITE" "$rootfs" ${MIRROR:+"$MIRROR"}
   # The runtime mounts its own /dev, /proc and network files: keep the image's empty, and
   # drop what debootstrap copied from the host.
@@ -272,7 +290,7 @@ build_base() {
   printf '127.0.0.1\tlocalhost judgebox\n::1\t\tlocalhost ip6-localhost ip6-loopback\n' >"$rootfs/etc/hosts"
   write_apt_config "$rootfs"
   log "base: apt-get update, dist-upgrade"
-  step "$logf" in_chroot "$rootfs" "
+  step apt in_chroot "$rootfs" "
     $APT update
     $APT dist-upgrade
     # Docs and man pages are excluded from now on (see dpkg.cfg.d); drop the ones already here.
@@ -282,12 +300,12 @@ build_base() {
     mkdir -p /usr/share/man/man1   # some postinsts (update-alternatives) expect it"
   ls "$rootfs/var/lib/apt/lists/" | grep -q _Packages || die "base: apt lists are empty after apt-get update"
   log "base: repack"
-  step "$logf" umoci repack --image "$work/layout:$tag" --history.author "$AUTHOR" \
+  step repack umoci repack --image "$work/layout:$tag" --history.author "$AUTHOR" \
     --history.created "$CREATED" \
     --history.created_by "debootstrap --variant=minbase $SUITE; apt-get update; apt-get dist-upgrade" \
     "$work/bundle"
-  configure "$work/layout" base
-  publish "$work/layout" "$tag"
+  step config configure "$work/layout" base
+  step publish publish "$work/layout" "$tag"
 }
 
 # Sources for the chroot (from the host's mirror, if we found one), apt settings, and
@@ -323,23 +341,22 @@ EOF
 # judgebox/NAME: base + one layer. The cleanup deletes files that exist in the base layer,
 # so the layer carries real .wh. whiteouts.
 build_lang() {
-  local work=$1 name=$2 tag logf rootfs pkgs=${PKGS[$2]}
+  local work=$1 name=$2 tag rootfs pkgs=${PKGS[$2]}
   tag=$(tag_of "$name")
-  logf=$work/build.log
-  scratch_from_base "$work/layout"
-  step "$logf" umoci unpack --image "$work/layout:$(tag_of base)" "$work/bundle"
+  step scratch scratch_from_base "$work/layout"
+  step unpack umoci unpack --image "$work/layout:$(tag_of base)" "$work/bundle"
   rootfs=$work/bundle/rootfs
   log "$name: installing $pkgs"
-  step "$logf" in_chroot "$rootfs" "
+  step install in_chroot "$rootfs" "
     $APT install $pkgs
     rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt/* /tmp/* /root/.cache"
   log "$name: repack"
-  step "$logf" umoci repack --image "$work/layout:$tag" --history.author "$AUTHOR" \
+  step repack umoci repack --image "$work/layout:$tag" --history.author "$AUTHOR" \
     --history.created "$CREATED" \
     --history.created_by "apt-get install --no-install-recommends $pkgs; rm -rf /var/lib/apt/lists/*" \
     "$work/bundle"
-  configure "$work/layout" "$name"
-  publish "$work/layout" "$tag"
+  step config configure "$work/layout" "$name"
+  step publish publish "$work/layout" "$tag"
 }
 
 # ---------- import into judgebox's store ----------
@@ -359,6 +376,20 @@ import_tags() {
 }
 
 # ---------- main ----------
+# Reports a failed step (its log is kept next to the layout, since WORK goes) and removes WORK.
+on_exit() {
+  local rc=$? what
+  exec 1>&7 2>&8   # a signal may land while a step's output goes to its log
+  if [ "$rc" != 0 ] && [ -n "$CUR_PHASE" ] && [ -f "${LOGF:-}" ]; then
+    cp "$LOGF" "$PARENT/build-images.failed.log"
+    tail -n 25 "$LOGF" >&2
+    if [ "$rc" = 130 ]; then what="interrupted during $CUR_PHASE"; else what="$CUR_PHASE failed (exit $rc)"; fi
+    log "error: $CUR_NAME: $what; log: $PARENT/build-images.failed.log"
+  fi
+  [ -z "${WORK:-}" ] || rm -rf --one-file-system "$WORK"
+}
+
+exec 7>&1 8>&2
 mkdir -p "$PARENT"
 exec 9>"$PARENT/.build-images.lock"
 flock -n 9 || { log "waiting for another build-images run on $PARENT"; flock 9; }
@@ -366,7 +397,7 @@ flock -n 9 || { log "waiting for another build-images run on $PARENT"; flock 9; 
 # namespaces, so these are plain directories; --one-file-system is a second guard.
 rm -rf --one-file-system "$PARENT"/.build-images.work.*
 WORK=$(mktemp -d "$PARENT/.build-images.work.XXXXXX")
-trap 'rm -rf --one-file-system "$WORK"' EXIT
+trap on_exit EXIT
 trap 'exit 130' INT TERM
 
 if [ ! -f "$OUT/oci-layout" ]; then
@@ -400,16 +431,16 @@ for name in "${order[@]}"; do
   log "$name: building $tag ($reason)"
   t=$(now)
   mkdir "$WORK/$name"
+  LOGF=$WORK/$name/build.log PHASES="" CUR_NAME=$name
   if [ "$name" = base ]; then build_base "$WORK/$name"; else build_lang "$WORK/$name" "$name"; fi
   rm -rf --one-file-system "$WORK/$name"
-  SECS[$name]=$(awk -v a="$t" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }')
+  SECS[$name]=$(elapsed "$t")
   STATUS[$name]="built"
-  log "$name: done in ${SECS[$name]} s"
+  log "$name: done in ${SECS[$name]} s ($PHASES)"
   built+=("$name") imports+=("$tag")
 done
 
 if [ ${#built[@]} -gt 0 ]; then
-  umoci gc --layout "$OUT"   # blobs of replaced tags
   if [[ " ${built[*]} " == *" base "* ]]; then
     stale=()
     for l in "${LANGS[@]:1}"; do
@@ -421,15 +452,16 @@ else
   log "up to date"
 fi
 
+gc_layout
+
 # Summary: tag, layers, size of the top layer and of all layers (compressed), build time.
 printf '%-28s %6s %10s %10s %8s  %s\n' TAG LAYERS TOP-MB TOTAL-MB SECONDS STATUS >&2
 for name in "${order[@]}"; do
   m=$(manifest_of "$OUT" "$(tag_of "$name")")
   jq -r --arg t "$(tag_of "$name")" --arg s "${SECS[$name]:--}" --arg st "${STATUS[$name]}" \
-    '[$t, (.layers | length), (.layers[-1].size / 1e6 * 10 | round / 10),
-      ([.layers[].size] | add / 1e6 * 10 | round / 10), $s, $st] | @tsv' <<<"$m" |
-    awk -F'\t' '{ printf "%-28s %6s %10s %10s %8s  %s\n", $1, $2, $3, $4, $5, $6 }' >&2
+    '[$t, (.layers | length), .layers[-1].size, ([.layers[].size] | add), $s, $st] | @tsv' <<<"$m" |
+    awk -F'\t' '{ printf "%-28s %6s %10.1f %10.1f %8s  %s\n", $1, $2, $3 / 1e6, $4 / 1e6, $5, $6 }' >&2
 done
-log "total $(awk -v a="$T0" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }') s; layout $OUT"
+log "total $(elapsed "$T0") s; layout $OUT"
 
 [ "$IMPORT" = 0 ] || import_tags "${imports[@]}"
