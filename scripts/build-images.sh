@@ -159,16 +159,17 @@ pick_mirror() {
 in_chroot() {
   local root=$1 script=$2
   mkdir -p "$DEB_CACHE/partial"
+  # shellcheck disable=SC2016  # the inner script expands its own arguments
   unshare --mount --propagation private -- /bin/sh -euc '
-    root=$1 debs=$2 script=$3
+    root=$1 debs=$2 script=$3 path=$4
     mount -t proc proc "$root/proc"
     mount --rbind /dev "$root/dev"
     mount --bind "$debs" "$root/var/cache/apt/archives"
     [ -e "$root/etc/resolv.conf" ] || : >"$root/etc/resolv.conf"
     mount --bind /etc/resolv.conf "$root/etc/resolv.conf"
-    exec chroot "$root" /usr/bin/env -i PATH='"$PATH_ENV"' HOME=/root LC_ALL=C.UTF-8 \
+    exec chroot "$root" /usr/bin/env -i PATH="$path" HOME=/root LC_ALL=C.UTF-8 \
       DEBIAN_FRONTEND=noninteractive /bin/sh -euc "$script"
-  ' sh "$root" "$DEB_CACHE" "$script"
+  ' sh "$root" "$DEB_CACHE" "$script" "$PATH_ENV"
 }
 
 # apt-get with quiet, non-interactive, no-recommends settings.
@@ -191,6 +192,13 @@ elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 # Each tag is built in its own scratch layout under WORK (same filesystem as OUT) and only
 # then published: a failed or interrupted build never touches a tag in OUT.
 
+# Creates WORK/layout with TAG as an empty image, unpacked to the bundle WORK/bundle.
+scratch_empty() {
+  umoci init --layout "$1/layout"
+  umoci new --image "$1/layout:$2"
+  umoci unpack --image "$1/layout:$2" "$1/bundle"
+}
+
 # Creates layout DIR holding only the blobs of base (hard links) and its tag.
 scratch_from_base() {
   local dir=$1 base_tag m d
@@ -206,17 +214,18 @@ scratch_from_base() {
     "$OUT/index.json" >"$dir/index.json"
 }
 
-# Copies TAG's blobs from the scratch layout into OUT (hard links), then points TAG at its
-# manifest with one atomic rename of index.json: blobs first, so the index never names a
-# missing blob.
+# Copies the blobs of TAG (manifest, config, layers; not the intermediate ones umoci left in
+# the scratch layout) into OUT as hard links, then points TAG at its manifest with one
+# atomic rename of index.json: blobs first, so the index never names a missing blob.
 publish() {
-  local scratch=$1 tag=$2 desc b tmp new=()
+  local scratch=$1 tag=$2 desc d tmp new=()
   desc=$(jq -c --arg t "$tag" --arg k "$REF_KEY" \
     '[(.manifests // [])[] | select(.annotations[$k] == $t)][0]' "$scratch/index.json")
-  for b in "$scratch"/blobs/sha256/*; do
-    [ -e "$OUT/blobs/sha256/${b##*/}" ] && continue
-    ln "$b" "$OUT/blobs/sha256/${b##*/}"
-    new+=("$OUT/blobs/sha256/${b##*/}")
+  d=$(jq -r .digest <<<"$desc")
+  for d in "$d" $(jq -r '.config.digest, .layers[].digest' "$scratch/blobs/${d/://}"); do
+    [ -e "$OUT/blobs/${d/://}" ] && continue
+    ln "$scratch/blobs/${d/://}" "$OUT/blobs/${d/://}"
+    new+=("$OUT/blobs/${d/://}")
   done
   tmp=$(mktemp "$OUT/.index.json.XXXXXX")
   jq --argjson d "$desc" --arg t "$tag" --arg k "$REF_KEY" '
@@ -271,9 +280,7 @@ oci_arch() {
 build_base() {
   local work=$1 tag rootfs
   tag=$(tag_of base)
-  step scratch umoci init --layout "$work/layout"
-  step scratch umoci new --image "$work/layout:$tag"
-  step scratch umoci unpack --image "$work/layout:$tag" "$work/bundle"
+  step scratch scratch_empty "$work" "$tag"
   rootfs=$work/bundle/rootfs
   pick_mirror
   log "base: debootstrap --variant=minbase $SUITE${MIRROR:+ (mirror from host apt sources)}"
@@ -298,7 +305,8 @@ build_base() {
     find /usr/share/doc -mindepth 1 -type d -empty -delete
     rm -rf /usr/share/man/* /usr/share/info/* /usr/share/groff/* /usr/share/lintian/* /tmp/* /root/.cache
     mkdir -p /usr/share/man/man1   # some postinsts (update-alternatives) expect it"
-  ls "$rootfs/var/lib/apt/lists/" | grep -q _Packages || die "base: apt lists are empty after apt-get update"
+  compgen -G "$rootfs/var/lib/apt/lists/*_Packages" >/dev/null ||
+    die "base: apt lists are empty after apt-get update"
   log "base: repack"
   step repack umoci repack --image "$work/layout:$tag" --history.author "$AUTHOR" \
     --history.created "$CREATED" \
@@ -433,7 +441,7 @@ for name in "${order[@]}"; do
   mkdir "$WORK/$name"
   LOGF=$WORK/$name/build.log PHASES="" CUR_NAME=$name
   if [ "$name" = base ]; then build_base "$WORK/$name"; else build_lang "$WORK/$name" "$name"; fi
-  rm -rf --one-file-system "$WORK/$name"
+  rm -rf --one-file-system "${WORK:?}/$name"
   SECS[$name]=$(elapsed "$t")
   STATUS[$name]="built"
   log "$name: done in ${SECS[$name]} s ($PHASES)"

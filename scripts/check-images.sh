@@ -58,12 +58,13 @@ for lang in "${WANT[@]}"; do
   [ "$wh" -gt 0 ] && ok "$lang: $wh whiteouts in the upper layer" || bad "$lang: no whiteouts in the upper layer"
 
   umoci unpack --image "$OUT:$tag" "$work/$lang" >/dev/null
+  # shellcheck disable=SC2016  # the inner script expands its own arguments
   got=$(unshare --mount --propagation private -- sh -c '
     root=$1; mount -t proc proc "$root/proc"; mount --rbind /dev "$root/dev"
     exec chroot "$root" /usr/bin/env -i PATH=/usr/local/bin:/usr/bin:/bin HOME=/tmp sh -c "$2"
   ' sh "$work/$lang/rootfs" "${SMOKE[$lang]}" 2>&1) && [[ $got == *hello* ]] &&
     ok "$lang: hello world runs" || bad "$lang: smoke test: $got"
-  rm -rf --one-file-system "$work/$lang"
+  rm -rf --one-file-system "${work:?}/$lang"
 done
 
 [ "$fails" = 0 ] || { echo "check-images: $fails failure(s)" >&2; exit 1; }
