@@ -2,7 +2,10 @@
 # Installs what judgebox's build, tests and demos need on Debian/Ubuntu (idempotent, quiet).
 # Needs root. Rust comes from rustup/cargo already on the machine (checked, not installed).
 set -euo pipefail
-pkgs=(gcc libc6-dev busybox-static file iproute2 cpio qemu-system-x86 jq)
+# debootstrap, umoci, skopeo: scripts/build-images.sh and image tests (docker-registry serves
+# a local registry for pull tests).
+pkgs=(gcc libc6-dev busybox-static file iproute2 cpio qemu-system-x86 jq
+      debootstrap umoci skopeo docker-registry)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
