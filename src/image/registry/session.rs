@@ -213,4 +213,31 @@ mod tests {
             &["other.example".into()]
         ));
     }
+
+    #[test]
+    fn https_registries_may_not_redirect_to_http_or_internal_addresses() {
+        let session = Session::new(
+            &Reference::parse("reg.example/a:v1").unwrap(),
+            &PullOptions::default(),
+        )
+        .unwrap();
+        let from = Url::parse("https://reg.example/v2/a/blobs/x").unwrap();
+        let hop = |to: &str| session.check_hop(&from, &Url::parse(to).unwrap());
+        assert!(hop("https://cdn.example/blob?sig=1").is_ok());
+        assert!(hop("https://reg.example/other").is_ok());
+        assert!(hop("http://cdn.example/blob").is_err());
+        assert!(hop("https://169.254.169.254/latest/meta-data").is_err());
+        assert!(hop("https://127.0.0.1:5000/x").is_err());
+        assert!(hop("https://[fd00::1]/x").is_err());
+
+        let loopback = Session::new(
+            &Reference::parse("127.0.0.1:5000/a:v1").unwrap(),
+            &PullOptions::default(),
+        )
+        .unwrap();
+        let from = Url::parse("http://127.0.0.1:5000/v2/a/blobs/x").unwrap();
+        assert!(loopback
+            .check_hop(&from, &Url::parse("http://127.0.0.2:6000/b").unwrap())
+            .is_ok());
+    }
 }
