@@ -20,7 +20,7 @@ use super::RegistryError;
 const MAX_TOKEN_BODY: u64 = 1 << 20;
 /// `expires_in` when the token server does not say (Docker token spec).
 const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(60);
-/// A token this close to expiry is refreshed before use.
+/// A token this close to expiry (at most a quarter of its lifetime) is refreshed before use.
 const EXPIRY_MARGIN: Duration = Duration::from_secs(5);
 /// Auth files bigger than this are refused.
 const MAX_AUTH_FILE: u64 = 1 << 20;
@@ -238,7 +238,8 @@ struct Bearer {
 struct State {
     /// The `Authorization` value for registry requests.
     header: Option<String>,
-    expires: Option<Instant>,
+    /// When the bearer token is to be refreshed (shortly before it expires).
+    refresh_at: Option<Instant>,
     bearer: Option<Bearer>,
 }
 
@@ -263,9 +264,7 @@ impl Auth {
     /// The `Authorization` value to send now, refreshing an expiring bearer token.
     pub fn header(&self, transport: &Transport) -> Result<Option<String>, RegistryError> {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let expiring = state
-            .expires
-            .is_some_and(|t| t.saturating_duration_since(Instant::now()) < EXPIRY_MARGIN);
+        let expiring = state.refresh_at.is_some_and(|t| Instant::now() >= t);
         if expiring {
             if let Some(bearer) = state.bearer.clone() {
                 self.fetch_token(transport, &bearer, &mut state)?;
@@ -398,7 +397,7 @@ impl Auth {
             .filter(|s| *s > 0)
             .map_or(DEFAULT_TOKEN_LIFETIME, Duration::from_secs);
         state.header = Some(format!("Bearer {value}"));
-        state.expires = Some(Instant::now() + lifetime);
+        state.refresh_at = Some(Instant::now() + lifetime - EXPIRY_MARGIN.min(lifetime / 4));
         state.bearer = Some(bearer.clone());
         Ok(())
     }

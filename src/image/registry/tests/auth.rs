@@ -264,3 +264,42 @@ fn forbidden_and_unknown_repositories_say_so() {
     let err = pull(&reference(&server, "judge/app", "v2"), &blobs, &opts()).unwrap_err();
     assert!(err.to_string().contains("MANIFEST_UNKNOWN"), "{err}");
 }
+
+#[test]
+fn an_expiring_token_is_refreshed_before_use() {
+    let reg = Registry::new("judge/app");
+    test_image(&reg);
+    let tokens = token_server(r#"{"token":"tok-1","expires_in":1}"#);
+    let realm = tokens.url("/token");
+    let inner = reg.clone();
+    let server = serve(&reg, move |req| {
+        if req.header("authorization") != Some("Bearer tok-1") {
+            return Some(Reply::status(401).header(
+                "WWW-Authenticate",
+                format!(r#"Bearer realm="{realm}",service="s""#),
+            ));
+        }
+        req.route().contains("/blobs/").then(|| {
+            let mut reply = inner.handle(req);
+            reply.delay = std::time::Duration::from_millis(400);
+            reply
+        })
+    });
+    let (_tmp, blobs) = blob_dir();
+    let mut o = opts();
+    o.parallel = 1;
+    pull(&reference(&server, "judge/app", "v1"), &blobs, &o).unwrap();
+    // Three blobs at 400 ms each outlive a 1 s token: it was renewed in between,
+    // without a 401 round trip.
+    assert!(
+        tokens.requests().len() >= 2,
+        "{:?}",
+        tokens.requests().len()
+    );
+    let refused = server
+        .requests()
+        .iter()
+        .filter(|r| r.route() != "/v2/" && r.header("authorization").is_none())
+        .count();
+    assert_eq!(refused, 0);
+}

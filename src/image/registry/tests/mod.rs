@@ -83,6 +83,11 @@ fn pulls_an_image_and_reuses_its_blobs_the_second_time() {
         assert!(accept.contains(t), "{accept}");
     }
 
+    // Blobs are asked for identity-encoded, so byte counts are the descriptors' sizes.
+    for get in server.requests_to("/v2/judge/app/blobs/") {
+        assert_eq!(get.header("accept-encoding"), Some("identity"));
+    }
+
     let blob_gets = server.requests_to("/v2/judge/app/blobs/").len();
     let again = pull(&r, &blobs, &opts()).unwrap();
     assert_eq!(again.bytes_downloaded, 0);
