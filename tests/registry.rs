@@ -455,3 +455,139 @@ fn big_image_pulls_byte_identical() {
         assert!(ours == theirs, "layer {} differs", layer.digest);
     }
 }
+
+/// A front for the registry that wants `Authorization: Basic <expected>` on every request
+/// (401 with a Basic challenge otherwise) and forwards the rest, one request per
+/// connection.
+struct BasicAuthFront {
+    host: String,
+}
+
+impl BasicAuthFront {
+    fn start(upstream: &str, expected: &'static str) -> BasicAuthFront {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let host = listener.local_addr().unwrap().to_string();
+        let upstream = upstream.to_string();
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let upstream = upstream.clone();
+                std::thread::spawn(move || forward(client, &upstream, expected));
+            }
+        });
+        BasicAuthFront { host }
+    }
+}
+
+fn forward(mut client: std::net::TcpStream, upstream: &str, expected: &str) {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match client.read(&mut byte) {
+            Ok(1) => head.push(byte[0]),
+            _ => return,
+        }
+    }
+    let head = String::from_utf8_lossy(&head).into_owned();
+    let authorized = head.lines().any(|l| {
+        l.split_once(':').is_some_and(|(k, v)| {
+            k.eq_ignore_ascii_case("authorization") && v.trim() == format!("Basic {expected}")
+        })
+    });
+    if !authorized {
+        let _ = client.write_all(
+            b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"test\"\r\n\
+              Content-Length: 0\r\nConnection: close\r\n\r\n",
+        );
+        return;
+    }
+    let request: String = head
+        .lines()
+        .filter(|l| !l.is_empty() && !l.to_ascii_lowercase().starts_with("connection:"))
+        .map(|l| format!("{l}\r\n"))
+        .collect::<String>()
+        + "Connection: close\r\n\r\n";
+    let Ok(mut server) = std::net::TcpStream::connect(upstream) else {
+        return;
+    };
+    if server.write_all(request.as_bytes()).is_ok() {
+        let _ = std::io::copy(&mut server, &mut client);
+    }
+}
+
+#[test]
+fn the_cli_sends_credentials_from_stdin_or_an_auth_file() {
+    let f = &fixture();
+    // "judge:pa55" in base64.
+    let front = BasicAuthFront::start(&f.registry.host, "anVkZ2U6cGE1NQ==");
+    let image = format!("{}/judge/single:v1", front.host);
+    let tmp = tempfile::tempdir().unwrap();
+    let pull_cli = |args: &[&str], stdin: &str, env: &[(&str, &Path)]| {
+        let root = tempfile::tempdir_in(tmp.path()).unwrap();
+        let mut cmd = Command::new(BIN);
+        cmd.args(["image", "pull", "-q", "--root"])
+            .arg(root.path())
+            .args(args)
+            .arg(&image)
+            .env_remove("REGISTRY_AUTH_FILE")
+            .env_remove("DOCKER_CONFIG")
+            .env("HOME", tmp.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let stderr = |out: &std::process::Output| String::from_utf8_lossy(&out.stderr).into_owned();
+
+    let out = pull_cli(&[], "", &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("authentication required"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = pull_cli(&["--username", "judge", "--password-stdin"], "pa55\n", &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        Digest::of(&f.amd64.manifest).to_string()
+    );
+
+    let out = pull_cli(&["--username", "judge", "--password-stdin"], "wrong\n", &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("refused the user name and password"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = pull_cli(&["--username", "judge"], "", &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "--username needs --password-stdin"
+    );
+
+    // Docker's config.json, by --authfile, REGISTRY_AUTH_FILE and ~/.docker.
+    let auth = json!({"auths": {format!("http://{}", front.host): {"auth": "anVkZ2U6cGE1NQ=="}}});
+    let file = tmp.path().join("auth.json");
+    fs::write(&file, auth.to_string()).unwrap();
+    let out = pull_cli(&["--authfile", file.to_str().unwrap()], "", &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = pull_cli(&[], "", &[("REGISTRY_AUTH_FILE", &file)]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    fs::create_dir_all(tmp.path().join(".docker")).unwrap();
+    fs::copy(&file, tmp.path().join(".docker/config.json")).unwrap();
+    let out = pull_cli(&[], "", &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
