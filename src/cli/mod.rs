@@ -2,6 +2,7 @@
 //! into library calls and results into JSON or human output.
 
 mod doctor;
+mod image;
 mod run;
 
 use clap::{Parser, Subcommand};
@@ -22,6 +23,7 @@ struct Cli {
 enum Command {
     Run(run::RunArgs),
     Doctor(doctor::DoctorArgs),
+    Image(image::ImageArgs),
 }
 
 /// Parses arguments and runs; returns the process exit code.
@@ -31,6 +33,7 @@ pub fn main() -> i32 {
     let result = match cli.command {
         Command::Run(args) => run::execute(args),
         Command::Doctor(args) => doctor::execute(args),
+        Command::Image(args) => image::execute(args),
     };
     match result {
         Ok(code) => code,

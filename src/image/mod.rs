@@ -8,4 +8,5 @@
 pub mod blobs;
 pub mod digest;
 pub mod reference;
+pub mod registry;
 pub mod spec;

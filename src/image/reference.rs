@@ -12,6 +12,9 @@ use super::digest::Digest;
 /// The registry host names of Docker Hub, as references spell it and as it is served.
 pub const DOCKER_HUB: &str = "docker.io";
 const DOCKER_HUB_API: &str = "registry-1.docker.io";
+/// Docker Hub's old index host: an alias in references, and the host of the key
+/// `docker login` files Hub credentials under (`https://index.docker.io/v1/`).
+const DOCKER_HUB_INDEX: &str = "index.docker.io";
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum ReferenceError {
@@ -95,6 +98,15 @@ impl Reference {
         }
     }
 
+    /// The hosts credential files may list this registry under.
+    pub fn auth_hosts(&self) -> Vec<&str> {
+        if self.registry == DOCKER_HUB {
+            vec![DOCKER_HUB, DOCKER_HUB_INDEX, DOCKER_HUB_API]
+        } else {
+            vec![self.registry.as_str()]
+        }
+    }
+
     /// `registry/repository[:tag][@digest]`, fully spelled out.
     pub fn canonical(&self) -> String {
         self.to_string()
@@ -139,7 +151,7 @@ fn split_registry(name: &str) -> (String, &str) {
         Some((first, rest))
             if first.contains('.') || first.contains(':') || first == "localhost" =>
         {
-            let registry = if first == "index.docker.io" || first == DOCKER_HUB_API {
+            let registry = if first == DOCKER_HUB_INDEX || first == DOCKER_HUB_API {
                 DOCKER_HUB
             } else {
                 first
