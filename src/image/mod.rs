@@ -7,3 +7,4 @@
 
 pub mod digest;
 pub mod spec;
+pub mod unpack;
