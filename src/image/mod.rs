@@ -9,3 +9,4 @@ pub mod blobs;
 pub mod digest;
 pub mod reference;
 pub mod spec;
+pub mod unpack;
