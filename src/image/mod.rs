@@ -9,4 +9,5 @@ pub mod blobs;
 pub mod digest;
 pub mod reference;
 pub mod spec;
+pub mod store;
 pub mod unpack;
