@@ -2,6 +2,7 @@
 //! into library calls and results into JSON or human output.
 
 mod doctor;
+mod image;
 mod run;
 
 use clap::{Parser, Subcommand};
@@ -21,6 +22,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     Run(run::RunArgs),
+    Image(image::ImageArgs),
     Doctor(doctor::DoctorArgs),
 }
 
@@ -30,15 +32,33 @@ pub fn main() -> i32 {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(args) => run::execute(args),
+        Command::Image(args) => image::execute(args),
         Command::Doctor(args) => doctor::execute(args),
     };
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("judgebox: error: {e:#}");
+            eprintln!("judgebox: error: {}", describe(&e));
             2
         }
     }
+}
+
+/// The error and its causes, joined by ": "; a cause is left out when the text so far
+/// already says it (thiserror messages often embed their source).
+fn describe(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let message = cause.to_string();
+        if text.contains(&message) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&message);
+    }
+    text
 }
 
 /// Makes sure fds 0-2 are open so no pipe or file we create lands on them.
