@@ -49,7 +49,7 @@ fn build_rootfs() -> PathBuf {
     final_dir
 }
 
-fn find_busybox() -> PathBuf {
+pub fn find_busybox() -> PathBuf {
     for p in ["/bin/busybox", "/usr/bin/busybox"] {
         let path = PathBuf::from(p);
         if let Ok(out) = Command::new("file").arg(&path).output() {
