@@ -190,7 +190,8 @@ mod oci {
             }
             manifests.push(image.descriptor(*name));
         }
-        let index = json!({"schemaVersion": 2, "mediaType": spec::OCI_INDEX, "manifests": manifests});
+        let index =
+            json!({"schemaVersion": 2, "mediaType": spec::OCI_INDEX, "manifests": manifests});
         std::fs::write(dir.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
     }
 
@@ -212,11 +213,17 @@ mod oci {
     /// Legacy `docker save`: `<id>/layer.tar`, `<config hex>.json`, manifest.json LAST.
     /// The last layer's `layer.tar` is a symlink to a copy under another id, as docker
     /// writes for layers it already saved.
-    pub fn docker_save_legacy(layers: &[Vec<u8>], exec: Value, tags: &[&str], diff_ids: Option<Vec<Digest>>) -> Vec<u8> {
+    pub fn docker_save_legacy(
+        layers: &[Vec<u8>],
+        exec: Value,
+        tags: &[&str],
+        diff_ids: Option<Vec<Digest>>,
+    ) -> Vec<u8> {
         let plain: Vec<Layer> = layers.iter().cloned().map(Layer::plain).collect();
         let mut config = config_json(&plain, exec);
         if let Some(ids) = diff_ids {
-            config["rootfs"]["diff_ids"] = json!(ids.iter().map(|d| d.to_string()).collect::<Vec<_>>());
+            config["rootfs"]["diff_ids"] =
+                json!(ids.iter().map(|d| d.to_string()).collect::<Vec<_>>());
         }
         let config = serde_json::to_vec(&config).unwrap();
         let config_name = format!("{}.json", Digest::of(&config).encoded());
@@ -227,16 +234,24 @@ mod oci {
             let mut h = header(tar::EntryType::Directory, 0o755, 0);
             b.append_data(&mut h, format!("{id}/"), &[][..]).unwrap();
             let mut h = header(tar::EntryType::Regular, 0o644, 3);
-            b.append_data(&mut h, format!("{id}/VERSION"), &b"1.0"[..]).unwrap();
+            b.append_data(&mut h, format!("{id}/VERSION"), &b"1.0"[..])
+                .unwrap();
             if i + 1 == layers.len() {
                 let other = hex_of("elsewhere");
                 let mut h = header(tar::EntryType::Regular, 0o644, layer.len() as u64);
-                b.append_data(&mut h, format!("{other}/layer.tar"), &layer[..]).unwrap();
+                b.append_data(&mut h, format!("{other}/layer.tar"), &layer[..])
+                    .unwrap();
                 let mut h = header(tar::EntryType::Symlink, 0o777, 0);
-                b.append_link(&mut h, format!("{id}/layer.tar"), format!("../{other}/layer.tar")).unwrap();
+                b.append_link(
+                    &mut h,
+                    format!("{id}/layer.tar"),
+                    format!("../{other}/layer.tar"),
+                )
+                .unwrap();
             } else {
                 let mut h = header(tar::EntryType::Regular, 0o644, layer.len() as u64);
-                b.append_data(&mut h, format!("{id}/layer.tar"), &layer[..]).unwrap();
+                b.append_data(&mut h, format!("{id}/layer.tar"), &layer[..])
+                    .unwrap();
             }
             paths.push(format!("{id}/layer.tar"));
         }
@@ -245,7 +260,8 @@ mod oci {
         let manifest = json!([{"Config": config_name, "RepoTags": tags, "Layers": paths}]);
         let manifest = serde_json::to_vec(&manifest).unwrap();
         let mut h = header(tar::EntryType::Regular, 0o644, manifest.len() as u64);
-        b.append_data(&mut h, "manifest.json", &manifest[..]).unwrap();
+        b.append_data(&mut h, "manifest.json", &manifest[..])
+            .unwrap();
         b.into_inner().unwrap()
     }
 
@@ -260,7 +276,9 @@ mod oci {
         for (d, bytes) in image.blobs() {
             add(&mut b, &format!("blobs/sha256/{}", d.encoded()), bytes);
         }
-        let full = judgebox::image::reference::Reference::parse(tag).unwrap().canonical();
+        let full = judgebox::image::reference::Reference::parse(tag)
+            .unwrap()
+            .canonical();
         let short_tag = tag.rsplit(':').next().unwrap();
         let mut desc = image.descriptor(None);
         desc["annotations"] = json!({"io.containerd.image.name": full, "org.opencontainers.image.ref.name": short_tag});
@@ -272,7 +290,11 @@ mod oci {
             "RepoTags": [tag],
             "Layers": image.layers.iter().map(|l| format!("blobs/sha256/{}", l.digest().encoded())).collect::<Vec<_>>(),
         }]);
-        add(&mut b, "manifest.json", &serde_json::to_vec(&manifest).unwrap());
+        add(
+            &mut b,
+            "manifest.json",
+            &serde_json::to_vec(&manifest).unwrap(),
+        );
         add(&mut b, "repositories", b"{}");
         b.into_inner().unwrap()
     }
@@ -287,17 +309,26 @@ fn busybox() -> Vec<u8> {
     std::fs::read(common::find_busybox()).unwrap()
 }
 
-const APPLETS: [&str; 12] = ["sh", "cat", "ls", "readlink", "env", "stat", "echo", "pwd", "test", "sleep", "id", "true"];
+const APPLETS: [&str; 12] = [
+    "sh", "cat", "ls", "readlink", "env", "stat", "echo", "pwd", "test", "sleep", "id", "true",
+];
 
 /// busybox, its applets, /etc/passwd, a file that L2 whites out, /data/a.
 fn base_tar() -> Vec<u8> {
-    let links: Vec<(String, &str)> = APPLETS.iter().map(|a| (format!("bin/{a}"), "busybox")).collect();
+    let links: Vec<(String, &str)> = APPLETS
+        .iter()
+        .map(|a| (format!("bin/{a}"), "busybox"))
+        .collect();
     let mut entries = vec![
         E::Dir("bin"),
         E::Dir("etc"),
         E::Dir("data"),
         E::File("bin/busybox", busybox(), 0o755),
-        E::File("etc/passwd", b"root:x:0:0::/:/bin/sh\nnobody:x:65534:65534::/:/bin/sh\n".to_vec(), 0o644),
+        E::File(
+            "etc/passwd",
+            b"root:x:0:0::/:/bin/sh\nnobody:x:65534:65534::/:/bin/sh\n".to_vec(),
+            0o644,
+        ),
         E::File("etc/gone", b"bye\n".to_vec(), 0o644),
         E::File("data/a", b"A\n".to_vec(), 0o644),
     ];
@@ -321,7 +352,8 @@ fn app_tar() -> Vec<u8> {
     oci::tar(&[E::Dir("app"), E::File("app/hello", b"hi\n".to_vec(), 0o644)])
 }
 
-const SCRIPT: &str = "echo \"$GREETING\"; pwd; cat /data/d; readlink /data/link; ls /etc; echo KEEP=$KEEP";
+const SCRIPT: &str =
+    "echo \"$GREETING\"; pwd; cat /data/d; readlink /data/link; ls /etc; echo KEEP=$KEEP";
 
 fn app_exec() -> Value {
     json!({
@@ -335,7 +367,11 @@ fn app_exec() -> Value {
 /// Three layers: gzip, gzip (whiteout, hardlink, symlink), plain tar.
 fn app_image() -> Image {
     Image::new(
-        vec![Layer::gz(base_tar()), Layer::gz(second_tar()), Layer::plain(app_tar())],
+        vec![
+            Layer::gz(base_tar()),
+            Layer::gz(second_tar()),
+            Layer::plain(app_tar()),
+        ],
         app_exec(),
     )
 }
@@ -406,7 +442,11 @@ impl Env {
     /// `judgebox run --root <root> --image <name> --json <args> [-- cmd]`.
     fn run(&self, name: &str, args: &[&str], cmd: &[&str]) -> Output {
         let mut c = Command::new(BIN);
-        c.arg("run").arg("--root").arg(self.root()).args(["--image", name, "--json"]).args(args);
+        c.arg("run")
+            .arg("--root")
+            .arg(self.root())
+            .args(["--image", name, "--json"])
+            .args(args);
         if !cmd.is_empty() {
             c.arg("--").args(cmd);
         }
@@ -416,14 +456,23 @@ impl Env {
     fn run_stdout(&self, name: &str, args: &[&str], cmd: &[&str]) -> String {
         let out = self.run(name, args, cmd);
         let v = json_of(&out);
-        assert_eq!(v["status"], "ok", "{v}\nstderr: {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            v["status"],
+            "ok",
+            "{v}\nstderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         v["stdout"].as_str().unwrap().to_string()
     }
 
     /// Names in a store subdirectory (`blobs/sha256`, `rootfs`, `staging`).
     fn entries(&self, sub: &str) -> Vec<String> {
         let mut v: Vec<String> = std::fs::read_dir(self.root().join(sub))
-            .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
             .unwrap_or_default();
         v.sort();
         v
@@ -432,7 +481,11 @@ impl Env {
     /// The store is as empty as a fresh one: no names, blobs, rootfs or staging left.
     fn assert_empty(&self, context: &str) {
         for sub in ["blobs/sha256", "rootfs", "staging", "blobs/.incoming"] {
-            assert_eq!(self.entries(sub), Vec::<String>::new(), "{context}: {sub} not empty");
+            assert_eq!(
+                self.entries(sub),
+                Vec::<String>::new(),
+                "{context}: {sub} not empty"
+            );
         }
         assert_eq!(self.ls(), json!([]), "{context}: names left");
     }
@@ -463,7 +516,10 @@ fn ok(out: Output) -> Output {
 fn json_of(out: &Output) -> Value {
     let text = String::from_utf8_lossy(&out.stdout);
     serde_json::from_str(text.trim()).unwrap_or_else(|e| {
-        panic!("not one JSON value ({e}): {text:?} stderr={:?}", String::from_utf8_lossy(&out.stderr))
+        panic!(
+            "not one JSON value ({e}): {text:?} stderr={:?}",
+            String::from_utf8_lossy(&out.stderr)
+        )
     })
 }
 
@@ -471,7 +527,11 @@ fn json_of(out: &Output) -> Value {
 fn refused(out: &Output, needle: &str) {
     let stderr = String::from_utf8_lossy(&out.stderr);
     eprintln!("refused as expected: {}", stderr.trim());
-    assert_eq!(out.status.code(), Some(2), "expected exit 2, stderr={stderr}");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "expected exit 2, stderr={stderr}"
+    );
     assert!(stderr.contains(needle), "stderr lacks {needle:?}: {stderr}");
 }
 
@@ -484,7 +544,10 @@ fn assert_app_output(stdout: &str, greeting: &str) {
     assert_eq!(lines[3], "c", "symlink target: {stdout}");
     assert!(stdout.contains("passwd"), "{stdout}");
     assert!(!stdout.contains("gone"), "whiteout not applied: {stdout}");
-    assert!(stdout.contains(".wh.") == false, "whiteout file left: {stdout}");
+    assert!(
+        stdout.contains(".wh.") == false,
+        "whiteout file left: {stdout}"
+    );
     assert_eq!(lines.last(), Some(&"KEEP=1"), "{stdout}");
 }
 
@@ -495,13 +558,23 @@ fn assert_app_output(stdout: &str, greeting: &str) {
 fn layout_dir_import_ls_inspect_and_run() {
     let env = Env::new();
     let app = app_image();
-    let layout = env.layout("layout", &[(&other_image(), Some("test/other:1")), (&app, Some("test/app:1"))]);
+    let layout = env.layout(
+        "layout",
+        &[
+            (&other_image(), Some("test/other:1")),
+            (&app, Some("test/app:1")),
+        ],
+    );
     let out = json_of(&ok(env.import(&layout, &["--tag", "test/app:1", "--json"])));
     assert_eq!(out["images"][0]["name"], "docker.io/test/app:1");
     assert_eq!(out["images"][0]["unpacked"], true);
 
     let ls = env.ls();
-    assert_eq!(ls.as_array().unwrap().len(), 1, "only the tagged image: {ls}");
+    assert_eq!(
+        ls.as_array().unwrap().len(),
+        1,
+        "only the tagged image: {ls}"
+    );
     let rec = &ls[0];
     assert_eq!(rec["name"], "docker.io/test/app:1");
     assert_eq!(rec["manifest"], app.digest().to_string());
@@ -517,32 +590,64 @@ fn layout_dir_import_ls_inspect_and_run() {
 
     // Short names resolve with Docker's defaults; so does the manifest digest prefix.
     let info = env.inspect("test/app:1");
-    assert_eq!(env.inspect(&app.digest().encoded()[..12])["name"], "docker.io/test/app:1");
+    assert_eq!(
+        env.inspect(&app.digest().encoded()[..12])["name"],
+        "docker.io/test/app:1"
+    );
     assert_eq!(info["config"]["config"]["WorkingDir"], "/app");
-    assert_eq!(info["config"]["config"]["Env"][1], "GREETING=hello from image");
+    assert_eq!(
+        info["config"]["config"]["Env"][1],
+        "GREETING=hello from image"
+    );
     assert_eq!(info["diff_ids"].as_array().unwrap().len(), 3);
     let rootfs = PathBuf::from(info["rootfs"].as_str().unwrap());
-    assert_eq!(rootfs, env.root().join("rootfs").join(app.digest().encoded()));
+    assert_eq!(
+        rootfs,
+        env.root().join("rootfs").join(app.digest().encoded())
+    );
     use std::os::unix::fs::MetadataExt;
     let c = std::fs::metadata(rootfs.join("data/c")).unwrap();
     let d = std::fs::metadata(rootfs.join("data/d")).unwrap();
-    assert_eq!((c.ino(), c.nlink()), (d.ino(), 2), "data/d is a hardlink of data/c");
+    assert_eq!(
+        (c.ino(), c.nlink()),
+        (d.ino(), 2),
+        "data/d is a hardlink of data/c"
+    );
     for m in ["box", "proc", "dev", "tmp"] {
-        assert!(std::fs::symlink_metadata(rootfs.join(m)).unwrap().is_dir(), "mount point {m}");
+        assert!(
+            std::fs::symlink_metadata(rootfs.join(m)).unwrap().is_dir(),
+            "mount point {m}"
+        );
     }
     assert!(!rootfs.join("etc/gone").exists() && !rootfs.join("etc/.wh.gone").exists());
 
     // Entrypoint + Cmd, Env and WorkingDir, seen from inside.
     assert_app_output(&env.run_stdout("test/app:1", &[], &[]), "hello from image");
-    assert_app_output(&env.run_stdout("docker.io/test/app:1", &["--env", "GREETING=override"], &[]), "override");
+    assert_app_output(
+        &env.run_stdout("docker.io/test/app:1", &["--env", "GREETING=override"], &[]),
+        "override",
+    );
     // A command replaces Entrypoint and Cmd; cwd and Env stay the image's.
-    let out = env.run_stdout("test/app:1", &[], &["/bin/sh", "-c", "pwd; cat hello; echo $KEEP; id -u"]);
+    let out = env.run_stdout(
+        "test/app:1",
+        &[],
+        &["/bin/sh", "-c", "pwd; cat hello; echo $KEEP; id -u"],
+    );
     assert_eq!(out, "/app\nhi\n1\n65534\n");
     // The human table.
     let table = String::from_utf8_lossy(&ok(env.image(&["ls"])).stdout).into_owned();
-    assert!(table.starts_with("NAME") && table.contains("docker.io/test/app:1") && table.contains("MiB"), "{table}");
-    let human = String::from_utf8_lossy(&ok(env.image(&["inspect", "test/app:1"])).stdout).into_owned();
-    assert!(human.contains("WorkingDir:  /app") && human.contains("diff_id"), "{human}");
+    assert!(
+        table.starts_with("NAME")
+            && table.contains("docker.io/test/app:1")
+            && table.contains("MiB"),
+        "{table}"
+    );
+    let human =
+        String::from_utf8_lossy(&ok(env.image(&["inspect", "test/app:1"])).stdout).into_owned();
+    assert!(
+        human.contains("WorkingDir:  /app") && human.contains("diff_id"),
+        "{human}"
+    );
 }
 
 #[test]
@@ -567,16 +672,32 @@ fn layout_tar_import_with_extra_files() {
 #[test]
 fn docker_save_legacy_archive() {
     let env = Env::new();
-    let tar = oci::docker_save_legacy(&[base_tar(), second_tar(), app_tar()], app_exec(), &["test/legacy:1", "test/legacy:latest"], None);
+    let tar = oci::docker_save_legacy(
+        &[base_tar(), second_tar(), app_tar()],
+        app_exec(),
+        &["test/legacy:1", "test/legacy:latest"],
+        None,
+    );
     let file = env.file("legacy.tar", &tar);
     let out = json_of(&ok(env.import(&file, &["--json"])));
-    let names: Vec<&str> = out["images"].as_array().unwrap().iter().map(|i| i["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["docker.io/test/legacy:1", "docker.io/test/legacy:latest"]);
+    let names: Vec<&str> = out["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["docker.io/test/legacy:1", "docker.io/test/legacy:latest"]
+    );
     let rec = env.inspect("test/legacy:1");
     assert_eq!(rec["media_type"], judgebox::image::spec::DOCKER_MANIFEST);
     for l in rec["layers"].as_array().unwrap() {
         assert_eq!(l["media_type"], judgebox::image::spec::DOCKER_LAYER_TAR);
-        assert_eq!(l["digest"], l["diff_id"], "a docker save layer's digest is its DiffID");
+        assert_eq!(
+            l["digest"], l["diff_id"],
+            "a docker save layer's digest is its DiffID"
+        );
     }
     assert_eq!(env.entries("rootfs").len(), 1, "two names, one rootfs");
     assert_app_output(&env.run_stdout("test/legacy", &[], &[]), "hello from image");
@@ -585,12 +706,19 @@ fn docker_save_legacy_archive() {
 #[test]
 fn docker_save_25_archive() {
     let env = Env::new();
-    let tar = oci::docker_save_25(&[base_tar(), second_tar(), app_tar()], app_exec(), "test/modern:2");
+    let tar = oci::docker_save_25(
+        &[base_tar(), second_tar(), app_tar()],
+        app_exec(),
+        "test/modern:2",
+    );
     let file = env.file("modern.tar", &tar);
     let out = json_of(&ok(env.import(&file, &["--json"])));
     assert_eq!(out["images"][0]["name"], "docker.io/test/modern:2");
     assert_eq!(out["images"].as_array().unwrap().len(), 1);
-    assert_app_output(&env.run_stdout("test/modern:2", &[], &[]), "hello from image");
+    assert_app_output(
+        &env.run_stdout("test/modern:2", &[], &[]),
+        "hello from image",
+    );
     // Selecting by the tag-only ref.name docker writes works as well.
     let env2 = Env::new();
     let out = json_of(&ok(env2.import(&file, &["--json", "--tag", "2"])));
@@ -603,9 +731,22 @@ fn layout_without_tag_imports_every_named_image() {
     let app = app_image();
     let other = other_image();
     let unnamed = Image::new(vec![Layer::gz(app_tar())], json!({}));
-    let layout = env.layout("layout", &[(&app, Some("test/app:1")), (&unnamed, None), (&other, Some("test/other:1"))]);
+    let layout = env.layout(
+        "layout",
+        &[
+            (&app, Some("test/app:1")),
+            (&unnamed, None),
+            (&other, Some("test/other:1")),
+        ],
+    );
     ok(env.import(&layout, &[]));
-    let names: Vec<String> = env.ls().as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap().to_string()).collect();
+    let names: Vec<String> = env
+        .ls()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap().to_string())
+        .collect();
     assert_eq!(names, ["docker.io/test/app:1", "docker.io/test/other:1"]);
     assert_eq!(env.entries("rootfs").len(), 2);
     // Blobs: 2 manifests, 2 configs, shared base, app's 2 others, other's 1 other.
@@ -631,22 +772,51 @@ fn bad_layouts_are_refused_and_leave_nothing() {
         refused(&env.import(&layout, &[]), needle);
         env.assert_empty(name);
     };
-    case("corrupt", &|l| {
-        let mut blob = app.layers[0].blob.clone();
-        let mid = blob.len() / 2;
-        blob[mid] ^= 0xff;
-        replace_blob(l, &layer0, &blob);
-    }, "digest mismatch");
-    case("truncated-file", &|l| replace_blob(l, &layer0, &app.layers[0].blob[..1000]), "size mismatch");
-    case("missing", &|l| std::fs::remove_file(l.join("blobs/sha256").join(layer0.encoded())).unwrap(), "is missing");
-    case("no-index", &|l| std::fs::remove_file(l.join("index.json")).unwrap(), "neither an OCI image layout");
-    case("symlinked-blob", &|l| {
-        let p = l.join("blobs/sha256").join(layer0.encoded());
-        std::fs::remove_file(&p).unwrap();
-        std::os::unix::fs::symlink("/etc/passwd", &p).unwrap();
-    }, "symlink");
-    refused(&env.import(&env.path("does-not-exist"), &[]), "cannot read it");
-    refused(&env.import(&env.file("random.bin", b"not a tar at all, not at all"), &[]), "");
+    case(
+        "corrupt",
+        &|l| {
+            let mut blob = app.layers[0].blob.clone();
+            let mid = blob.len() / 2;
+            blob[mid] ^= 0xff;
+            replace_blob(l, &layer0, &blob);
+        },
+        "digest mismatch",
+    );
+    case(
+        "truncated-file",
+        &|l| replace_blob(l, &layer0, &app.layers[0].blob[..1000]),
+        "size mismatch",
+    );
+    case(
+        "missing",
+        &|l| std::fs::remove_file(l.join("blobs/sha256").join(layer0.encoded())).unwrap(),
+        "is missing",
+    );
+    case(
+        "no-index",
+        &|l| std::fs::remove_file(l.join("index.json")).unwrap(),
+        "neither an OCI image layout",
+    );
+    case(
+        "symlinked-blob",
+        &|l| {
+            let p = l.join("blobs/sha256").join(layer0.encoded());
+            std::fs::remove_file(&p).unwrap();
+            std::os::unix::fs::symlink("/etc/passwd", &p).unwrap();
+        },
+        "symlink",
+    );
+    refused(
+        &env.import(&env.path("does-not-exist"), &[]),
+        "cannot read it",
+    );
+    refused(
+        &env.import(
+            &env.file("random.bin", b"not a tar at all, not at all"),
+            &[],
+        ),
+        "",
+    );
     env.assert_empty("random file");
 
     // Images whose documents are wrong.
@@ -663,11 +833,19 @@ fn bad_layouts_are_refused_and_leave_nothing() {
     let mut truncated = app.layers.clone();
     let gz = &truncated[0].blob;
     truncated[0].blob = gz[..gz.len() * 2 / 3].to_vec();
-    docs("truncated-layer", &Image::new(truncated, app_exec()), "layer 0");
+    docs(
+        "truncated-layer",
+        &Image::new(truncated, app_exec()),
+        "layer 0",
+    );
 
     let mut weird = app.layers.clone();
     weird[2].media_type = "application/x-weird";
-    docs("media-type", &Image::new(weird, app_exec()), "unsupported media type 'application/x-weird'");
+    docs(
+        "media-type",
+        &Image::new(weird, app_exec()),
+        "unsupported media type 'application/x-weird'",
+    );
 
     let mut both = app.clone();
     let mut m: Value = serde_json::from_slice(&both.manifest).unwrap();
@@ -677,18 +855,41 @@ fn bad_layouts_are_refused_and_leave_nothing() {
 
     let mut count = oci::config_json(&app.layers, app_exec());
     count["rootfs"]["diff_ids"].as_array_mut().unwrap().pop();
-    docs("count", &Image::with_config(app.layers.clone(), &count), "3 layers but 2 diff_ids");
+    docs(
+        "count",
+        &Image::with_config(app.layers.clone(), &count),
+        "3 layers but 2 diff_ids",
+    );
 
     let mut arm = oci::config_json(&app.layers, app_exec());
-    arm["architecture"] = json!(if oci::host_arch() == "arm64" { "amd64" } else { "arm64" });
+    arm["architecture"] = json!(if oci::host_arch() == "arm64" {
+        "amd64"
+    } else {
+        "arm64"
+    });
     let arm = Image::with_config(app.layers.clone(), &arm);
     docs("platform", &arm, "pass --platform linux/");
 
     // Several images and a --tag that names none of them.
-    let layout = env.layout("two", &[(&app, Some("test/app:1")), (&other_image(), Some("test/other:1"))]);
-    refused(&env.import(&layout, &["--tag", "test/nope:1"]), "no image by that name");
-    refused(&env.import(&layout, &["--tag", "Bad Name"]), "invalid --tag");
-    refused(&env.import(&layout, &["--platform", "linux"]), "invalid platform");
+    let layout = env.layout(
+        "two",
+        &[
+            (&app, Some("test/app:1")),
+            (&other_image(), Some("test/other:1")),
+        ],
+    );
+    refused(
+        &env.import(&layout, &["--tag", "test/nope:1"]),
+        "no image by that name",
+    );
+    refused(
+        &env.import(&layout, &["--tag", "Bad Name"]),
+        "invalid --tag",
+    );
+    refused(
+        &env.import(&layout, &["--platform", "linux"]),
+        "invalid platform",
+    );
     env.assert_empty("tags");
 }
 
@@ -700,10 +901,16 @@ fn hostile_archive_names_are_refused_before_any_write() {
     let good = oci::tar_dir(&layout, &[]);
     let marker = format!("judgebox-evil-{}", std::process::id());
     for (name, needle) in [
-        (format!("../../../../../../tmp/{marker}"), "'..' in the path"),
+        (
+            format!("../../../../../../tmp/{marker}"),
+            "'..' in the path",
+        ),
         (format!("/tmp/{marker}"), "absolute path"),
         ("blobs/sha256/../../../x".to_string(), "'..' in the path"),
-        ("blobs/sha256/NOTHEX".to_string(), "not a valid sha256 digest"),
+        (
+            "blobs/sha256/NOTHEX".to_string(),
+            "not a valid sha256 digest",
+        ),
         ("blobs/sha512/abcd".to_string(), "only sha256"),
     ] {
         // The hostile entry comes first, then a complete, valid layout.
@@ -723,7 +930,9 @@ fn hostile_archive_names_are_refused_before_any_write() {
     for bad in ["../../etc/shadow", "/etc/shadow", "x/../../layer.tar"] {
         let manifest = json!([{"Config": "c.json", "RepoTags": ["test/x:1"], "Layers": [bad]}]);
         let cfg_hex = Digest::of(b"x").encoded().to_string();
-        let manifest = serde_json::to_string(&manifest).unwrap().replace("c.json", &format!("{cfg_hex}.json"));
+        let manifest = serde_json::to_string(&manifest)
+            .unwrap()
+            .replace("c.json", &format!("{cfg_hex}.json"));
         let mut b = tar::Builder::new(Vec::new());
         oci::raw_entry(&mut b, b"manifest.json", manifest.as_bytes());
         let mut tar = b.into_inner().unwrap();
@@ -735,11 +944,27 @@ fn hostile_archive_names_are_refused_before_any_write() {
     }
 
     // A legacy archive whose (uncompressed) layer is not the config's DiffID.
-    let wrong = oci::docker_save_legacy(&[base_tar(), app_tar()], json!({}), &["test/x:1"], Some(vec![Digest::of(&base_tar()), Digest::of(b"nope")]));
-    refused(&env.import(&env.file("wrong.tar", &wrong), &[]), "but the config's diff_id is");
+    let wrong = oci::docker_save_legacy(
+        &[base_tar(), app_tar()],
+        json!({}),
+        &["test/x:1"],
+        Some(vec![Digest::of(&base_tar()), Digest::of(b"nope")]),
+    );
+    refused(
+        &env.import(&env.file("wrong.tar", &wrong), &[]),
+        "but the config's diff_id is",
+    );
     env.assert_empty("legacy diff_id");
-    let short = oci::docker_save_legacy(&[base_tar(), app_tar()], json!({}), &["test/x:1"], Some(vec![Digest::of(&base_tar())]));
-    refused(&env.import(&env.file("short.tar", &short), &[]), "2 layers but 1 diff_ids");
+    let short = oci::docker_save_legacy(
+        &[base_tar(), app_tar()],
+        json!({}),
+        &["test/x:1"],
+        Some(vec![Digest::of(&base_tar())]),
+    );
+    refused(
+        &env.import(&env.file("short.tar", &short), &[]),
+        "2 layers but 1 diff_ids",
+    );
     env.assert_empty("legacy count");
 }
 
@@ -753,7 +978,13 @@ impl Tmpfs {
     fn mount(dir: PathBuf, size: &str) -> Tmpfs {
         std::fs::create_dir_all(&dir).unwrap();
         let st = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0700"), "tmpfs"])
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
             .arg(&dir)
             .status()
             .unwrap();
@@ -785,23 +1016,35 @@ fn noise(len: usize) -> Vec<u8> {
 fn disk_full_is_a_clear_error_and_the_store_stays_usable() {
     let env = Env::new();
     let _fs = Tmpfs::mount(env.root(), "8m");
-    let small = Image::new(vec![Layer::gz(base_tar())], json!({"Env": ["PATH=/bin"], "Cmd": ["/bin/sh", "-c", "echo small"]}));
+    let small = Image::new(
+        vec![Layer::gz(base_tar())],
+        json!({"Env": ["PATH=/bin"], "Cmd": ["/bin/sh", "-c", "echo small"]}),
+    );
     ok(env.import(&env.layout("small", &[(&small, Some("test/small:1"))]), &[]));
     assert_eq!(env.run_stdout("test/small:1", &[], &[]), "small\n");
 
     // Compresses to almost nothing, unpacks to 20 MiB: fails while unpacking.
     let zeros = oci::tar(&[E::File("big", vec![0u8; 20 << 20], 0o644)]);
-    let bomb = Image::new(vec![Layer::gz(base_tar()), Layer::gz(zeros)], json!({"Cmd": ["/bin/sh"]}));
+    let bomb = Image::new(
+        vec![Layer::gz(base_tar()), Layer::gz(zeros)],
+        json!({"Cmd": ["/bin/sh"]}),
+    );
     let out = env.import(&env.layout("bomb", &[(&bomb, Some("test/big:1"))]), &[]);
     refused(&out, "disk full under");
     // Incompressible: fails while staging blobs.
     let noisy = oci::tar(&[E::File("noise", noise(10 << 20), 0o644)]);
     let big = Image::new(vec![Layer::plain(noisy)], json!({"Cmd": ["/bin/sh"]}));
-    refused(&env.import(&env.layout("noise", &[(&big, Some("test/big:2"))]), &[]), "disk full under");
+    refused(
+        &env.import(&env.layout("noise", &[(&big, Some("test/big:2"))]), &[]),
+        "disk full under",
+    );
 
     assert_eq!(env.entries("staging"), Vec::<String>::new(), "staging left");
     assert_eq!(env.entries("blobs/.incoming"), Vec::<String>::new());
-    assert_eq!(env.entries("rootfs"), vec![small.digest().encoded().to_string()]);
+    assert_eq!(
+        env.entries("rootfs"),
+        vec![small.digest().encoded().to_string()]
+    );
     let ls = env.ls();
     assert_eq!(ls.as_array().unwrap().len(), 1, "{ls}");
     assert_eq!(env.run_stdout("test/small:1", &[], &[]), "small\n");
@@ -809,12 +1052,19 @@ fn disk_full_is_a_clear_error_and_the_store_stays_usable() {
 
 /// An image whose one layer holds many small files: slow enough to kill mid-unpack.
 fn many_files_image(files: usize) -> Image {
-    let names: Vec<String> = (0..files).map(|i| format!("many/{:03}/f{i}", i % 200)).collect();
+    let names: Vec<String> = (0..files)
+        .map(|i| format!("many/{:03}/f{i}", i % 200))
+        .collect();
     let mut entries = vec![E::Dir("many")];
-    let dirs: Vec<String> = (0..200.min(files)).map(|d| format!("many/{d:03}")).collect();
+    let dirs: Vec<String> = (0..200.min(files))
+        .map(|d| format!("many/{d:03}"))
+        .collect();
     entries.extend(dirs.iter().map(|d| E::Dir(d)));
     entries.extend(names.iter().map(|n| E::File(n, vec![b'x'; 700], 0o644)));
-    Image::new(vec![Layer::gz(oci::tar(&entries))], json!({"Cmd": ["/bin/true"]}))
+    Image::new(
+        vec![Layer::gz(oci::tar(&entries))],
+        json!({"Cmd": ["/bin/true"]}),
+    )
 }
 
 #[test]
@@ -837,7 +1087,10 @@ fn kill_9_mid_unpack_leaves_nothing_half_visible() {
     let deadline = Instant::now() + Duration::from_secs(60);
     let seen = loop {
         let unpacking = std::fs::read_dir(&staging)
-            .map(|d| d.flatten().any(|e| e.file_name().to_string_lossy().starts_with(&hex)))
+            .map(|d| {
+                d.flatten()
+                    .any(|e| e.file_name().to_string_lossy().starts_with(&hex))
+            })
             .unwrap_or(false);
         if unpacking {
             break true;
@@ -852,16 +1105,27 @@ fn kill_9_mid_unpack_leaves_nothing_half_visible() {
     // SAFETY: kill on the pid of our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
     let status = child.wait().unwrap();
-    assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(libc::SIGKILL), "the import finished before the kill");
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(libc::SIGKILL),
+        "the import finished before the kill"
+    );
 
     // Nothing half-visible: no rootfs, no name; the staging dir is left for the next command.
     assert_eq!(env.entries("rootfs"), Vec::<String>::new());
     let index = std::fs::read_to_string(env.root().join("images.json")).unwrap_or_default();
     assert!(!index.contains(&hex), "{index}");
-    assert!(!env.entries("staging").is_empty(), "staging was already gone");
+    assert!(
+        !env.entries("staging").is_empty(),
+        "staging was already gone"
+    );
     // The next command (any) cleans up.
     assert_eq!(env.ls(), json!([]));
-    assert_eq!(env.entries("staging"), Vec::<String>::new(), "stale staging not cleaned");
+    assert_eq!(
+        env.entries("staging"),
+        Vec::<String>::new(),
+        "stale staging not cleaned"
+    );
     assert_eq!(env.entries("blobs/.incoming"), Vec::<String>::new());
     // And the import works afterwards.
     ok(env.import(&layout, &[]));
@@ -891,10 +1155,21 @@ fn concurrent_imports_of_one_image_unpack_once() {
     let outs = [a.wait_with_output().unwrap(), b.wait_with_output().unwrap()];
     let unpacked: Vec<bool> = outs
         .iter()
-        .map(|o| json_of(&ok(o.clone()))["images"][0]["unpacked"].as_bool().unwrap())
+        .map(|o| {
+            json_of(&ok(o.clone()))["images"][0]["unpacked"]
+                .as_bool()
+                .unwrap()
+        })
         .collect();
-    assert_eq!(unpacked.iter().filter(|u| **u).count(), 1, "exactly one unpack: {unpacked:?}");
-    assert_eq!(env.entries("rootfs"), vec![image.digest().encoded().to_string()]);
+    assert_eq!(
+        unpacked.iter().filter(|u| **u).count(),
+        1,
+        "exactly one unpack: {unpacked:?}"
+    );
+    assert_eq!(
+        env.entries("rootfs"),
+        vec![image.digest().encoded().to_string()]
+    );
     assert_eq!(env.entries("staging"), Vec::<String>::new());
     assert_eq!(env.ls().as_array().unwrap().len(), 1);
 }
@@ -907,23 +1182,51 @@ fn rm_and_prune_free_rootfs_and_blobs() {
     let env = Env::new();
     let app = app_image();
     let other = other_image();
-    ok(env.import(&env.layout("l", &[(&app, Some("test/app:1")), (&other, Some("test/other:1"))]), &[]));
+    ok(env.import(
+        &env.layout(
+            "l",
+            &[(&app, Some("test/app:1")), (&other, Some("test/other:1"))],
+        ),
+        &[],
+    ));
     assert_eq!(env.entries("rootfs").len(), 2);
     // Removing a missing name (even with a valid one) removes nothing.
-    refused(&env.image(&["rm", "test/app:1", "test/nope:1"]), "no image 'test/nope:1'");
+    refused(
+        &env.image(&["rm", "test/app:1", "test/nope:1"]),
+        "no image 'test/nope:1'",
+    );
     assert_eq!(env.ls().as_array().unwrap().len(), 2);
 
     ok(env.image(&["rm", "test/app:1"]));
-    assert_eq!(env.entries("rootfs").len(), 2, "rm keeps the rootfs until prune");
+    assert_eq!(
+        env.entries("rootfs").len(),
+        2,
+        "rm keeps the rootfs until prune"
+    );
     refused(&env.run("test/app:1", &[], &[]), "not in the store");
     let report = json_of(&ok(env.image(&["prune", "--json"])));
     assert_eq!(report["rootfs"][0]["digest"], app.digest().to_string());
-    let freed: Vec<&str> = report["blobs"].as_array().unwrap().iter().map(|b| b["digest"].as_str().unwrap()).collect();
+    let freed: Vec<&str> = report["blobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["digest"].as_str().unwrap())
+        .collect();
     let shared = app.layers[0].digest().to_string();
-    assert!(!freed.contains(&shared.as_str()), "the shared base layer was freed");
-    assert_eq!(freed.len(), 4, "app's manifest, config and two own layers: {freed:?}");
+    assert!(
+        !freed.contains(&shared.as_str()),
+        "the shared base layer was freed"
+    );
+    assert_eq!(
+        freed.len(),
+        4,
+        "app's manifest, config and two own layers: {freed:?}"
+    );
     assert!(report["bytes"].as_u64().unwrap() > 1 << 20);
-    assert_eq!(env.entries("rootfs"), vec![other.digest().encoded().to_string()]);
+    assert_eq!(
+        env.entries("rootfs"),
+        vec![other.digest().encoded().to_string()]
+    );
     assert_eq!(env.run_stdout("test/other:1", &[], &[]), "other\n");
 
     ok(env.image(&["rm", &other.digest().to_string()]));
@@ -939,7 +1242,10 @@ fn run_image_errors_are_bad_input() {
     let root = env.root();
     let root = root.display();
     refused(&out, "judgebox image pull judge/missing:7");
-    refused(&out, &format!("judgebox image import PATH --tag judge/missing:7 --root {root}"));
+    refused(
+        &out,
+        &format!("judgebox image import PATH --tag judge/missing:7 --root {root}"),
+    );
 
     let conflict = Command::new(BIN)
         .args(["run", "--image", "x", "--rootfs", "/", "--", "/bin/true"])
@@ -948,18 +1254,46 @@ fn run_image_errors_are_bad_input() {
     refused(&conflict, "cannot be used with");
 
     let bare = Image::new(vec![Layer::gz(base_tar())], json!({"Env": ["PATH=/bin"]}));
-    let mut escape_cfg = oci::config_json(&bare.layers, json!({"Cmd": ["/bin/pwd"], "WorkingDir": "/../../etc"}));
+    let mut escape_cfg = oci::config_json(
+        &bare.layers,
+        json!({"Cmd": ["/bin/pwd"], "WorkingDir": "/../../etc"}),
+    );
     escape_cfg["os"] = json!("linux");
     let escape = Image::with_config(bare.layers.clone(), &escape_cfg);
     let symlinked_tmp = Image::new(
-        vec![Layer::gz(base_tar()), Layer::gz(oci::tar(&[E::Symlink("tmp", "/etc")]))],
+        vec![
+            Layer::gz(base_tar()),
+            Layer::gz(oci::tar(&[E::Symlink("tmp", "/etc")])),
+        ],
         json!({"Cmd": ["/bin/true"]}),
     );
-    ok(env.import(&env.layout("l", &[(&bare, Some("test/bare:1")), (&escape, Some("test/escape:1")), (&symlinked_tmp, Some("test/tmplink:1"))]), &[]));
-    refused(&env.run("test/bare:1", &[], &[]), "has neither Entrypoint nor Cmd");
-    assert_eq!(env.run_stdout("test/bare:1", &[], &["/bin/echo", "ok"]), "ok\n");
-    refused(&env.run("test/escape:1", &[], &[]), "invalid working directory '/../../etc'");
-    refused(&env.run("test/tmplink:1", &[], &[]), "tmp is a symlink or not a directory");
+    ok(env.import(
+        &env.layout(
+            "l",
+            &[
+                (&bare, Some("test/bare:1")),
+                (&escape, Some("test/escape:1")),
+                (&symlinked_tmp, Some("test/tmplink:1")),
+            ],
+        ),
+        &[],
+    ));
+    refused(
+        &env.run("test/bare:1", &[], &[]),
+        "has neither Entrypoint nor Cmd",
+    );
+    assert_eq!(
+        env.run_stdout("test/bare:1", &[], &["/bin/echo", "ok"]),
+        "ok\n"
+    );
+    refused(
+        &env.run("test/escape:1", &[], &[]),
+        "invalid working directory '/../../etc'",
+    );
+    refused(
+        &env.run("test/tmplink:1", &[], &[]),
+        "tmp is a symlink or not a directory",
+    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -970,22 +1304,35 @@ const REAL_LAYOUT: &str = "/var/cache/judgebox/oci";
 #[test]
 fn real_python3_image_runs() {
     let index = Path::new(REAL_LAYOUT).join("index.json");
-    let has_python = std::fs::read_to_string(&index).is_ok_and(|s| s.contains("judgebox/python3:bookworm"));
+    let has_python =
+        std::fs::read_to_string(&index).is_ok_and(|s| s.contains("judgebox/python3:bookworm"));
     if !has_python {
         eprintln!("SKIPPED real_python3_image_runs: no judgebox/python3:bookworm in {REAL_LAYOUT} (build the language images first)");
         return;
     }
     let env = Env::new();
     let started = Instant::now();
-    ok(env.import(Path::new(REAL_LAYOUT), &["--tag", "judgebox/python3:bookworm"]));
+    ok(env.import(
+        Path::new(REAL_LAYOUT),
+        &["--tag", "judgebox/python3:bookworm"],
+    ));
     let took = started.elapsed();
     let rec = env.inspect("judgebox/python3:bookworm");
     eprintln!(
         "real python3 image: import {:.1} s, rootfs {} MiB, layers {} bytes",
         took.as_secs_f64(),
         rec["rootfs_bytes"].as_u64().unwrap_or(0) >> 20,
-        rec["layers"].as_array().unwrap().iter().map(|l| l["size"].as_u64().unwrap()).sum::<u64>()
+        rec["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["size"].as_u64().unwrap())
+            .sum::<u64>()
     );
-    let out = env.run_stdout("judgebox/python3:bookworm", &[], &["python3", "-c", "print(6*7)"]);
+    let out = env.run_stdout(
+        "judgebox/python3:bookworm",
+        &[],
+        &["python3", "-c", "print(6*7)"],
+    );
     assert_eq!(out, "42\n");
 }

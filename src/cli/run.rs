@@ -26,7 +26,12 @@ pub enum Net {
 )]
 pub struct RunArgs {
     /// Root filesystem directory (e.g. an unpacked image); mounted read-only as /.
-    #[arg(long, value_name = "DIR", required_unless_present = "image", conflicts_with = "image")]
+    #[arg(
+        long,
+        value_name = "DIR",
+        required_unless_present = "image",
+        conflicts_with = "image"
+    )]
     rootfs: Option<PathBuf>,
     /// Run an image from the store (see `judgebox image`): its rootfs, and unless a command
     /// is given its Entrypoint+Cmd; its Env (then --env) and WorkingDir. Never pulls.

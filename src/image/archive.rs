@@ -171,7 +171,8 @@ fn take_entry(
             if !regular {
                 return Err(refuse("blobs must be regular files"));
             }
-            let present = store.blobs().contains(&digest, size) || staging.blobs().contains(&digest, size);
+            let present =
+                store.blobs().contains(&digest, size) || staging.blobs().contains(&digest, size);
             if !present {
                 staging
                     .blobs()
@@ -351,7 +352,9 @@ fn classify(name: &str) -> Result<Kind, &'static str> {
 }
 
 fn is_hex64(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// Parses manifest.json and validates every path in it before anything uses them
@@ -384,7 +387,9 @@ fn check_legacy_path(path: &str, config: bool) -> Result<(), ImportError> {
     } else if config {
         Err(refuse("a config must be <hex>.json or blobs/sha256/<hex>"))
     } else {
-        Err(refuse("a layer must be <id>/layer.tar or blobs/sha256/<hex>"))
+        Err(refuse(
+            "a layer must be <id>/layer.tar or blobs/sha256/<hex>",
+        ))
     }
 }
 
@@ -448,9 +453,18 @@ fn legacy_manifest(
         layers,
         annotations: None,
     };
-    let config = ImageConfig::parse(&format!("config {}", entry.config), &config_bytes, &manifest)?;
+    let config = ImageConfig::parse(
+        &format!("config {}", entry.config),
+        &config_bytes,
+        &manifest,
+    )?;
     selector.check_platform(&image, &config)?;
-    for (index, (layer, diff_id)) in manifest.layers.iter().zip(&config.rootfs.diff_ids).enumerate() {
+    for (index, (layer, diff_id)) in manifest
+        .layers
+        .iter()
+        .zip(&config.rootfs.diff_ids)
+        .enumerate()
+    {
         // An uncompressed layer's digest is its DiffID: check it now, before unpacking.
         if layer.media_type == DOCKER_LAYER_TAR && layer.digest != *diff_id {
             return Err(ImportError::DiffId {
@@ -544,7 +558,14 @@ mod tests {
         assert_eq!(clean_name(b"./index.json").unwrap(), "index.json");
         assert_eq!(clean_name(b"blobs/sha256/").unwrap(), "blobs/sha256");
         assert_eq!(clean_name(b"./").unwrap(), "");
-        for bad in [&b"../x"[..], b"/etc/passwd", b"a/../../x", b"blobs//sha256", b"a/./b", b"\xff"] {
+        for bad in [
+            &b"../x"[..],
+            b"/etc/passwd",
+            b"a/../../x",
+            b"blobs//sha256",
+            b"a/./b",
+            b"\xff",
+        ] {
             assert!(clean_name(bad).is_err(), "{}", String::from_utf8_lossy(bad));
         }
     }
@@ -552,7 +573,10 @@ mod tests {
     #[test]
     fn classification_of_layout_and_docker_names() {
         assert_eq!(classify("index.json"), Ok(Kind::Doc));
-        assert_eq!(classify(&format!("blobs/sha256/{HEX}")), Ok(Kind::Blob(format!("sha256:{HEX}").parse().unwrap())));
+        assert_eq!(
+            classify(&format!("blobs/sha256/{HEX}")),
+            Ok(Kind::Blob(format!("sha256:{HEX}").parse().unwrap()))
+        );
         assert!(classify("blobs/sha256/abc").is_err());
         assert!(classify(&format!("blobs/sha256/{}", HEX.to_uppercase())).is_err());
         assert!(classify("blobs/sha512/abc").is_err());
@@ -574,7 +598,10 @@ mod tests {
             &format!(r#"[{{"Config":"{HEX}.json","Layers":["{HEX}.json"]}}]"#),
         ] {
             let err = parse_legacy(bad.as_bytes()).unwrap_err();
-            assert!(matches!(err, ImportError::LegacyPath { .. }), "{bad}: {err}");
+            assert!(
+                matches!(err, ImportError::LegacyPath { .. }),
+                "{bad}: {err}"
+            );
         }
         let good = format!(
             r#"[{{"Config":"{HEX}.json","RepoTags":["a:1"],"Layers":["{HEX}/layer.tar","blobs/sha256/{HEX}"]}}]"#
@@ -584,7 +611,10 @@ mod tests {
 
     #[test]
     fn dots_resolve_lexically_and_never_climb_out() {
-        assert_eq!(resolve_dots(&format!("{HEX}/../x/layer.tar")).as_deref(), Some("x/layer.tar"));
+        assert_eq!(
+            resolve_dots(&format!("{HEX}/../x/layer.tar")).as_deref(),
+            Some("x/layer.tar")
+        );
         assert_eq!(resolve_dots("a/../../b"), None);
         assert_eq!(resolve_dots("/a"), None);
     }

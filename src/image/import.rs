@@ -62,7 +62,9 @@ pub enum ImportError {
     DockerManifest(String),
     #[error("manifest.json: path '{path}' refused: {why}")]
     LegacyPath { path: String, why: &'static str },
-    #[error("image {image}: layer {index} has digest {actual} but the config's diff_id is {expected}")]
+    #[error(
+        "image {image}: layer {index} has digest {actual} but the config's diff_id is {expected}"
+    )]
     DiffId {
         image: String,
         index: usize,
@@ -219,14 +221,18 @@ fn choose_tagged<T>(
 ) -> Result<Vec<(Reference, Vec<T>)>, ImportError> {
     let canonical = wanted.canonical();
     let matches = |c: &Candidate<T>| {
-        c.names.iter().any(|n| {
-            n == text || full_name(n).is_some_and(|r| r.canonical() == canonical)
-        })
+        c.names
+            .iter()
+            .any(|n| n == text || full_name(n).is_some_and(|r| r.canonical() == canonical))
     };
     let available = list_names(&candidates);
     let total = candidates.len();
     let chosen: Vec<T> = if candidates.iter().any(matches) {
-        candidates.into_iter().filter(matches).map(|c| c.item).collect()
+        candidates
+            .into_iter()
+            .filter(matches)
+            .map(|c| c.item)
+            .collect()
     } else if total == 1 {
         candidates.into_iter().map(|c| c.item).collect()
     } else {
@@ -325,17 +331,30 @@ mod tests {
     }
 
     fn chosen(groups: Vec<(Reference, Vec<usize>)>) -> Vec<(String, Vec<usize>)> {
-        groups.into_iter().map(|(r, v)| (r.canonical(), v)).collect()
+        groups
+            .into_iter()
+            .map(|(r, v)| (r.canonical(), v))
+            .collect()
     }
 
     #[test]
     fn tag_selects_by_ref_name_and_names_the_image() {
         let c = cands(&[&["judgebox/base:bookworm"], &["judgebox/python3:bookworm"]]);
-        let got = chosen(selector(Some("judgebox/python3:bookworm")).choose(c).unwrap());
-        assert_eq!(got, vec![("docker.io/judgebox/python3:bookworm".into(), vec![1])]);
+        let got = chosen(
+            selector(Some("judgebox/python3:bookworm"))
+                .choose(c)
+                .unwrap(),
+        );
+        assert_eq!(
+            got,
+            vec![("docker.io/judgebox/python3:bookworm".into(), vec![1])]
+        );
         let c = cands(&[&["bookworm"], &["trixie"]]);
         let got = chosen(selector(Some("trixie")).choose(c).unwrap());
-        assert_eq!(got, vec![("docker.io/library/trixie:latest".into(), vec![1])]);
+        assert_eq!(
+            got,
+            vec![("docker.io/library/trixie:latest".into(), vec![1])]
+        );
         let c = cands(&[&["a:1"], &["b:1"]]);
         assert!(matches!(
             selector(Some("c:1")).choose(c),

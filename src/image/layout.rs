@@ -50,12 +50,23 @@ struct Tagged {
 
 impl<'a> Layout<'a> {
     /// A layout directory; `manifest.json` (Docker 25+ saves, extracted) adds names.
-    pub fn open_dir(dir: &Path, store: &'a Store, staging: &'a Staging) -> Result<Layout<'a>, ImportError> {
+    pub fn open_dir(
+        dir: &Path,
+        store: &'a Store,
+        staging: &'a Staging,
+    ) -> Result<Layout<'a>, ImportError> {
         let index = read_small(dir, "index.json")?.ok_or(ImportError::NotImage)?;
         let oci_layout = read_small(dir, "oci-layout")?.ok_or(ImportError::NotImage)?;
         let manifest_json = read_small(dir, "manifest.json")?;
         let source = Source::Dir(dir.to_path_buf());
-        Layout::new(Some(&oci_layout), &index, manifest_json.as_deref(), source, store, staging)
+        Layout::new(
+            Some(&oci_layout),
+            &index,
+            manifest_json.as_deref(),
+            source,
+            store,
+            staging,
+        )
     }
 
     /// A layout whose blobs a tar scan put in `staging`.
@@ -66,7 +77,14 @@ impl<'a> Layout<'a> {
         store: &'a Store,
         staging: &'a Staging,
     ) -> Result<Layout<'a>, ImportError> {
-        Layout::new(oci_layout, index, manifest_json, Source::Staged, store, staging)
+        Layout::new(
+            oci_layout,
+            index,
+            manifest_json,
+            Source::Staged,
+            store,
+            staging,
+        )
     }
 
     fn new(
@@ -137,10 +155,13 @@ impl<'a> Layout<'a> {
     /// The names an index.json entry carries: containerd's full name, the OCI ref.name,
     /// and for Docker archives the RepoTags of its config.
     fn names_of(&self, d: &Descriptor) -> Vec<String> {
-        let mut names: Vec<String> = ["io.containerd.image.name", "org.opencontainers.image.ref.name"]
-            .iter()
-            .filter_map(|k| d.annotation(k).map(str::to_string))
-            .collect();
+        let mut names: Vec<String> = [
+            "io.containerd.image.name",
+            "org.opencontainers.image.ref.name",
+        ]
+        .iter()
+        .filter_map(|k| d.annotation(k).map(str::to_string))
+        .collect();
         if !self.repo_tags.is_empty() && d.is_manifest() {
             let config = self
                 .read_doc(d, "manifest")
@@ -167,7 +188,9 @@ impl<'a> Layout<'a> {
             let what = format!("index {}", d.digest);
             let bytes = self.read_doc(&d, "index")?;
             d = match parse_document(&what, &bytes, Some(&d.media_type))? {
-                Document::Index(index) => select_platform(&what, &index, &selector.platform)?.clone(),
+                Document::Index(index) => {
+                    select_platform(&what, &index, &selector.platform)?.clone()
+                }
                 Document::Manifest(_) => return Ok(d),
             };
         }
@@ -175,14 +198,21 @@ impl<'a> Layout<'a> {
     }
 
     /// Reads and checks manifest and config, then stages them and every layer.
-    fn stage_image(&self, name: &Reference, d: &Descriptor, selector: &Selector) -> Result<(), ImportError> {
+    fn stage_image(
+        &self,
+        name: &Reference,
+        d: &Descriptor,
+        selector: &Selector,
+    ) -> Result<(), ImportError> {
         let image = name.canonical();
         let bytes = self.read_doc(d, "manifest")?;
         let what = format!("manifest {}", d.digest);
         let manifest = match parse_document(&what, &bytes, Some(&d.media_type))? {
             Document::Manifest(m) => m,
             Document::Index(_) => {
-                return Err(ImportError::Layout(format!("{what}: an index where a manifest was expected")))
+                return Err(ImportError::Layout(format!(
+                    "{what}: an index where a manifest was expected"
+                )))
             }
         };
         let config_bytes = self.read_doc(&manifest.config, "config")?;
@@ -241,7 +271,9 @@ impl<'a> Layout<'a> {
                 expected: d.digest.clone(),
                 actual,
             };
-            return Err(blob_error(self.store, what,
+            return Err(blob_error(
+                self.store,
+                what,
                 BlobError::Mismatch {
                     digest: d.digest.clone(),
                     mismatch,

@@ -25,11 +25,11 @@ use thiserror::Error;
 use super::blobs::{BlobDir, BlobError};
 use super::digest::Digest;
 use super::reference::{Reference, ReferenceError};
-use super::spec::{parse_document, Document, ImageConfig, LayerCompression, Manifest, SpecError};
 use super::spec::MAX_DOCUMENT_BYTES;
+use super::spec::{parse_document, Document, ImageConfig, LayerCompression, Manifest, SpecError};
 use super::unpack::{self, LayerSource, Limits, UnpackError, UnpackStats};
-pub use index::{rfc3339, ImageRecord, LayerRecord};
 use index::IndexFile;
+pub use index::{rfc3339, ImageRecord, LayerRecord};
 use lock::{FileLock, Mode};
 pub use rootfs::MOUNT_POINTS;
 
@@ -78,7 +78,9 @@ pub enum StoreError {
         #[source]
         source: io::Error,
     },
-    #[error("disk full under {root} while {step}; nothing was kept: free space or use another --root")]
+    #[error(
+        "disk full under {root} while {step}; nothing was kept: free space or use another --root"
+    )]
     DiskFull { root: PathBuf, step: String },
     #[error("no image '{0}' in the store")]
     NotFound(String),
@@ -352,7 +354,10 @@ impl Store {
         if !rootfs.is_dir() {
             let _lock = self.lock(manifest_digest.encoded(), Mode::Exclusive)?;
             if !rootfs.is_dir() {
-                let working_dir = config.config.as_ref().and_then(|c| c.working_dir.as_deref());
+                let working_dir = config
+                    .config
+                    .as_ref()
+                    .and_then(|c| c.working_dir.as_deref());
                 let sizes: Vec<u64> = manifest.layers.iter().map(|l| l.size).collect();
                 let job = Unpack {
                     name: &name,
@@ -501,8 +506,7 @@ impl Store {
         progress: &mut dyn FnMut(UnpackProgress<'_>),
     ) -> Result<(UnpackStats, u64), StoreError> {
         // The root's mode when no layer sets it ("./"): what Docker gives it.
-        fs::set_permissions(staging, fs::Permissions::from_mode(0o755))
-            .map_err(io_at(staging))?;
+        fs::set_permissions(staging, fs::Permissions::from_mode(0o755)).map_err(io_at(staging))?;
         let total: u64 = job.sizes.iter().sum();
         let before: Vec<u64> = job
             .sizes
@@ -522,8 +526,8 @@ impl Store {
                 total,
             })
         };
-        let stats = unpack::unpack_layers(staging, job.layers, &self.limits, &mut report)
-            .map_err(|source| {
+        let stats = unpack::unpack_layers(staging, job.layers, &self.limits, &mut report).map_err(
+            |source| {
                 if is_disk_full(&source) {
                     self.disk_full(format!("unpacking {}", job.name))
                 } else {
@@ -532,7 +536,8 @@ impl Store {
                         source,
                     }
                 }
-            })?;
+            },
+        )?;
         let finish_err = |source: io::Error| {
             if is_disk_full(&source) {
                 self.disk_full(format!("unpacking {}", job.name))
@@ -552,7 +557,12 @@ impl Store {
     }
 
     /// Moves the image's staged blobs into the store.
-    fn adopt(&self, staged: &BlobDir, digest: &Digest, manifest: &Manifest) -> Result<(), StoreError> {
+    fn adopt(
+        &self,
+        staged: &BlobDir,
+        digest: &Digest,
+        manifest: &Manifest,
+    ) -> Result<(), StoreError> {
         let manifest_size = staged.size(digest);
         let blobs = manifest
             .layers
@@ -694,7 +704,11 @@ impl Resolved {
     pub fn env(&self, overrides: &[String]) -> Vec<String> {
         let image = self.config.config.as_ref().and_then(|c| c.env.clone());
         let mut env: Vec<String> = Vec::new();
-        for entry in image.unwrap_or_default().into_iter().chain(overrides.iter().cloned()) {
+        for entry in image
+            .unwrap_or_default()
+            .into_iter()
+            .chain(overrides.iter().cloned())
+        {
             let key = entry.split('=').next().unwrap_or("").to_string();
             env.retain(|e| e.split('=').next() != Some(key.as_str()));
             env.push(entry);
@@ -733,9 +747,13 @@ fn lookup<'a>(images: &'a [ImageRecord], name: &str) -> Result<&'a ImageRecord, 
     }
     let hex = name.strip_prefix("sha256:").unwrap_or(name);
     let is_hex = (12..=64).contains(&hex.len())
-        && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        && hex
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
     if is_hex {
-        let mut found = images.iter().filter(|r| r.manifest.encoded().starts_with(hex));
+        let mut found = images
+            .iter()
+            .filter(|r| r.manifest.encoded().starts_with(hex));
         if let Some(first) = found.next() {
             if found.any(|r| r.manifest != first.manifest) {
                 return Err(StoreError::Ambiguous(name.to_string()));
@@ -750,7 +768,11 @@ fn lookup<'a>(images: &'a [ImageRecord], name: &str) -> Result<&'a ImageRecord, 
 }
 
 /// A small blob from the staging dir when it is there, else from the store.
-fn read_doc(staged: Option<&BlobDir>, store: &BlobDir, digest: &Digest) -> Result<Vec<u8>, StoreError> {
+fn read_doc(
+    staged: Option<&BlobDir>,
+    store: &BlobDir,
+    digest: &Digest,
+) -> Result<Vec<u8>, StoreError> {
     let dir = staged.filter(|s| s.size(digest).is_some()).unwrap_or(store);
     Ok(dir.read_verified(digest, MAX_DOCUMENT_BYTES)?)
 }
@@ -854,7 +876,10 @@ mod tests {
         let manifest = serde_json::to_vec(&manifest).unwrap();
         for bytes in [&layer, &config, &manifest] {
             let d = Digest::of(bytes);
-            store.blobs().ingest(&d, bytes.len() as u64, &mut &bytes[..]).unwrap();
+            store
+                .blobs()
+                .ingest(&d, bytes.len() as u64, &mut &bytes[..])
+                .unwrap();
         }
         Digest::of(&manifest)
     }
@@ -873,7 +898,9 @@ mod tests {
     fn add_image_unpacks_once_and_resolves_by_short_name() {
         let (_tmp, store) = store();
         let m = put_image(&store, "hello");
-        let added = store.add_image(&reference("judge/x:1"), &m, &mut |_| {}).unwrap();
+        let added = store
+            .add_image(&reference("judge/x:1"), &m, &mut |_| {})
+            .unwrap();
         assert!(added.unpacked.is_some());
         assert_eq!(added.record.name, "docker.io/judge/x:1");
         let rootfs = store.rootfs_path(&m);
@@ -881,7 +908,9 @@ mod tests {
         for dir in MOUNT_POINTS.iter().chain(&["w/d"]) {
             assert!(rootfs.join(dir).is_dir(), "{dir}");
         }
-        let again = store.add_image(&reference("judge/x:latest"), &m, &mut |_| {}).unwrap();
+        let again = store
+            .add_image(&reference("judge/x:latest"), &m, &mut |_| {})
+            .unwrap();
         assert!(again.unpacked.is_none());
         assert_eq!(again.record.rootfs_bytes, added.record.rootfs_bytes);
         assert_eq!(store.images().unwrap().len(), 2);
@@ -894,8 +923,14 @@ mod tests {
         assert_eq!(r.working_dir(), Some("/w/d"));
         assert_eq!(store.find(&m.encoded()[..12]).unwrap().manifest, m);
         assert_eq!(store.find(&format!("judge/x@{m}")).unwrap().manifest, m);
-        assert!(matches!(store.find("judge/y"), Err(StoreError::NotFound(_))));
-        assert!(matches!(store.find("Bad Name"), Err(StoreError::Reference(_))));
+        assert!(matches!(
+            store.find("judge/y"),
+            Err(StoreError::NotFound(_))
+        ));
+        assert!(matches!(
+            store.find("Bad Name"),
+            Err(StoreError::Reference(_))
+        ));
         let mode = fs::metadata(store.root()).unwrap().mode() & 0o7777;
         assert_eq!(mode, 0o700);
     }
@@ -903,11 +938,17 @@ mod tests {
     #[test]
     fn an_index_or_a_missing_layer_is_refused() {
         let (_tmp, store) = store();
-        let index = serde_json::json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []});
+        let index =
+            serde_json::json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []});
         let index = serde_json::to_vec(&index).unwrap();
         let d = Digest::of(&index);
-        store.blobs().ingest(&d, index.len() as u64, &mut &index[..]).unwrap();
-        let err = store.add_image(&reference("x"), &d, &mut |_| {}).unwrap_err();
+        store
+            .blobs()
+            .ingest(&d, index.len() as u64, &mut &index[..])
+            .unwrap();
+        let err = store
+            .add_image(&reference("x"), &d, &mut |_| {})
+            .unwrap_err();
         assert!(matches!(err, StoreError::NotAManifest(_)), "{err}");
 
         let m = put_image(&store, "f");
@@ -920,7 +961,9 @@ mod tests {
             .unwrap()
             .0;
         store.blobs().remove(&layer).unwrap();
-        let err = store.add_image(&reference("x"), &m, &mut |_| {}).unwrap_err();
+        let err = store
+            .add_image(&reference("x"), &m, &mut |_| {})
+            .unwrap_err();
         assert!(matches!(err, StoreError::MissingLayer { .. }), "{err}");
         assert!(store.images().unwrap().is_empty());
         assert!(!store.rootfs_path(&m).exists());
@@ -935,7 +978,10 @@ mod tests {
         store.remove("a").unwrap();
 
         let other = Store::open(&tmp.path().join("root")).unwrap();
-        assert!(matches!(other.prune(), Err(StoreError::Busy(_))), "store holds the gc lock");
+        assert!(
+            matches!(other.prune(), Err(StoreError::Busy(_))),
+            "store holds the gc lock"
+        );
         drop(store);
         let report = other.prune().unwrap();
         assert_eq!(report.in_use, vec![m.clone()]);
@@ -965,7 +1011,11 @@ mod tests {
         fs::create_dir(&mine_unlocked).unwrap();
         let _held = store.lock(&hex, Mode::Exclusive).unwrap();
         Store::open(&tmp.path().join("root")).unwrap();
-        let left: Vec<_> = fs::read_dir(&staging).unwrap().flatten().map(|e| e.path()).collect();
+        let left: Vec<_> = fs::read_dir(&staging)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .collect();
         assert_eq!(left, vec![mine_locked]);
     }
 
@@ -975,6 +1025,9 @@ mod tests {
         let root = tmp.path().join("root");
         fs::create_dir(&root).unwrap();
         std::os::unix::fs::chown(&root, Some(12345), None).unwrap();
-        assert!(matches!(Store::open(&root), Err(StoreError::NotOwned { .. })));
+        assert!(matches!(
+            Store::open(&root),
+            Err(StoreError::NotOwned { .. })
+        ));
     }
 }

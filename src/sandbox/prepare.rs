@@ -104,7 +104,9 @@ pub fn check_workdir(dir: &str) -> Result<(), SandboxError> {
     let path = Path::new(dir);
     let ok = path.is_absolute()
         && !dir.contains('\0')
-        && path.components().all(|c| matches!(c, Component::RootDir | Component::Normal(_)));
+        && path
+            .components()
+            .all(|c| matches!(c, Component::RootDir | Component::Normal(_)));
     if ok {
         Ok(())
     } else {
@@ -418,7 +420,15 @@ mod tests {
         for good in ["/", "/box", "/usr/src/app", "/a/./b"] {
             assert!(check_workdir(good).is_ok(), "{good} refused");
         }
-        for bad in ["", "box", "./x", "/a/../b", "/..", "/proc/self/cwd/..", "/a\0b"] {
+        for bad in [
+            "",
+            "box",
+            "./x",
+            "/a/../b",
+            "/..",
+            "/proc/self/cwd/..",
+            "/a\0b",
+        ] {
             assert!(check_workdir(bad).is_err(), "{bad:?} accepted");
         }
     }

@@ -28,7 +28,7 @@ pub struct ImportArgs {
     /// Platform to pick from multi-platform indexes (default: the host's).
     #[arg(long, value_name = "OS/ARCH[/VARIANT]", value_parser = parse_platform)]
     platform: Option<Platform>,
-    /// Print one JSON array describing the imported images.
+    /// Print one JSON object: the imported images, ignored archive entries, seconds taken.
     #[arg(long)]
     json: bool,
 }
@@ -69,7 +69,8 @@ pub fn execute(args: ImportArgs, root: &Path) -> Result<i32> {
                 })
             })
             .collect();
-        let out = serde_json::json!({"images": images, "ignored": report.ignored, "seconds": seconds});
+        let out =
+            serde_json::json!({"images": images, "ignored": report.ignored, "seconds": seconds});
         println!("{out}");
         return Ok(0);
     }
@@ -91,7 +92,10 @@ pub fn execute(args: ImportArgs, root: &Path) -> Result<i32> {
         }
     }
     if !report.ignored.is_empty() {
-        eprintln!("judgebox: note: ignored archive entries: {}", report.ignored.join(", "));
+        eprintln!(
+            "judgebox: note: ignored archive entries: {}",
+            report.ignored.join(", ")
+        );
     }
     eprintln!("done in {seconds:.1} s");
     Ok(0)

@@ -46,17 +46,37 @@ pub fn execute(args: InspectArgs, root: &Path) -> Result<i32> {
     println!("Config:      {}", r.config);
     println!("Platform:    {}", r.platform);
     println!("Added:       {}", r.added);
-    println!("Rootfs:      {} ({})", image.rootfs.display(), r.rootfs_bytes.map_or("?".into(), mib));
+    println!(
+        "Rootfs:      {} ({})",
+        image.rootfs.display(),
+        r.rootfs_bytes.map_or("?".into(), mib)
+    );
     println!("Entrypoint:  {}", list(&exec.entrypoint));
     println!("Cmd:         {}", list(&exec.cmd));
-    println!("WorkingDir:  {}", exec.working_dir.as_deref().filter(|d| !d.is_empty()).unwrap_or("-"));
+    println!(
+        "WorkingDir:  {}",
+        exec.working_dir
+            .as_deref()
+            .filter(|d| !d.is_empty())
+            .unwrap_or("-")
+    );
     println!("Env:");
     for e in exec.env.iter().flatten() {
         println!("  {e}");
     }
-    println!("Layers:      {} ({} compressed)", r.layers.len(), mib(r.layers_size()));
+    println!(
+        "Layers:      {} ({} compressed)",
+        r.layers.len(),
+        mib(r.layers_size())
+    );
     for (i, l) in r.layers.iter().enumerate() {
-        println!("  {:>2}  {}  {:>10}  {}", i + 1, l.digest, mib(l.size), l.media_type);
+        println!(
+            "  {:>2}  {}  {:>10}  {}",
+            i + 1,
+            l.digest,
+            mib(l.size),
+            l.media_type
+        );
         println!("      diff_id {}", l.diff_id);
     }
     Ok(0)

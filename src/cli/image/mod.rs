@@ -102,11 +102,15 @@ impl UnpackBar {
         if !self.enabled {
             return;
         }
-        if self.current.as_ref().is_none_or(|(image, _)| image != p.image) {
+        if self
+            .current
+            .as_ref()
+            .is_none_or(|(image, _)| image != p.image)
+        {
             self.finish();
             let bar = ProgressBar::new(p.total);
             let style = ProgressStyle::with_template(
-                "{msg} [{bar:30}] {binary_bytes}/{binary_total_bytes} ({eta})",
+                "[{bar:25}] {binary_bytes:>10}/{binary_total_bytes} {eta:>3} {wide_msg}",
             )
             .expect("a valid template")
             .progress_chars("=> ");

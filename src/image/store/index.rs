@@ -78,11 +78,10 @@ impl IndexFile {
                 })
             }
         };
-        let index: IndexFile =
-            serde_json::from_slice(&bytes).map_err(|e| StoreError::Index {
-                path: path.to_path_buf(),
-                detail: e.to_string(),
-            })?;
+        let index: IndexFile = serde_json::from_slice(&bytes).map_err(|e| StoreError::Index {
+            path: path.to_path_buf(),
+            detail: e.to_string(),
+        })?;
         if index.version != VERSION {
             return Err(StoreError::Index {
                 path: path.to_path_buf(),

@@ -126,10 +126,14 @@ mod tests {
         }
         let app = std::fs::metadata(root.join("usr/src/app")).unwrap();
         assert_eq!(app.permissions().mode() & 0o777, 0o755);
-        assert!(std::fs::symlink_metadata(root.join("tmp")).unwrap().is_symlink());
+        assert!(std::fs::symlink_metadata(root.join("tmp"))
+            .unwrap()
+            .is_symlink());
         finish(root, Some("/srv/up/escaped")).unwrap();
         assert!(!Path::new("/escaped").exists());
-        assert!(std::fs::symlink_metadata(root.join("srv/up")).unwrap().is_symlink());
+        assert!(std::fs::symlink_metadata(root.join("srv/up"))
+            .unwrap()
+            .is_symlink());
     }
 
     #[test]
