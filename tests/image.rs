@@ -266,7 +266,12 @@ mod oci {
     }
 
     /// Docker 25+ `docker save`: an OCI layout (uncompressed layers) plus manifest.json.
-    pub fn docker_save_25(layers: &[Vec<u8>], exec: Value, tag: &str) -> Vec<u8> {
+    pub fn docker_save_25(
+        layers: &[Vec<u8>],
+        exec: Value,
+        tag: &str,
+        containerd_name: bool,
+    ) -> Vec<u8> {
         let image = Image::new(layers.iter().cloned().map(Layer::plain).collect(), exec);
         let mut b = tar::Builder::new(Vec::new());
         let add = |b: &mut tar::Builder<Vec<u8>>, name: &str, data: &[u8]| {
@@ -281,7 +286,11 @@ mod oci {
             .canonical();
         let short_tag = tag.rsplit(':').next().unwrap();
         let mut desc = image.descriptor(None);
-        desc["annotations"] = json!({"io.containerd.image.name": full, "org.opencontainers.image.ref.name": short_tag});
+        desc["annotations"] = if containerd_name {
+            json!({"io.containerd.image.name": full, "org.opencontainers.image.ref.name": short_tag})
+        } else {
+            json!({"org.opencontainers.image.ref.name": short_tag})
+        };
         let index = json!({"schemaVersion": 2, "mediaType": spec::OCI_INDEX, "manifests": [desc]});
         add(&mut b, "index.json", &serde_json::to_vec(&index).unwrap());
         add(&mut b, "oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#);
@@ -710,6 +719,7 @@ fn docker_save_25_archive() {
         &[base_tar(), second_tar(), app_tar()],
         app_exec(),
         "test/modern:2",
+        true,
     );
     let file = env.file("modern.tar", &tar);
     let out = json_of(&ok(env.import(&file, &["--json"])));
@@ -723,6 +733,82 @@ fn docker_save_25_archive() {
     let env2 = Env::new();
     let out = json_of(&ok(env2.import(&file, &["--json", "--tag", "2"])));
     assert_eq!(out["images"][0]["name"], "docker.io/library/2:latest");
+    // Without containerd's full name, manifest.json's RepoTags name the image; and the
+    // archive can come on stdin.
+    let env3 = Env::new();
+    let bare = oci::docker_save_25(&[base_tar(), app_tar()], app_exec(), "test/modern:3", false);
+    let mut child = Command::new(BIN)
+        .arg("image")
+        .arg("--root")
+        .arg(env3.root())
+        .args(["import", "-", "--json"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(&bare).unwrap();
+    let out = json_of(&ok(child.wait_with_output().unwrap()));
+    assert_eq!(out["images"][0]["name"], "docker.io/test/modern:3");
+}
+
+/// A layout whose one named entry is an index of two platforms' manifests (and an
+/// attestation), as multi-platform images are published.
+#[test]
+fn nested_index_picks_the_host_platform_or_the_asked_one() {
+    use judgebox::image::spec::{OCI_INDEX, OCI_MANIFEST};
+    let host = oci::host_arch();
+    let foreign = if host == "arm64" { "amd64" } else { "arm64" };
+    let native = app_image();
+    let mut config = oci::config_json(&native.layers, app_exec());
+    config["architecture"] = json!(foreign);
+    let alien = Image::with_config(native.layers.clone(), &config);
+    let entry = |image: &Image, arch: &str| {
+        json!({"mediaType": OCI_MANIFEST, "digest": image.digest().to_string(),
+               "size": image.manifest.len(), "platform": {"os": "linux", "architecture": arch}})
+    };
+    let nested = json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
+        {"mediaType": OCI_MANIFEST, "digest": alien.digest().to_string(), "size": alien.manifest.len(),
+         "platform": {"os": "unknown", "architecture": "unknown"},
+         "annotations": {"vnd.docker.reference.type": "attestation-manifest"}},
+        entry(&alien, foreign),
+        entry(&native, host.as_str()),
+    ]});
+    let nested = serde_json::to_vec(&nested).unwrap();
+    let env = Env::new();
+    let layout = env.layout("multi", &[(&native, None), (&alien, None)]);
+    std::fs::write(
+        layout
+            .join("blobs/sha256")
+            .join(Digest::of(&nested).encoded()),
+        &nested,
+    )
+    .unwrap();
+    let top = json!({"schemaVersion": 2, "manifests": [{
+        "mediaType": OCI_INDEX, "digest": Digest::of(&nested).to_string(), "size": nested.len(),
+        "annotations": {"org.opencontainers.image.ref.name": "test/multi:1"}}]});
+    std::fs::write(layout.join("index.json"), serde_json::to_vec(&top).unwrap()).unwrap();
+
+    ok(env.import(&layout, &[]));
+    let rec = env.inspect("test/multi:1");
+    assert_eq!(rec["manifest"], native.digest().to_string());
+    assert_eq!(rec["platform"], format!("linux/{host}"));
+    assert_app_output(
+        &env.run_stdout("test/multi:1", &[], &[]),
+        "hello from image",
+    );
+
+    let other = Env::new();
+    let platform = format!("linux/{foreign}");
+    ok(other.import(&layout, &["--platform", &platform]));
+    let rec = other.inspect("test/multi:1");
+    assert_eq!(rec["manifest"], alien.digest().to_string());
+    assert_eq!(rec["platform"], platform);
+    refused(
+        &other.import(&layout, &["--platform", "linux/s390x"]),
+        "no image for platform linux/s390x",
+    );
 }
 
 #[test]

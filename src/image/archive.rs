@@ -71,16 +71,12 @@ enum Kind {
 
 /// Reads an image tar (see the module docs) and plans what to import.
 pub(crate) fn plan(
-    path: &Path,
+    input: Box<dyn Read>,
     store: &Store,
     staging: &Staging,
     selector: &Selector,
 ) -> Result<(Vec<Target>, Vec<String>), ImportError> {
-    let file = File::open(path).map_err(|source| ImportError::Io {
-        path: "cannot open it".into(),
-        source,
-    })?;
-    let mut contents = scan(file, store, staging)?;
+    let mut contents = scan(input, store, staging)?;
     let targets = if let Some(index) = &contents.index {
         let layout = Layout::staged(
             contents.oci_layout.as_deref(),
@@ -103,8 +99,8 @@ pub(crate) fn plan(
 }
 
 /// One pass over the tar: documents into memory, blobs into staging.
-fn scan(file: File, store: &Store, staging: &Staging) -> Result<Contents, ImportError> {
-    let mut reader = BufReader::with_capacity(1 << 20, file);
+fn scan(input: Box<dyn Read>, store: &Store, staging: &Staging) -> Result<Contents, ImportError> {
+    let mut reader = BufReader::with_capacity(1 << 20, input);
     let head = reader.fill_buf().map_err(ImportError::Tar)?;
     let input: Box<dyn Read> = if head.starts_with(&[0x1f, 0x8b]) {
         Box::new(flate2::read::MultiGzDecoder::new(reader))

@@ -134,7 +134,8 @@ pub(crate) struct Candidate<T> {
     pub item: T,
 }
 
-/// Imports `path` (a layout directory, or a tar of a layout or of `docker save`).
+/// Imports `path`: a layout directory, or a tar of a layout or of `docker save` (`-`
+/// reads the tar from stdin, e.g. `docker save img | judgebox image import -`).
 pub fn import(
     store: &Store,
     path: &Path,
@@ -146,18 +147,25 @@ pub fn import(
         source: Box::new(source),
     };
     let selector = Selector::new(options)?;
-    let meta = std::fs::metadata(path).map_err(|source| {
+    let cannot_read = |source| {
         at(ImportError::Io {
             path: "cannot read it".into(),
             source,
         })
-    })?;
+    };
+    let stdin = path == Path::new("-");
+    let is_dir = !stdin && std::fs::metadata(path).map_err(cannot_read)?.is_dir();
     let staging = store.staging()?;
-    let (targets, ignored) = if meta.is_dir() {
+    let (targets, ignored) = if is_dir {
         let layout = Layout::open_dir(path, store, &staging).map_err(at)?;
         (layout.plan(&selector).map_err(at)?, Vec::new())
     } else {
-        archive::plan(path, store, &staging, &selector).map_err(at)?
+        let input: Box<dyn io::Read> = if stdin {
+            Box::new(io::stdin().lock())
+        } else {
+            Box::new(std::fs::File::open(path).map_err(cannot_read)?)
+        };
+        archive::plan(input, store, &staging, &selector).map_err(at)?
     };
     let mut report = ImportReport {
         images: Vec::new(),

@@ -18,7 +18,7 @@ use super::{mib, open_store, short, UnpackBar};
     after_help = "Example: judgebox image import /var/cache/judgebox/oci --tag judgebox/python3:bookworm"
 )]
 pub struct ImportArgs {
-    /// Layout directory or archive file.
+    /// Layout directory or archive file; `-` reads an archive from stdin.
     #[arg(value_name = "PATH")]
     path: PathBuf,
     /// Import the image named so in the input (ref.name or RepoTags) and store it under
