@@ -8,7 +8,7 @@ use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
 use super::support::*;
 use crate::image::spec::LayerCompression;
 use crate::image::unpack::resolve::{Resolver, Root};
-use crate::image::unpack::{remove_tree, sys, Limits, UnpackError};
+use crate::image::unpack::{remove_tree, sys, Limits, Refusal, UnpackError};
 
 #[test]
 fn openat2_is_used_on_this_kernel() {
@@ -266,5 +266,48 @@ fn corrupt_gzip_is_a_decompression_error() {
             matches!(err.innermost(), UnpackError::Decompress(_)),
             "{err}"
         );
+    });
+}
+
+#[test]
+fn sparse_entries_are_refused() {
+    both(|jail| {
+        // An old GNU sparse file: one 512-byte data block at offset 0 of a 4096-byte file.
+        let mut h = tar::Header::new_gnu();
+        h.set_path("holes").unwrap();
+        h.set_mode(0o644);
+        h.set_size(512);
+        h.set_entry_type(tar::EntryType::GNUSparse);
+        let gnu = h.as_gnu_mut().unwrap();
+        gnu.sparse[0].set_offset(0);
+        gnu.sparse[0].set_length(512);
+        gnu.sparse[1].set_offset(4096); // the trailing hole
+        gnu.sparse[1].set_length(0);
+        gnu.set_real_size(4096);
+        h.set_cksum();
+        let gnu = Layer::new().raw(h.as_bytes()).raw(&[1; 512]);
+        let err = jail.apply(&gnu).unwrap_err();
+        assert_eq!(refusal(&err), Some(Refusal::Sparse), "{err}");
+        let pax = Layer::new().entry(
+            Entry::new(b'0', "GNUSparseFile.0/holes")
+                .data(b"1\n0\n3\nabc")
+                .pax("GNU.sparse.major", b"1")
+                .pax("GNU.sparse.minor", b"0")
+                .pax("GNU.sparse.name", b"holes")
+                .pax("GNU.sparse.realsize", b"1000000000"),
+        );
+        let err = jail.apply(&pax).unwrap_err();
+        assert_eq!(refusal(&err), Some(Refusal::Sparse), "{err}");
+        assert!(jail.tree().is_empty());
+    });
+}
+
+#[test]
+fn unknown_entry_types_are_refused() {
+    both(|jail| {
+        let err = jail
+            .apply(&Layer::new().entry(Entry::new(b'V', "volume")))
+            .unwrap_err();
+        assert_eq!(refusal(&err), Some(Refusal::UnsupportedType(b'V')), "{err}");
     });
 }
