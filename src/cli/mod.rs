@@ -3,6 +3,9 @@
 
 mod doctor;
 mod image;
+mod images;
+mod judge;
+mod lang;
 mod run;
 
 use clap::{Parser, Subcommand};
@@ -22,8 +25,10 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     Run(run::RunArgs),
-    Doctor(doctor::DoctorArgs),
+    Judge(judge::JudgeArgs),
     Image(image::ImageArgs),
+    Lang(lang::LangArgs),
+    Doctor(doctor::DoctorArgs),
 }
 
 /// Parses arguments and runs; returns the process exit code.
@@ -32,16 +37,35 @@ pub fn main() -> i32 {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(args) => run::execute(args),
-        Command::Doctor(args) => doctor::execute(args),
+        Command::Judge(args) => judge::execute(args),
         Command::Image(args) => image::execute(args),
+        Command::Lang(args) => lang::execute(args),
+        Command::Doctor(args) => doctor::execute(args),
     };
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("judgebox: error: {e:#}");
+            eprintln!("judgebox: error: {}", describe(&e));
             2
         }
     }
+}
+
+/// The error and its causes, joined by ": "; a cause is left out when the text so far
+/// already says it (thiserror messages often embed their source).
+fn describe(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let message = cause.to_string();
+        if text.contains(&message) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&message);
+    }
+    text
 }
 
 /// Makes sure fds 0-2 are open so no pipe or file we create lands on them.

@@ -4,6 +4,7 @@ use super::parse;
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use judgebox::cgroup::{self, Manager, ManagerOptions, Mechanism};
+use judgebox::image::store::Resolved;
 use judgebox::sandbox::{self, Config, CopyIn, CopyOut, Hooks, Limits, SeccompGate};
 use judgebox::seccomp;
 use std::path::PathBuf;
@@ -26,8 +27,20 @@ pub enum Net {
 )]
 pub struct RunArgs {
     /// Root filesystem directory (e.g. an unpacked image); mounted read-only as /.
-    #[arg(long, value_name = "DIR")]
-    rootfs: PathBuf,
+    #[arg(
+        long,
+        value_name = "DIR",
+        required_unless_present = "image",
+        conflicts_with = "image"
+    )]
+    rootfs: Option<PathBuf>,
+    /// Run an image from the store (see `judgebox image`): its rootfs, and unless a command
+    /// is given its Entrypoint+Cmd; its Env (then --env) and WorkingDir. Never pulls.
+    #[arg(long, value_name = "REF")]
+    image: Option<String>,
+    /// Image store directory, for --image.
+    #[arg(long, env = "JUDGEBOX_ROOT", default_value = judgebox::image::store::DEFAULT_ROOT, value_name = "DIR")]
+    root: PathBuf,
 
     /// CPU time limit for the whole process tree, seconds (fractions allowed).
     #[arg(long, allow_hyphen_values = true, value_name = "SECONDS", value_parser = parse::seconds)]
@@ -135,8 +148,9 @@ pub struct RunArgs {
     #[arg(long)]
     allow_host_root: bool,
 
-    /// The program and its arguments (after --).
-    #[arg(last = true, required = true, value_name = "CMD")]
+    /// The program and its arguments (after --); with --image it replaces the image's
+    /// Entrypoint and Cmd.
+    #[arg(last = true, required_unless_present = "image", value_name = "CMD")]
     command: Vec<String>,
 }
 
@@ -176,7 +190,7 @@ fn parse_copy_out(spec: &str) -> Result<CopyOut> {
 
 fn build_config(a: &RunArgs) -> Result<Config> {
     Ok(Config {
-        rootfs: a.rootfs.clone(),
+        rootfs: a.rootfs.clone().unwrap_or_default(),
         argv: a.command.clone(),
         env: a.env.clone(),
         hostname: a.hostname.clone(),
@@ -218,9 +232,26 @@ fn build_config(a: &RunArgs) -> Result<Config> {
     })
 }
 
+/// With --image: rootfs, command, env and working dir from the store. The returned
+/// image holds a lease on its rootfs (so `image prune` keeps it) until dropped.
+fn apply_image(a: &RunArgs, config: &mut Config) -> Result<Option<Resolved>> {
+    let Some(name) = &a.image else {
+        return Ok(None);
+    };
+    let image = super::image::resolve_for_run(&a.root, name)?;
+    config.rootfs = image.rootfs.clone();
+    config.argv = image.argv(&a.command)?;
+    config.env = image.env(&a.env);
+    if let Some(dir) = image.working_dir() {
+        config.workdir = dir.to_string();
+    }
+    Ok(Some(image))
+}
+
 pub fn execute(args: RunArgs) -> Result<i32> {
     sandbox::ensure_root()?;
     let mut config = build_config(&args)?;
+    let _image = apply_image(&args, &mut config)?;
     let gate = seccomp::Filter::load(&args.seccomp)
         .with_context(|| format!("--seccomp {}", args.seccomp))?
         .map(SeccompGate::new);

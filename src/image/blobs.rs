@@ -28,6 +28,8 @@ pub enum BlobError {
     Missing(Digest),
     #[error("blob {digest}: {size} bytes is over the limit of {max}")]
     TooBig { digest: Digest, size: u64, max: u64 },
+    #[error("content over the limit of {max} bytes")]
+    TooLarge { max: u64 },
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> BlobError + '_ {
@@ -128,14 +130,8 @@ impl BlobDir {
         if self.contains(digest, size) {
             return Ok(Ok(dest));
         }
-        let temp = self.temp_path(digest);
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
-            .open(&temp)
-            .map_err(io_err(&temp))?;
+        let temp = self.temp_path(digest.encoded());
+        let file = create_temp(&temp)?;
         let guard = TempGuard(&temp);
         let mut writer = HashingWriter::new(io::BufWriter::with_capacity(1 << 20, file), size);
         if let Err(e) = fill(&mut writer) {
@@ -174,6 +170,47 @@ impl BlobDir {
                 }
             }
         })
+    }
+
+    /// Writes content whose digest is learnt by writing it (a `docker save` layer),
+    /// refusing more than `max` bytes, and puts it in place under that digest.
+    pub fn ingest_unknown(&self, reader: &mut dyn Read, max: u64) -> Result<(Digest, u64), BlobError> {
+        let temp = self.temp_path("unknown");
+        let file = create_temp(&temp)?;
+        let guard = TempGuard(&temp);
+        let mut writer = HashingWriter::new(io::BufWriter::with_capacity(1 << 20, file), max);
+        io::copy(reader, &mut writer).map_err(|e| match e.kind() {
+            io::ErrorKind::FileTooLarge => BlobError::TooLarge { max },
+            _ => io_err(&temp)(e),
+        })?;
+        let (buffered, digest, len) = writer.finish();
+        let file = buffered
+            .into_inner()
+            .map_err(|e| io_err(&temp)(e.into_error()))?;
+        file.sync_all().map_err(io_err(&temp))?;
+        let _lock = self.lock(&digest)?;
+        if !self.contains(&digest, len) {
+            let dest = self.path(&digest);
+            fs::rename(&temp, &dest).map_err(io_err(&dest))?;
+            std::mem::forget(guard);
+        }
+        Ok((digest, len))
+    }
+
+    /// Moves a blob from another blob dir on the same filesystem (a private staging
+    /// one, whose blobs were verified when written) into this one, under the blob's lock.
+    /// Returns false when the blob was already here.
+    pub fn adopt(&self, from: &BlobDir, digest: &Digest, size: u64) -> Result<bool, BlobError> {
+        let _lock = self.lock(digest)?;
+        if self.contains(digest, size) {
+            return Ok(false);
+        }
+        if !from.contains(digest, size) {
+            return Err(BlobError::Missing(digest.clone()));
+        }
+        let dest = self.path(digest);
+        fs::rename(from.path(digest), &dest).map_err(io_err(&dest))?;
+        Ok(true)
     }
 
     /// Reads a small blob (a manifest or config) whole, verifying its digest.
@@ -258,14 +295,23 @@ impl BlobDir {
         Ok(removed)
     }
 
-    fn temp_path(&self, digest: &Digest) -> PathBuf {
+    /// `.incoming/<prefix>.<pid>.<seq>`: `clean_incoming` reads the pid back.
+    fn temp_path(&self, prefix: &str) -> PathBuf {
         let seq = TEMP_SEQ.fetch_add(1, Ordering::Relaxed);
-        self.dir.join(".incoming").join(format!(
-            "{}.{}.{seq}",
-            digest.encoded(),
-            std::process::id()
-        ))
+        self.dir
+            .join(".incoming")
+            .join(format!("{prefix}.{}.{seq}", std::process::id()))
     }
+}
+
+fn create_temp(path: &Path) -> Result<File, BlobError> {
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(io_err(path))
 }
 
 /// Unlinks a partial blob unless disarmed with `mem::forget`.
@@ -340,6 +386,29 @@ mod tests {
         });
         assert_eq!(fetches.load(Ordering::SeqCst), 1);
         assert!(blobs.contains(&d, data.len() as u64));
+    }
+
+    #[test]
+    fn unknown_content_is_named_by_its_digest_and_capped() {
+        let tmp = tempfile::tempdir().unwrap();
+        let blobs = BlobDir::open(tmp.path()).unwrap();
+        let (d, n) = blobs.ingest_unknown(&mut &b"layer.tar"[..], 100).unwrap();
+        assert_eq!((d.clone(), n), (Digest::of(b"layer.tar"), 9));
+        assert_eq!(fs::read(blobs.path(&d)).unwrap(), b"layer.tar");
+        assert_eq!(blobs.ingest_unknown(&mut &b"layer.tar"[..], 100).unwrap().0, d);
+        assert!(matches!(
+            blobs.ingest_unknown(&mut &b"0123456789"[..], 9),
+            Err(BlobError::TooLarge { max: 9 })
+        ));
+        assert_eq!(fs::read_dir(tmp.path().join(".incoming")).unwrap().count(), 0);
+
+        let other = tempfile::tempdir().unwrap();
+        let store = BlobDir::open(other.path()).unwrap();
+        assert!(store.adopt(&blobs, &d, 9).unwrap());
+        assert!(store.contains(&d, 9) && !blobs.contains(&d, 9));
+        assert!(!store.adopt(&blobs, &d, 9).unwrap());
+        let missing = Digest::of(b"nope");
+        assert!(matches!(store.adopt(&blobs, &missing, 4), Err(BlobError::Missing(_))));
     }
 
     #[test]

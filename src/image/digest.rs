@@ -208,6 +208,13 @@ impl<W: Write> HashingWriter<W> {
         self.hasher.is_empty()
     }
 
+    /// The digest and length of everything written, and the inner writer (for content
+    /// whose digest is learnt by writing it, such as a `docker save` layer).
+    pub fn finish(self) -> (W, Digest, u64) {
+        let len = self.hasher.len();
+        (self.inner, self.hasher.finish(), len)
+    }
+
     /// Checks that exactly `size` bytes hashing to `expected` went through; returns the
     /// inner writer.
     pub fn verify(self, expected: &Digest, size: u64) -> Result<W, Mismatch> {

@@ -5,8 +5,13 @@
 //! `digest` and `spec` are the shared vocabulary (validated digests, descriptors,
 //! manifests, configs, platforms); the other modules each do one step.
 
+pub mod archive;
 pub mod blobs;
 pub mod digest;
+pub mod import;
+pub mod layout;
 pub mod reference;
 pub mod registry;
 pub mod spec;
+pub mod store;
+pub mod unpack;

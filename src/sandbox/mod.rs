@@ -105,7 +105,8 @@ pub struct Config {
     pub limits: Limits,
     /// Allow the host's `/` as rootfs (debugging only).
     pub allow_host_root: bool,
-    /// Working directory inside the sandbox (default /box).
+    /// Working directory inside the sandbox (default /box): absolute, without `..`;
+    /// resolved inside the sandbox's root after pivot_root.
     pub workdir: String,
     /// Write the program's output through to our own stdout/stderr as it arrives
     /// (still counted against the output limit) instead of keeping it in the result.
@@ -212,6 +213,8 @@ pub enum SandboxError {
     CopyInNotFile(PathBuf),
     #[error("invalid name '{0}' for a file in /box: use a plain relative path without '..'")]
     BadBoxName(String),
+    #[error("invalid working directory '{0}': use an absolute path without '..'")]
+    BadWorkdir(String),
     #[error("--box-dir {0}: not a directory")]
     BoxDirNotDir(PathBuf),
     #[error("--stdin {path}: {source}")]

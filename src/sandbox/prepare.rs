@@ -100,6 +100,22 @@ pub fn check_box_name(name: &str) -> Result<(), SandboxError> {
     }
 }
 
+/// Validates the working directory: absolute, no `..` (an image's WorkingDir is
+/// untrusted input; it is resolved only after pivot_root, inside the sandbox's root).
+pub fn check_workdir(dir: &str) -> Result<(), SandboxError> {
+    let path = Path::new(dir);
+    let ok = path.is_absolute()
+        && !dir.contains('\0')
+        && path
+            .components()
+            .all(|c| matches!(c, Component::RootDir | Component::Normal(_)));
+    if ok {
+        Ok(())
+    } else {
+        Err(SandboxError::BadWorkdir(dir.to_string()))
+    }
+}
+
 /// Checks the rootfs and makes sure each mount point is a real directory.
 fn check_rootfs(config: &Config) -> Result<PathBuf, SandboxError> {
     let root = &config.rootfs;
@@ -317,6 +333,7 @@ pub fn prepare(config: &Config, hooks: &Hooks) -> Result<Prepared, SandboxError>
     if config.uid == 0 || config.gid == 0 {
         return Err(SandboxError::RootUid);
     }
+    check_workdir(&config.workdir)?;
     let root_path = check_rootfs(config)?;
     if let Some(dir) = &config.box_dir {
         if !std::fs::metadata(dir).map(|m| m.is_dir()).unwrap_or(false) {
@@ -395,6 +412,29 @@ impl Prepared {
     pub fn discard_outputs(&self) {
         for o in &self.outs {
             let _ = std::fs::remove_file(&o.temp);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn workdir_must_be_absolute_without_dotdot() {
+        for good in ["/", "/box", "/usr/src/app", "/a/./b"] {
+            assert!(check_workdir(good).is_ok(), "{good} refused");
+        }
+        for bad in [
+            "",
+            "box",
+            "./x",
+            "/a/../b",
+            "/..",
+            "/proc/self/cwd/..",
+            "/a\0b",
+        ] {
+            assert!(check_workdir(bad).is_err(), "{bad:?} accepted");
         }
     }
 }

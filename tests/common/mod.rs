@@ -70,7 +70,7 @@ fn remove_stale_rootfs(base: &Path) {
     }
 }
 
-fn find_busybox() -> PathBuf {
+pub fn find_busybox() -> PathBuf {
     for p in ["/bin/busybox", "/usr/bin/busybox"] {
         let path = PathBuf::from(p);
         if let Ok(out) = Command::new("file").arg(&path).output() {

@@ -53,6 +53,21 @@ fn parse_platform(s: &str) -> Result<Platform, String> {
     Platform::parse(s).map_err(|e| e.to_string())
 }
 
+/// `judgebox image pull`: pulls into the store's blobs, then registers and unpacks the
+/// image; prints its canonical name and manifest digest on stdout.
+pub fn execute_into_store(args: &PullArgs, root: &std::path::Path) -> Result<i32> {
+    judgebox::sandbox::ensure_root()?;
+    let store = super::open_store(root)?;
+    let pulled = execute(args, store.blobs())?;
+    let reference = Reference::parse(&args.reference)?;
+    let mut bar = super::UnpackBar::new(args.quiet);
+    let added = store.add_image(&reference, &pulled.manifest_digest, &mut |p| bar.update(p));
+    bar.finish();
+    let added = added?;
+    println!("{} {}", added.record.name, pulled.manifest_digest);
+    Ok(0)
+}
+
 /// Pulls `args.reference` into `blobs` and prints a summary line on stderr.
 pub fn execute(args: &PullArgs, blobs: &BlobDir) -> Result<Pulled> {
     let reference = Reference::parse(&args.reference)?;
