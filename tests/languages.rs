@@ -143,7 +143,7 @@ fn c() {
         compile_error: Some("int main(void) { return missing_variable; }\n"),
         runtime_error: "#include <stdio.h>\nint main(void) { volatile int *p = 0; *p = 1; return 0; }\n",
         infinite_loop: "int main(void) { volatile unsigned long x = 0; for (;;) x++; }\n",
-        memory_hog: "#include <stdlib.h>\n#include <string.h>\nint main(void) { size_t n = 1UL << 30; char *p = malloc(n); if (!p) return 7; memset(p, 1, n); return p[n - 1] == 1 ? 0 : 1; }\n",
+        memory_hog: "#include <stdio.h>\n#include <stdlib.h>\nint main(void) { size_t n = 1UL << 30; volatile char *p = malloc(n); if (!p) return 7; for (size_t i = 0; i < n; i += 4096) p[i] = 1; long s = 0; for (size_t i = 0; i < n; i += 4096) s += p[i]; printf(\"%ld\\n\", s); return 0; }\n",
     });
 }
 
@@ -225,9 +225,9 @@ fn rust() {
         sum: "use std::io::Read;\nfn main() { let mut s = String::new(); std::io::stdin().read_to_string(&mut s).unwrap(); let v: Vec<i64> = s.split_whitespace().map(|x| x.parse().unwrap()).collect(); println!(\"{}\", v[0] + v[1]); }\n",
         wrong: "use std::io::Read;\nfn main() { let mut s = String::new(); std::io::stdin().read_to_string(&mut s).unwrap(); let v: Vec<i64> = s.split_whitespace().map(|x| x.parse().unwrap()).collect(); println!(\"{}\", v[0] - v[1]); }\n",
         compile_error: Some("fn main() { let x: u32 = \"no\"; }\n"),
-        runtime_error: "fn main() { let v: Vec<u8> = Vec::new(); println!(\"{}\", v[std::hint::black_box(3)]); }\n",
-        infinite_loop: "fn main() { let mut x: u64 = 0; loop { x = std::hint::black_box(x.wrapping_add(1)); } }\n",
-        memory_hog: "fn main() { let v = vec![1u8; 1 << 30]; println!(\"{}\", std::hint::black_box(&v)[12345]); }\n",
+        runtime_error: "fn main() { let v: Vec<usize> = std::env::args().map(|a| a.len()).collect(); println!(\"{}\", v[3]); }\n",
+        infinite_loop: "fn main() { let mut x: u64 = 1; loop { x = x.wrapping_mul(6364136223846793005).wrapping_add(1); if x == 0 { println!(\"{}\", x); } } }\n",
+        memory_hog: "fn main() { let v = vec![1u8; 1 << 30]; println!(\"{}\", v.iter().step_by(4096).map(|&b| b as u64).sum::<u64>()); }\n",
     });
 }
 

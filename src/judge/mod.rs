@@ -199,6 +199,9 @@ fn compile(job: &Job, step: &Step, work: &WorkDir) -> Result<StepReport, JudgeEr
         .collect();
     let run = run_sandboxed(job, argv, step, &Overrides::default(), files, None, copy_out)?;
     let produced = job.lang.artifacts.iter().all(|a| work.path.join(a).is_file());
+    if produced {
+        make_executable(work, &job.lang.artifacts)?;
+    }
     let verdict = match verdict::verdict_of_run(&run) {
         None if produced => Verdict::Accepted,
         Some(Verdict::InternalError) => Verdict::InternalError,
@@ -209,6 +212,18 @@ fn compile(job: &Job, step: &Step, work: &WorkDir) -> Result<StepReport, JudgeEr
         judge0: judge0_status(verdict, Some(&run)),
         run,
     })
+}
+
+/// Copied-out files arrive 0600; the artifacts are programs, copied into each test
+/// read-only but executable.
+fn make_executable(work: &WorkDir, artifacts: &[String]) -> Result<(), JudgeError> {
+    use std::os::unix::fs::PermissionsExt;
+    for a in artifacts {
+        let path = work.path.join(a);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+            .map_err(|source| JudgeError::WorkDir { path, source })?;
+    }
+    Ok(())
 }
 
 /// Runs every test, `job.parallel` at a time; reports come back in test order.
@@ -291,6 +306,7 @@ fn run_test(job: &Job, work: &WorkDir, case: &TestCase) -> Result<TestReport, Ju
         Vec::new(),
     )?;
     let verdict = match verdict::verdict_of_run(&run) {
+        Some(Verdict::RuntimeError) if ran_out_of_memory(lang, &run) => Verdict::MemoryLimit,
         Some(v) => v,
         None => match &case.expected {
             None => Verdict::Accepted,
@@ -313,6 +329,12 @@ fn run_test(job: &Job, work: &WorkDir, case: &TestCase) -> Result<TestReport, Ju
         judge0: judge0_status(verdict, Some(&run)),
         run: Some(run),
     })
+}
+
+/// Whether a failed run's stderr carries one of the language's out-of-memory messages.
+fn ran_out_of_memory(lang: &Language, run: &RunResult) -> bool {
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    lang.memory_errors.iter().any(|m| stderr.contains(m.as_str()))
 }
 
 /// One sandboxed run with its own cgroup and seccomp gate.

@@ -75,6 +75,9 @@ pub struct Language {
     pub artifacts: Vec<String>,
     pub env: Vec<String>,
     pub seccomp: String,
+    /// Runtime messages (on stderr) that mean the program ran out of memory on its own
+    /// terms, e.g. a JVM's `java.lang.OutOfMemoryError`: judged as memory_limit.
+    pub memory_errors: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -93,6 +96,8 @@ struct RawLanguage {
     env: Vec<String>,
     #[serde(default = "default_seccomp")]
     seccomp: String,
+    #[serde(default)]
+    memory_errors: Vec<String>,
     #[serde(default)]
     compile: Option<RawStep>,
     run: RawStep,
@@ -157,6 +162,7 @@ impl Language {
             artifacts: raw.artifacts,
             env: raw.env,
             seccomp: raw.seccomp,
+            memory_errors: raw.memory_errors,
         })
     }
 
