@@ -368,6 +368,11 @@ build_lang() {
 }
 
 # ---------- import into judgebox's store ----------
+# Whether the store already has the tag (false when judgebox is missing: nothing to ask).
+in_store() {
+  [ -x "$JUDGEBOX" ] && "$JUDGEBOX" image inspect "$1" >/dev/null 2>&1
+}
+
 import_tags() {
   local t
   [ $# -gt 0 ] || { log "import: nothing new to import"; return 0; }
@@ -432,7 +437,8 @@ for name in "${order[@]}"; do
   if [ -z "$reason" ] && [ "$FORCE" = 0 ]; then
     log "$name: $tag up to date"
     STATUS[$name]="up to date"
-    [ "$REIMPORT" = 0 ] || imports+=("$tag")
+    # Up to date here but missing from judgebox's store (a new store, a pruned image): import.
+    if [ "$REIMPORT" = 1 ] || ! in_store "$tag"; then imports+=("$tag"); fi
     continue
   fi
   [ -n "$reason" ] || reason="--force"

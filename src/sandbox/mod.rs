@@ -14,7 +14,7 @@ mod rlimits;
 mod rootfs;
 mod supervisor;
 pub mod uid;
-pub mod sys;
+pub(crate) mod sys;
 
 use std::path::PathBuf;
 use thiserror::Error;

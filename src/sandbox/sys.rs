@@ -13,7 +13,6 @@ pub const CLOSE_RANGE_CLOEXEC: c_int = 4;
 pub const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
 pub const RESOLVE_NO_SYMLINKS: u64 = 0x04;
 pub const RESOLVE_BENEATH: u64 = 0x08;
-pub const RESOLVE_IN_ROOT: u64 = 0x10;
 
 /// Mirrors `struct open_how` for openat2.
 #[repr(C)]

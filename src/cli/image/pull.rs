@@ -54,7 +54,7 @@ fn parse_platform(s: &str) -> Result<Platform, String> {
 }
 
 /// `judgebox image pull`: pulls into the store's blobs, then registers and unpacks the
-/// image; prints its canonical name and manifest digest on stdout.
+/// image; prints the manifest digest on stdout (the name is in the summary on stderr).
 pub fn execute_into_store(args: &PullArgs, root: &std::path::Path) -> Result<i32> {
     judgebox::sandbox::ensure_root()?;
     let store = super::open_store(root)?;
@@ -63,8 +63,8 @@ pub fn execute_into_store(args: &PullArgs, root: &std::path::Path) -> Result<i32
     let mut bar = super::UnpackBar::new(args.quiet);
     let added = store.add_image(&reference, &pulled.manifest_digest, &mut |p| bar.update(p));
     bar.finish();
-    let added = added?;
-    println!("{} {}", added.record.name, pulled.manifest_digest);
+    added?;
+    println!("{}", pulled.manifest_digest);
     Ok(0)
 }
 
