@@ -323,7 +323,12 @@ fn unpack_one(
     std::thread::scope(|scope| {
         let (tx, rx) = mpsc::sync_channel(stream::DEPTH);
         let (recycle_tx, recycle_rx) = mpsc::sync_channel(stream::DEPTH + 2);
-        scope.spawn(move || stream::produce(blob, compression, cap, tx, recycle_rx));
+        std::thread::Builder::new()
+            .name(format!("unpack-layer-{index}"))
+            .spawn_scoped(scope, move || {
+                stream::produce(blob, compression, cap, tx, recycle_rx)
+            })
+            .map_err(UnpackError::Decompress)?;
         let reader = Threaded::new(rx, recycle_tx, index, progress);
         apply_stream(root, reader, max_entries, limits.max_entries, notes)
     })
