@@ -39,7 +39,7 @@ trap 'rm -rf "$WORK"' EXIT
 compressed=0
 for b in "${BLOBS[@]}"; do compressed=$((compressed + $(stat -c %s "$b"))); done
 echo "image $TAG: ${#BLOBS[@]} layers, $((compressed >> 20)) MiB compressed (the tar baseline needs gzip layers)"
-echo "filesystem of $BENCH_DIR: $(stat -f -c %T "$WORK") ($(df --output=source "$WORK" | tail -1)); $(nproc) CPUs; $RUNS runs each"
+echo "filesystem of $BENCH_DIR: $(findmnt -n -o FSTYPE,SOURCE,OPTIONS -T "$WORK" | head -1); $(nproc) CPUs; $RUNS runs each"
 
 tail=""
 [[ $SYNC == 1 ]] && tail=" && sync"

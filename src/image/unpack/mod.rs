@@ -1,23 +1,7 @@
 //! Applies OCI image layers to a rootfs directory. Every filesystem call is an `*at` call
 //! on a directory resolved inside the root (openat2 `RESOLVE_IN_ROOT`, or an own walk), so
-//! no entry, symlink or hardlink in a layer can reach a path outside it.
-//!
-//! Policies (each one a test in `tests/`, numbered as in the research notes):
-//! - An entry name whose `..` climbs above the root is an error, as in moby and crane
-//!   (#1, #3); a leading `/` is dropped (#2). Hardlink targets resolve in-root like a
-//!   chroot would (`..` stops at the root, #14), as in containerd and umoci.
-//! - Symlinks, including absolute ones, are followed in-root for parents (#6-#8); the final
-//!   component is never followed. Missing parents are created 0755, also where a dangling
-//!   symlink points (in-root).
-//! - A file under a non-directory (`f a`, then `f a/b`) is an error (ENOTDIR, #30), as in
-//!   containerd: a layer that means to replace `a` lists `d a`.
-//! - Only a directory may name the root; it updates the root's metadata (#4, #5).
-//! - Device nodes are skipped with a note (#34); a device number over 32 bits is an error.
-//!   FIFOs are created. Sparse files (GNU `S`, PAX `GNU.sparse.*`) are refused.
-//! - Hardlink entries get no metadata of their own: they share the target's inode (#17).
-//! - Xattrs: `security.capability` and `user.*` are kept, the rest dropped with a note.
-//! - Numeric ownership only; setuid/setgid bits are kept (the sandbox mounts the rootfs
-//!   `nosuid,nodev`).
+//! no entry, symlink or hardlink in a layer reaches outside it. Design and policies (`..`
+//! is an error, devices are skipped, ...): README.md next to this file.
 
 mod apply;
 mod created;
@@ -323,7 +307,12 @@ fn unpack_one(
     std::thread::scope(|scope| {
         let (tx, rx) = mpsc::sync_channel(stream::DEPTH);
         let (recycle_tx, recycle_rx) = mpsc::sync_channel(stream::DEPTH + 2);
-        scope.spawn(move || stream::produce(blob, compression, cap, tx, recycle_rx));
+        std::thread::Builder::new()
+            .name(format!("unpack-layer-{index}"))
+            .spawn_scoped(scope, move || {
+                stream::produce(blob, compression, cap, tx, recycle_rx)
+            })
+            .map_err(UnpackError::Decompress)?;
         let reader = Threaded::new(rx, recycle_tx, index, progress);
         apply_stream(root, reader, max_entries, limits.max_entries, notes)
     })

@@ -18,7 +18,8 @@ const EAGAIN_RETRIES: usize = 8;
 /// How paths are resolved in the root.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Resolver {
-    /// openat2 `RESOLVE_IN_ROOT`, falling back to [`Resolver::Walk`] on ENOSYS.
+    /// openat2 `RESOLVE_IN_ROOT`, falling back to [`Resolver::Walk`] for good on ENOSYS or
+    /// EPERM (old kernels, old seccomp profiles).
     Openat2,
     /// A walk of `O_PATH | O_NOFOLLOW` opens, following symlinks ourselves (tests force it).
     #[cfg_attr(not(test), allow(dead_code))]
@@ -62,7 +63,10 @@ impl Root {
         }
         if self.openat2.get() {
             match self.openat2(path) {
-                Err(e) if sys::errno_is(&e, libc::ENOSYS) => self.openat2.set(false),
+                // ENOSYS: kernel before 5.6; EPERM: a seccomp filter that predates openat2.
+                Err(e) if sys::errno_is(&e, libc::ENOSYS) || sys::errno_is(&e, libc::EPERM) => {
+                    self.openat2.set(false)
+                }
                 other => return other,
             }
         }
