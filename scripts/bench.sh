@@ -111,11 +111,11 @@ CPP
   cat > "$J/one.sh" <<SH
 #!/bin/sh
 bwrap --unshare-all --die-with-parent --ro-bind "$GCC_ROOT" / --proc /proc --dev /dev \
-  --tmpfs /tmp --ro-bind "$J/sol" /sol /sol < "$J/tests/\$1.in" > "$J/out.\$1" && cmp -s "$J/out.\$1" "$J/tests/\$1.out"
+  --tmpfs /tmp --ro-bind "$J/sol" /tmp/sol /tmp/sol < "$J/tests/\$1.in" > "$J/out.\$1" && cmp -s "$J/out.\$1" "$J/tests/\$1.out"
 SH
   chmod +x "$J/one.sh"
   start=$(date +%s.%N)
-  seq 1 200 | xargs -P2 -n1 "$J/one.sh"
+  seq 1 200 | xargs -P2 -n1 "$J/one.sh" || { echo "bench.sh: the bwrap loop failed" >&2; exit 1; }
   end=$(date +%s.%N)
   bw_rate=$(awk -v s="$start" -v e="$end" 'BEGIN { printf "%.1f", 200 / (e - s) }')
   echo
