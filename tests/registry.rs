@@ -456,6 +456,46 @@ fn big_image_pulls_byte_identical() {
     }
 }
 
+/// The real Debian+python3 image (built by scripts/build-images.sh), pushed with skopeo,
+/// pulled through the CLI by tag and by digest into a fresh store, then run with --image.
+#[test]
+fn the_real_python_image_pulls_by_tag_and_digest_and_runs() {
+    let layout = Path::new("/var/cache/judgebox/oci");
+    let tag = "judgebox/python3:bookworm";
+    let present = fs::read_to_string(layout.join("index.json")).is_ok_and(|i| i.contains(tag));
+    if !present {
+        let required = std::env::var("JUDGEBOX_REQUIRE_IMAGES").is_ok_and(|v| v == "1");
+        assert!(!required, "{tag} is not in {}: run scripts/build-images.sh", layout.display());
+        eprintln!("skipping: {tag} is not in {} (run scripts/build-images.sh)", layout.display());
+        return;
+    }
+    let registry = LocalRegistry::start();
+    registry.push(layout, tag, tag, false);
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("root");
+    let judgebox = |args: &[&str]| {
+        let out = Command::new(BIN)
+            .args(args)
+            .env("JUDGEBOX_ROOT", &root)
+            .env_remove("REGISTRY_AUTH_FILE")
+            .env("HOME", tmp.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let by_tag = format!("{}/{tag}", registry.host);
+    let digest = judgebox(&["image", "pull", "-q", &by_tag]);
+    assert!(digest.starts_with("sha256:"), "{digest}");
+    let by_digest = format!("{}/judgebox/python3@{digest}", registry.host);
+    assert_eq!(judgebox(&["image", "pull", "-q", &by_digest]), digest);
+    for image in [&by_tag, &by_digest] {
+        let out = judgebox(&["run", "--image", image, "--json", "--", "python3", "-c", "print(6*7)"]);
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!((v["status"].as_str(), v["stdout"].as_str()), (Some("ok"), Some("42\n")), "{v}");
+    }
+}
+
 /// A front for the registry that wants `Authorization: Basic <expected>` on every request
 /// (401 with a Basic challenge otherwise) and forwards the rest, one request per
 /// connection.
