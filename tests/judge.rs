@@ -267,8 +267,52 @@ fn stop_on_first_failure_skips_the_rest() {
     );
     let got = verdicts(&v);
     assert_eq!(got[6].1, "wrong_answer", "{v}");
+    assert_eq!(got.len(), 10, "{v}");
     assert!(got[7..].iter().all(|(_, verdict)| verdict == "skipped"), "{v}");
     assert!(got[..6].iter().all(|(_, verdict)| verdict == "accepted"), "{v}");
+}
+
+/// Every run cgroup of a judge process (`run-<pid>-...`) that still exists.
+fn cgroups_of(pid: u32) -> Vec<String> {
+    let prefix = format!("run-{pid}-");
+    let mut found = Vec::new();
+    let mut dirs = vec![PathBuf::from("/sys/fs/cgroup")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name.starts_with(&prefix) {
+                    found.push(entry.path().display().to_string());
+                }
+                dirs.push(entry.path());
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn no_cgroup_outlives_a_judging_even_with_skipped_tests() {
+    // Tests take pre-created cgroups and hand them to a remover thread; skipped tests
+    // must still consume (and retire) theirs.
+    let f = Fixture::new();
+    let dir = tests_dir(&f, 12);
+    let child = Command::new(env!("CARGO_BIN_EXE_judgebox"))
+        .args(["judge", "--lang", "sh"])
+        .arg(f.file("src/main.sh", SUM))
+        .arg("--manifests")
+        .arg(f.dir.path().join("manifests"))
+        .arg("--rootfs")
+        .arg(rootfs())
+        .args(["--tests", dir.to_str().unwrap(), "--parallel", "2", "--stop-on-first-failure", "--json"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(verdicts(&v).iter().any(|(_, x)| x == "skipped"), "{v}");
+    assert_eq!(cgroups_of(pid), Vec::<String>::new(), "run cgroups left behind");
 }
 
 #[test]

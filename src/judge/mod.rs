@@ -8,13 +8,13 @@ pub mod verdict;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{mpsc, Mutex};
 use std::time::Instant;
 
 use serde_json::{json, Value};
 use thiserror::Error;
 
-use crate::cgroup::{self, Manager, Mechanism};
+use crate::cgroup::{self, Manager, Mechanism, RunCgroup};
 use crate::lang::{Language, Step};
 use crate::sandbox::{self, Config, CopyIn, CopyOut, Hooks, Limits, RunResult, SeccompGate};
 use crate::seccomp::Filter;
@@ -197,7 +197,16 @@ fn compile(job: &Job, step: &Step, work: &WorkDir) -> Result<StepReport, JudgeEr
             dest: work.path.join(a),
         })
         .collect();
-    let run = run_sandboxed(job, argv, step, &Overrides::default(), files, None, copy_out)?;
+    let run = run_sandboxed(
+        job,
+        argv,
+        step,
+        &Overrides::default(),
+        files,
+        None,
+        copy_out,
+        CgroupSource::Inline,
+    )?;
     let produced = job.lang.artifacts.iter().all(|a| work.path.join(a).is_file());
     if produced {
         make_executable(work, &job.lang.artifacts)?;
@@ -226,7 +235,22 @@ fn make_executable(work: &WorkDir, artifacts: &[String]) -> Result<(), JudgeErro
     Ok(())
 }
 
-/// Runs every test, `job.parallel` at a time; reports come back in test order.
+/// Where a run's cgroup comes from and goes to.
+enum CgroupSource<'a> {
+    /// Created before the run and removed after it, on this thread (the compile step).
+    Inline,
+    /// Taken ready-made from a creator thread and handed to a remover thread afterwards,
+    /// so cgroupfs mkdir/rmdir (which wait on the kernel's cgroup locks) overlap with
+    /// other tests instead of adding to each one.
+    Pooled {
+        ready: &'a Mutex<mpsc::Receiver<Result<RunCgroup, cgroup::CgroupError>>>,
+        retire: &'a mpsc::Sender<RunCgroup>,
+    },
+}
+
+/// Runs every test, `job.parallel` at a time; reports come back in test order. Each test
+/// takes exactly one pre-created cgroup (a skipped test retires its own unused), so the
+/// creator always finishes; the remover ends when the last worker drops its sender.
 fn run_tests(job: &Job, work: &WorkDir) -> Result<Vec<TestReport>, JudgeError> {
     let n = job.tests.len();
     let slots: Vec<Mutex<Option<Result<TestReport, JudgeError>>>> =
@@ -234,18 +258,55 @@ fn run_tests(job: &Job, work: &WorkDir) -> Result<Vec<TestReport>, JudgeError> {
     let next = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
     let workers = job.parallel.clamp(1, n.max(1));
+    let pooled = job.cgroups.mode() != cgroup::Mode::None;
+    let limits = test_cgroup_limits(job);
+    let (ready_tx, ready_rx) = mpsc::sync_channel(workers);
+    let ready = Mutex::new(ready_rx);
+    let (retire_tx, retire_rx) = mpsc::channel::<RunCgroup>();
     std::thread::scope(|s| {
+        if pooled {
+            let limits = limits.clone();
+            s.spawn(move || {
+                for _ in 0..n {
+                    if ready_tx.send(job.cgroups.create_run(&limits)).is_err() {
+                        break;
+                    }
+                }
+            });
+            s.spawn(move || {
+                for cg in retire_rx {
+                    if let Err(e) = cg.remove() {
+                        eprintln!("judgebox: warning: {e}");
+                    }
+                }
+            });
+        }
         for _ in 0..workers {
-            s.spawn(|| loop {
+            let retire = retire_tx.clone();
+            let (ready, next, failed, slots) = (&ready, &next, &failed, &slots);
+            s.spawn(move || loop {
                 let i = next.fetch_add(1, Ordering::SeqCst);
                 if i >= n {
                     break;
                 }
+                let source = if pooled {
+                    CgroupSource::Pooled {
+                        ready,
+                        retire: &retire,
+                    }
+                } else {
+                    CgroupSource::Inline
+                };
                 let case = &job.tests[i];
                 let report = if job.stop_on_first_failure && failed.load(Ordering::SeqCst) {
+                    if let CgroupSource::Pooled { ready, retire } = source {
+                        if let Ok(Ok(cg)) = ready.lock().map(|r| r.recv()).unwrap_or(Err(mpsc::RecvError)) {
+                            let _ = retire.send(cg);
+                        }
+                    }
                     Ok(skipped(case))
                 } else {
-                    run_test(job, work, case)
+                    run_test(job, work, case, source)
                 };
                 let bad = report
                     .as_ref()
@@ -256,6 +317,7 @@ fn run_tests(job: &Job, work: &WorkDir) -> Result<Vec<TestReport>, JudgeError> {
                 *slots[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(report);
             });
         }
+        drop(retire_tx);
     });
     slots
         .into_iter()
@@ -267,6 +329,15 @@ fn run_tests(job: &Job, work: &WorkDir) -> Result<Vec<TestReport>, JudgeError> {
         .collect()
 }
 
+/// The cgroup limits every test run gets (the manifest's, or the overrides).
+fn test_cgroup_limits(job: &Job) -> cgroup::Limits {
+    cgroup::Limits {
+        memory: Some(job.overrides.memory.unwrap_or(job.lang.run.memory)),
+        pids: Some(job.overrides.pids.unwrap_or(job.lang.run.pids)),
+        cpus: None,
+    }
+}
+
 fn skipped(case: &TestCase) -> TestReport {
     TestReport {
         name: case.name.clone(),
@@ -276,7 +347,12 @@ fn skipped(case: &TestCase) -> TestReport {
     }
 }
 
-fn run_test(job: &Job, work: &WorkDir, case: &TestCase) -> Result<TestReport, JudgeError> {
+fn run_test(
+    job: &Job,
+    work: &WorkDir,
+    case: &TestCase,
+    source: CgroupSource,
+) -> Result<TestReport, JudgeError> {
     let lang = job.lang;
     let memory = job.overrides.memory.unwrap_or(lang.run.memory);
     let argv = lang.run_argv(&job.args, memory);
@@ -304,6 +380,7 @@ fn run_test(job: &Job, work: &WorkDir, case: &TestCase) -> Result<TestReport, Ju
         files,
         case.input.clone(),
         Vec::new(),
+        source,
     )?;
     let verdict = match verdict::verdict_of_run(&run) {
         Some(Verdict::RuntimeError) if ran_out_of_memory(lang, &run) => Verdict::MemoryLimit,
@@ -346,6 +423,7 @@ fn run_sandboxed(
     files: Vec<CopyIn>,
     stdin: Option<PathBuf>,
     copy_out: Vec<CopyOut>,
+    source: CgroupSource,
 ) -> Result<RunResult, JudgeError> {
     let memory = overrides.memory.unwrap_or(step.memory);
     let pids = overrides.pids.unwrap_or(step.pids);
@@ -373,9 +451,13 @@ fn run_sandboxed(
         cpus: None,
     };
     let enforcement = job.cgroups.enforcement(&limits);
-    let run_cgroup = match job.cgroups.mode() {
-        cgroup::Mode::None => None,
-        _ => Some(job.cgroups.create_run(&limits)?),
+    let run_cgroup = match (job.cgroups.mode(), &source) {
+        (cgroup::Mode::None, _) => None,
+        (_, CgroupSource::Inline) => Some(job.cgroups.create_run(&limits)?),
+        (_, CgroupSource::Pooled { ready, .. }) => {
+            let next = ready.lock().map_err(|_| poisoned())?.recv();
+            Some(next.map_err(|_| poisoned())??)
+        }
     };
     // Without a pids cgroup, RLIMIT_NPROC needs a uid no concurrent run shares.
     let _uid_lease = if enforcement.pids == Mechanism::Rlimit {
@@ -395,14 +477,27 @@ fn run_sandboxed(
         filter: gate.as_ref().map(|g| g as &dyn sandbox::ExecFilter),
     };
     let outcome = sandbox::run(&config, &hooks);
-    if let Some(cg) = run_cgroup {
-        if let Err(e) = cg.remove() {
-            eprintln!("judgebox: warning: {e}");
+    match (run_cgroup, source) {
+        (Some(cg), CgroupSource::Pooled { retire, .. }) => {
+            // A remover that is gone leaves the cgroup to Drop, which removes it here.
+            let _ = retire.send(cg);
         }
+        (Some(cg), CgroupSource::Inline) => {
+            if let Err(e) = cg.remove() {
+                eprintln!("judgebox: warning: {e}");
+            }
+        }
+        (None, _) => {}
     }
     let mut run = outcome?;
     run.seccomp = job.filter.as_ref().map(|f| f.name().to_string());
     Ok(run)
+}
+
+fn poisoned() -> JudgeError {
+    JudgeError::Cgroup(cgroup::CgroupError::Unavailable(
+        "the cgroup creator thread stopped".into(),
+    ))
 }
 
 /// The image's environment, then the manifest's; a later `KEY=` replaces an earlier one
