@@ -316,6 +316,22 @@ fn no_cgroup_outlives_a_judging_even_with_skipped_tests() {
 }
 
 #[test]
+fn every_test_sees_only_lo_down_even_though_a_worker_reuses_its_netns() {
+    // Each worker joins one network namespace for all its tests: a test that tries to
+    // change it (no CAP_NET_ADMIN) must fail, and the next test must see it unchanged.
+    let f = Fixture::new();
+    let dir = tests_dir(&f, 6);
+    let src = "ip link set lo up 2>/dev/null && echo changed; ip -o link show | cut -d' ' -f2,3; read a b; echo $((a + b))";
+    let v = f.judge_json("sh", src, &["--tests", dir.to_str().unwrap(), "--parallel", "2", "--compare", "exact"]);
+    for t in v["tests"].as_array().unwrap() {
+        let out = t["stdout"].as_str().unwrap();
+        let first = out.lines().next().unwrap_or("");
+        assert_eq!(first, "lo: <LOOPBACK>", "test {}: {out:?}", t["name"]);
+        assert_eq!(out.lines().count(), 2, "only lo, and lo stays down: {out:?}");
+    }
+}
+
+#[test]
 fn human_output_is_a_table_with_a_summary() {
     let f = Fixture::new();
     let dir = tests_dir(&f, 8);

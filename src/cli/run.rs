@@ -296,6 +296,7 @@ pub fn execute(args: RunArgs) -> Result<i32> {
         rlimit_pids: enforcement.pids == Mechanism::Rlimit,
         enforcement: Some(enforcement),
         filter: gate.as_ref().map(|g| g as &dyn sandbox::ExecFilter),
+        netns: None,
     };
     let outcome = sandbox::run(&config, &hooks);
     if let Some(cg) = run_cgroup {

@@ -112,7 +112,11 @@ pub fn natural_cmp(a: &str, b: &str) -> Ordering {
                 let (na, ra) = split_digits(a);
                 let (nb, rb) = split_digits(b);
                 let (ta, tb) = (trim_zeros(na), trim_zeros(nb));
-                let ord = ta.len().cmp(&tb.len()).then(ta.cmp(tb)).then(na.len().cmp(&nb.len()));
+                let ord = ta
+                    .len()
+                    .cmp(&tb.len())
+                    .then(ta.cmp(tb))
+                    .then(na.len().cmp(&nb.len()));
                 if ord != Ordering::Equal {
                     return ord;
                 }
@@ -152,7 +156,14 @@ mod tests {
     #[test]
     fn a_tests_dir_pairs_in_and_out_files() {
         let dir = tempfile::tempdir().unwrap();
-        for (name, text) in [("10.in", "x"), ("10.out", "y"), ("2.in", "a"), ("2.out", "b"), ("3.in", "c"), ("notes.txt", "")] {
+        for (name, text) in [
+            ("10.in", "x"),
+            ("10.out", "y"),
+            ("2.in", "a"),
+            ("2.out", "b"),
+            ("3.in", "c"),
+            ("notes.txt", ""),
+        ] {
             std::fs::write(dir.path().join(name), text).unwrap();
         }
         let cases = from_dir(dir.path()).unwrap();
@@ -160,7 +171,10 @@ mod tests {
         assert_eq!(names, ["2", "3", "10"]);
         assert!(cases[1].expected.is_none());
         std::fs::write(dir.path().join("7.out"), "").unwrap();
-        assert!(matches!(from_dir(dir.path()), Err(CaseError::Orphan { .. })));
+        assert!(matches!(
+            from_dir(dir.path()),
+            Err(CaseError::Orphan { .. })
+        ));
         let empty = tempfile::tempdir().unwrap();
         assert!(matches!(from_dir(empty.path()), Err(CaseError::Empty(_))));
     }

@@ -37,7 +37,10 @@ impl Compare {
 /// Lines with trailing whitespace removed, without the trailing blank ones.
 fn trimmed_lines(text: &[u8]) -> impl Iterator<Item = &[u8]> {
     let lines: Vec<&[u8]> = text.split(|b| *b == b'\n').map(trim_end).collect();
-    let keep = lines.iter().rposition(|l| !l.is_empty()).map_or(0, |i| i + 1);
+    let keep = lines
+        .iter()
+        .rposition(|l| !l.is_empty())
+        .map_or(0, |i| i + 1);
     lines.into_iter().take(keep)
 }
 
@@ -59,7 +62,10 @@ mod tests {
         assert!(Trim.matches(b"1 2  \r\n3\t\n\n\n", b"1 2\n3\n"));
         assert!(Trim.matches(b"", b"\n\n"));
         assert!(!Trim.matches(b" 1\n", b"1\n"), "leading space counts");
-        assert!(!Trim.matches(b"1\n\n2\n", b"1\n2\n"), "inner blank lines count");
+        assert!(
+            !Trim.matches(b"1\n\n2\n", b"1\n2\n"),
+            "inner blank lines count"
+        );
         assert!(!Trim.matches(b"1 2\n", b"12\n"));
         assert!(!Trim.matches(b"1\n2\n", b"1\n"));
     }

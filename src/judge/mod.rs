@@ -6,6 +6,7 @@ pub mod cases;
 pub mod compare;
 pub mod verdict;
 
+use std::os::fd::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Mutex};
@@ -124,7 +125,9 @@ pub fn judge(job: &Job) -> Result<Report, JudgeError> {
         Some(step) => Some(compile(job, step, &work)?),
         None => None,
     };
-    let compiled = compile.as_ref().is_none_or(|c| c.verdict == Verdict::Accepted);
+    let compiled = compile
+        .as_ref()
+        .is_none_or(|c| c.verdict == Verdict::Accepted);
     let tests = if compiled {
         run_tests(job, &work)?
     } else {
@@ -206,8 +209,13 @@ fn compile(job: &Job, step: &Step, work: &WorkDir) -> Result<StepReport, JudgeEr
         None,
         copy_out,
         CgroupSource::Inline,
+        None,
     )?;
-    let produced = job.lang.artifacts.iter().all(|a| work.path.join(a).is_file());
+    let produced = job
+        .lang
+        .artifacts
+        .iter()
+        .all(|a| work.path.join(a).is_file());
     if produced {
         make_executable(work, &job.lang.artifacts)?;
     }
@@ -284,37 +292,48 @@ fn run_tests(job: &Job, work: &WorkDir) -> Result<Vec<TestReport>, JudgeError> {
         for _ in 0..workers {
             let retire = retire_tx.clone();
             let (ready, next, failed, slots) = (&ready, &next, &failed, &slots);
-            s.spawn(move || loop {
-                let i = next.fetch_add(1, Ordering::SeqCst);
-                if i >= n {
-                    break;
-                }
-                let source = if pooled {
-                    CgroupSource::Pooled {
-                        ready,
-                        retire: &retire,
+            s.spawn(move || {
+                // One network namespace per worker, joined by each of its tests (a fresh one
+                // per run costs more kernel time than the rest of the sandbox setup). Tests
+                // never bring `lo` up and leave nothing behind in it once their processes die.
+                let netns = sandbox::new_netns().ok();
+                let netns_fd = netns.as_ref().map(|fd| fd.as_raw_fd());
+                loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    if i >= n {
+                        break;
                     }
-                } else {
-                    CgroupSource::Inline
-                };
-                let case = &job.tests[i];
-                let report = if job.stop_on_first_failure && failed.load(Ordering::SeqCst) {
-                    if let CgroupSource::Pooled { ready, retire } = source {
-                        if let Ok(Ok(cg)) = ready.lock().map(|r| r.recv()).unwrap_or(Err(mpsc::RecvError)) {
-                            let _ = retire.send(cg);
+                    let source = if pooled {
+                        CgroupSource::Pooled {
+                            ready,
+                            retire: &retire,
                         }
+                    } else {
+                        CgroupSource::Inline
+                    };
+                    let case = &job.tests[i];
+                    let report = if job.stop_on_first_failure && failed.load(Ordering::SeqCst) {
+                        if let CgroupSource::Pooled { ready, retire } = source {
+                            if let Ok(Ok(cg)) = ready
+                                .lock()
+                                .map(|r| r.recv())
+                                .unwrap_or(Err(mpsc::RecvError))
+                            {
+                                let _ = retire.send(cg);
+                            }
+                        }
+                        Ok(skipped(case))
+                    } else {
+                        run_test(job, work, case, source, netns_fd)
+                    };
+                    let bad = report
+                        .as_ref()
+                        .map_or(true, |r| r.verdict != Verdict::Accepted);
+                    if bad {
+                        failed.store(true, Ordering::SeqCst);
                     }
-                    Ok(skipped(case))
-                } else {
-                    run_test(job, work, case, source)
-                };
-                let bad = report
-                    .as_ref()
-                    .map_or(true, |r| r.verdict != Verdict::Accepted);
-                if bad {
-                    failed.store(true, Ordering::SeqCst);
+                    *slots[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(report);
                 }
-                *slots[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(report);
             });
         }
         drop(retire_tx);
@@ -352,6 +371,7 @@ fn run_test(
     work: &WorkDir,
     case: &TestCase,
     source: CgroupSource,
+    netns: Option<RawFd>,
 ) -> Result<TestReport, JudgeError> {
     let lang = job.lang;
     let memory = job.overrides.memory.unwrap_or(lang.run.memory);
@@ -381,6 +401,7 @@ fn run_test(
         case.input.clone(),
         Vec::new(),
         source,
+        netns,
     )?;
     let verdict = match verdict::verdict_of_run(&run) {
         Some(Verdict::RuntimeError) if ran_out_of_memory(lang, &run) => Verdict::MemoryLimit,
@@ -411,7 +432,9 @@ fn run_test(
 /// Whether a failed run's stderr carries one of the language's out-of-memory messages.
 fn ran_out_of_memory(lang: &Language, run: &RunResult) -> bool {
     let stderr = String::from_utf8_lossy(&run.stderr);
-    lang.memory_errors.iter().any(|m| stderr.contains(m.as_str()))
+    lang.memory_errors
+        .iter()
+        .any(|m| stderr.contains(m.as_str()))
 }
 
 /// One sandboxed run with its own cgroup and seccomp gate.
@@ -424,6 +447,7 @@ fn run_sandboxed(
     stdin: Option<PathBuf>,
     copy_out: Vec<CopyOut>,
     source: CgroupSource,
+    netns: Option<RawFd>,
 ) -> Result<RunResult, JudgeError> {
     let memory = overrides.memory.unwrap_or(step.memory);
     let pids = overrides.pids.unwrap_or(step.pids);
@@ -475,6 +499,7 @@ fn run_sandboxed(
         rlimit_pids: enforcement.pids == Mechanism::Rlimit,
         enforcement: Some(enforcement),
         filter: gate.as_ref().map(|g| g as &dyn sandbox::ExecFilter),
+        netns,
     };
     let outcome = sandbox::run(&config, &hooks);
     match (run_cgroup, source) {

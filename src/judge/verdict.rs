@@ -141,8 +141,17 @@ mod tests {
     #[test]
     fn run_statuses_map_to_verdicts() {
         assert_eq!(verdict_of_run(&run(Status::Ok, None)), None);
-        assert_eq!(verdict_of_run(&run(Status::WallTimeLimit, None)), Some(Verdict::TimeLimit));
-        assert_eq!(verdict_of_run(&run(Status::MemoryLimit, Some(9))), Some(Verdict::MemoryLimit));
-        assert_eq!(verdict_of_run(&run(Status::Signaled, Some(11))), Some(Verdict::RuntimeError));
+        assert_eq!(
+            verdict_of_run(&run(Status::WallTimeLimit, None)),
+            Some(Verdict::TimeLimit)
+        );
+        assert_eq!(
+            verdict_of_run(&run(Status::MemoryLimit, Some(9))),
+            Some(Verdict::MemoryLimit)
+        );
+        assert_eq!(
+            verdict_of_run(&run(Status::Signaled, Some(11))),
+            Some(Verdict::RuntimeError)
+        );
     }
 }

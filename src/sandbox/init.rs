@@ -14,6 +14,8 @@ use std::os::fd::AsRawFd;
 /// Pipe ends init owns.
 pub struct InitChannels {
     pub sync_read: i32,
+    /// A network namespace to join (-1: init was cloned into a fresh one).
+    pub netns: i32,
     pub report_write: i32,
     pub stdout_write: i32,
     pub stderr_write: i32,
@@ -46,6 +48,12 @@ pub fn run(p: &Prepared, ch: &InitChannels, filter: Option<&dyn ExecFilter>) -> 
     copy_in(p, ch);
     if let Err(e) = namespaces::set_hostname(&p.hostname) {
         setup_failed(ch, Step::SetHostname, e, 0);
+    }
+    if ch.netns >= 0 {
+        if let Err(e) = namespaces::join_netns(ch.netns) {
+            setup_failed(ch, Step::JoinNetns, e, 0);
+        }
+        sys::close(ch.netns);
     }
     if p.loopback {
         if let Err(e) = namespaces::loopback_up() {
@@ -88,6 +96,7 @@ fn close_foreign_fds(p: &Prepared, ch: &InitChannels) {
     let run_fds = p.stdin_and_files();
     for fd in [
         ch.sync_read,
+        ch.netns,
         ch.report_write,
         ch.stdout_write,
         ch.stderr_write,

@@ -179,6 +179,11 @@ pub struct CgroupUsage {
 #[derive(Default, Clone, Copy)]
 pub struct Hooks<'a> {
     pub filter: Option<&'a dyn ExecFilter>,
+    /// An existing network namespace (an fd of one, with only `lo`, down) for the run to
+    /// join instead of creating a fresh one: creating and destroying a netns per run is a
+    /// large part of a run's kernel time. The judge keeps one per worker. Ignored when the
+    /// run wants `lo` up.
+    pub netns: Option<std::os::fd::RawFd>,
     pub cgroup: Option<&'a dyn CgroupHandle>,
     /// When no cgroup enforces memory/pids, apply RLIMIT_AS / RLIMIT_NPROC instead.
     pub rlimit_memory: bool,
@@ -243,6 +248,7 @@ pub enum SandboxError {
 }
 
 pub use filter::SeccompGate;
+pub use namespaces::new_netns;
 pub use prepare::ensure_root;
 pub use supervisor::run;
 

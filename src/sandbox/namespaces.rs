@@ -12,6 +12,31 @@ pub const CLONE_FLAGS: u64 = (libc::CLONE_NEWNS
     | libc::CLONE_NEWUTS
     | libc::CLONE_NEWNET) as u64;
 
+/// Joins the network namespace `fd` refers to.
+pub fn join_netns(fd: i32) -> SysResult {
+    // SAFETY: setns on an fd we were handed; it only changes this process's namespace.
+    if unsafe { libc::setns(fd, libc::CLONE_NEWNET) } < 0 {
+        Err(sys::errno())
+    } else {
+        Ok(())
+    }
+}
+
+/// A fresh network namespace (only `lo`, down), kept alive by the returned fd. Made on a
+/// short-lived thread: unsharing the network namespace affects only the calling thread.
+pub fn new_netns() -> std::io::Result<std::os::fd::OwnedFd> {
+    std::thread::spawn(|| {
+        // SAFETY: unshare of the calling (temporary) thread's network namespace.
+        if unsafe { libc::unshare(libc::CLONE_NEWNET) } < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let file = std::fs::File::open("/proc/thread-self/ns/net")?;
+        Ok(std::os::fd::OwnedFd::from(file))
+    })
+    .join()
+    .map_err(|_| std::io::Error::other("netns thread panicked"))?
+}
+
 pub fn set_hostname(name: &CStr) -> SysResult {
     // SAFETY: name points to name.to_bytes().len() valid bytes.
     let r = unsafe { libc::sethostname(name.as_ptr(), name.to_bytes().len()) };

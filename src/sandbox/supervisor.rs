@@ -55,6 +55,7 @@ fn run_prepared(config: &Config, hooks: &Hooks, p: &Prepared) -> Result<RunResul
     let (err_r, err_w) = pipe()?;
     let channels = InitChannels {
         sync_read: sync_r.as_raw_fd(),
+        netns: hooks.netns.filter(|_| !config.loopback).unwrap_or(-1),
         report_write: report_w.as_raw_fd(),
         stdout_write: out_w.as_raw_fd(),
         stderr_write: err_w.as_raw_fd(),
@@ -101,11 +102,16 @@ fn run_prepared(config: &Config, hooks: &Hooks, p: &Prepared) -> Result<RunResul
 /// Returns init's pid and whether it was created inside the cgroup.
 fn spawn_init(p: &Prepared, ch: &InitChannels, hooks: &Hooks) -> Result<(i32, bool), SandboxError> {
     let cg_fd = hooks.cgroup.and_then(|c| c.clone_into_fd());
-    let mut result = sys::clone_process(CLONE_FLAGS, cg_fd);
+    let flags = if ch.netns >= 0 {
+        CLONE_FLAGS & !(libc::CLONE_NEWNET as u64)
+    } else {
+        CLONE_FLAGS
+    };
+    let mut result = sys::clone_process(flags, cg_fd);
     let mut in_cgroup = cg_fd.is_some();
     if result.is_err() && cg_fd.is_some() {
         // Old kernel or an unusable cgroup fd: plain clone, then attach through cgroup.procs.
-        result = sys::clone_process(CLONE_FLAGS, None);
+        result = sys::clone_process(flags, None);
         in_cgroup = false;
     }
     match result {
