@@ -168,7 +168,14 @@ fn degraded_mode_caps_processes_per_run_not_per_host() {
     // RLIMIT_NPROC counts every process of a uid: each run gets a uid of its own, so a run
     // holding 12 processes does not eat into a concurrent run's cap of 16.
     let holder = std::process::Command::new(BIN)
-        .args(["run", "--rootfs", rootfs().to_str().unwrap(), "--no-cgroup", "--pids", "16"])
+        .args([
+            "run",
+            "--rootfs",
+            rootfs().to_str().unwrap(),
+            "--no-cgroup",
+            "--pids",
+            "16",
+        ])
         .args(["--wall-time", "10", "--", "/bin/sh", "-c"])
         .arg("for i in 1 2 3 4 5 6 7 8 9 10 11 12; do sleep 5 & done; wait")
         .stdout(std::process::Stdio::null())
@@ -177,10 +184,16 @@ fn degraded_mode_caps_processes_per_run_not_per_host() {
         .unwrap();
     let deadline = Instant::now() + std::time::Duration::from_secs(5);
     while host_processes_with("sleep 5").len() < 12 {
-        assert!(Instant::now() < deadline, "the holder run never started its sleeps");
+        assert!(
+            Instant::now() < deadline,
+            "the holder run never started its sleeps"
+        );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    let (v, _) = run_json(&["--no-cgroup", "--pids", "16"], &["/probes/forkbomb", "12"]);
+    let (v, _) = run_json(
+        &["--no-cgroup", "--pids", "16"],
+        &["/probes/forkbomb", "12"],
+    );
     assert_eq!(v["enforcement"]["pids"], "rlimit", "{v}");
     assert_eq!(stdout_of(&v), "13\n", "12 children + itself: {v}");
     // And the cap still holds within one run.

@@ -124,13 +124,24 @@ fn a_correct_program_is_accepted_with_judge0_status_3() {
     assert_eq!(v["verdict"], "accepted", "{v}");
     assert_eq!(v["status"]["id"], 3);
     assert_eq!(v["status"]["description"], "Accepted");
-    assert_eq!((v["passed"].as_u64(), v["total"].as_u64()), (Some(1), Some(1)));
+    assert_eq!(
+        (v["passed"].as_u64(), v["total"].as_u64()),
+        (Some(1), Some(1))
+    );
     let t0 = &v["tests"][0];
-    assert!(t0["cpu_time"].is_number() && t0["wall_time"].is_number(), "{v}");
+    assert!(
+        t0["cpu_time"].is_number() && t0["wall_time"].is_number(),
+        "{v}"
+    );
     assert!(t0["memory_peak"].as_u64().unwrap_or(0) > 0, "{v}");
     // By Judge0 language id too, and the exit code says accepted.
     let out = f.judge("9001", SUM, &strs(&t));
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -138,7 +149,11 @@ fn wrong_output_is_a_wrong_answer_and_trim_follows_judge0() {
     let f = Fixture::new();
     let t = f.one_test("2 40\n", "43\n");
     let v = f.judge_json("sh", SUM, &strs(&t));
-    assert_eq!((v["verdict"].as_str(), v["status"]["id"].as_u64()), (Some("wrong_answer"), Some(4)), "{v}");
+    assert_eq!(
+        (v["verdict"].as_str(), v["status"]["id"].as_u64()),
+        (Some("wrong_answer"), Some(4)),
+        "{v}"
+    );
     // Trailing spaces and blank lines do not matter under trim, but do under exact.
     let t = f.one_test("", "42\n");
     let v = f.judge_json("sh", "echo '42   '; echo; echo", &strs(&t));
@@ -153,14 +168,28 @@ fn wrong_output_is_a_wrong_answer_and_trim_follows_judge0() {
 fn a_failing_compile_is_a_compilation_error_with_the_compiler_output() {
     let f = Fixture::new();
     let t = f.one_test("", "");
-    let out = f.judge("shc", "if then fi (", &[&strs(&t)[..], &["--json"]].concat());
+    let out = f.judge(
+        "shc",
+        "if then fi (",
+        &[&strs(&t)[..], &["--json"]].concat(),
+    );
     assert_eq!(out.status.code(), Some(1));
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["verdict"], "compilation_error", "{v}");
     assert_eq!(v["status"]["id"], 6);
     assert_eq!(v["compile"]["verdict"], "compilation_error");
-    assert!(v["compile"]["output"].as_str().unwrap().contains("syntax error"), "{v}");
-    assert_eq!(v["tests"].as_array().unwrap().len(), 0, "no test runs after a CE");
+    assert!(
+        v["compile"]["output"]
+            .as_str()
+            .unwrap()
+            .contains("syntax error"),
+        "{v}"
+    );
+    assert_eq!(
+        v["tests"].as_array().unwrap().len(),
+        0,
+        "no test runs after a CE"
+    );
 }
 
 #[test]
@@ -173,7 +202,10 @@ fn a_compiled_program_runs_with_read_only_artifacts_and_compiler_options() {
     let v = f.judge_json("shc", src, &args);
     assert_eq!(v["compile"]["verdict"], "accepted", "{v}");
     assert_eq!(v["compile"]["output"], "compiled -O2 -DX\n", "{v}");
-    assert_eq!(v["verdict"], "accepted", "the artifact must not be writable: {v}");
+    assert_eq!(
+        v["verdict"], "accepted",
+        "the artifact must not be writable: {v}"
+    );
 }
 
 #[test]
@@ -197,27 +229,48 @@ fn runtime_errors_carry_judge0_ids_by_exit_code_or_signal() {
 fn limits_give_time_memory_and_output_verdicts() {
     let f = Fixture::new();
     let v = f.judge_json("sh", "while :; do :; done", &[]);
-    assert_eq!((v["verdict"].as_str(), v["status"]["id"].as_u64()), (Some("time_limit"), Some(5)), "{v}");
+    assert_eq!(
+        (v["verdict"].as_str(), v["status"]["id"].as_u64()),
+        (Some("time_limit"), Some(5)),
+        "{v}"
+    );
     let cpu = v["tests"][0]["cpu_time"].as_f64().unwrap();
-    assert!((1.0..1.3).contains(&cpu), "stopped at the manifest's 1 s: {cpu}");
+    assert!(
+        (1.0..1.3).contains(&cpu),
+        "stopped at the manifest's 1 s: {cpu}"
+    );
     let v = f.judge_json("sh", "while :; do :; done", &["--time", "0.3"]);
     let cpu = v["tests"][0]["cpu_time"].as_f64().unwrap();
-    assert!((0.3..0.55).contains(&cpu), "--time overrides the manifest: {cpu}");
+    assert!(
+        (0.3..0.55).contains(&cpu),
+        "--time overrides the manifest: {cpu}"
+    );
     if cgroups_usable() {
         let v = f.judge_json("sh", "/probes/alloc 200", &["--memory", "48M"]);
         assert_eq!(v["verdict"], "memory_limit", "{v}");
         assert_eq!(v["status"]["id"], 12, "{v}");
     }
     let v = f.judge_json("sh", "yes", &["--output-limit", "64K"]);
-    assert_eq!((v["verdict"].as_str(), v["status"]["id"].as_u64()), (Some("output_limit"), Some(8)), "{v}");
+    assert_eq!(
+        (v["verdict"].as_str(), v["status"]["id"].as_u64()),
+        (Some("output_limit"), Some(8)),
+        "{v}"
+    );
 }
 
 #[test]
 fn a_forbidden_call_under_strict_is_a_security_violation() {
     let f = Fixture::new();
-    let v = f.judge_json("sh", "exec /probes/seccomp_probe ptrace", &["--seccomp", "strict"]);
+    let v = f.judge_json(
+        "sh",
+        "exec /probes/seccomp_probe ptrace",
+        &["--seccomp", "strict"],
+    );
     assert_eq!(v["verdict"], "security_violation", "{v}");
-    assert_eq!(v["tests"][0]["message"], "forbidden system call ptrace", "{v}");
+    assert_eq!(
+        v["tests"][0]["message"], "forbidden system call ptrace",
+        "{v}"
+    );
 }
 
 fn tests_dir(f: &Fixture, n: usize) -> PathBuf {
@@ -235,7 +288,12 @@ fn verdicts(v: &Value) -> Vec<(String, String)> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|t| (t["name"].as_str().unwrap().into(), t["verdict"].as_str().unwrap().into()))
+        .map(|t| {
+            (
+                t["name"].as_str().unwrap().into(),
+                t["verdict"].as_str().unwrap().into(),
+            )
+        })
         .collect()
 }
 
@@ -250,7 +308,10 @@ fn a_tests_dir_runs_in_natural_order_and_parallel_gives_the_same_verdicts() {
     let got: Vec<String> = verdicts(&serial).into_iter().map(|(n, _)| n).collect();
     assert_eq!(got, names, "natural order");
     assert_eq!(verdicts(&serial), verdicts(&parallel));
-    let wrong = verdicts(&serial).iter().filter(|(_, v)| v == "wrong_answer").count();
+    let wrong = verdicts(&serial)
+        .iter()
+        .filter(|(_, v)| v == "wrong_answer")
+        .count();
     assert_eq!(wrong, 4, "t7 t14 t21 t28");
     assert_eq!(serial["verdict"], "wrong_answer");
     assert_eq!(serial["passed"], 26);
@@ -263,13 +324,25 @@ fn stop_on_first_failure_skips_the_rest() {
     let v = f.judge_json(
         "sh",
         SUM,
-        &["--tests", dir.to_str().unwrap(), "--parallel", "1", "--stop-on-first-failure"],
+        &[
+            "--tests",
+            dir.to_str().unwrap(),
+            "--parallel",
+            "1",
+            "--stop-on-first-failure",
+        ],
     );
     let got = verdicts(&v);
     assert_eq!(got[6].1, "wrong_answer", "{v}");
     assert_eq!(got.len(), 10, "{v}");
-    assert!(got[7..].iter().all(|(_, verdict)| verdict == "skipped"), "{v}");
-    assert!(got[..6].iter().all(|(_, verdict)| verdict == "accepted"), "{v}");
+    assert!(
+        got[7..].iter().all(|(_, verdict)| verdict == "skipped"),
+        "{v}"
+    );
+    assert!(
+        got[..6].iter().all(|(_, verdict)| verdict == "accepted"),
+        "{v}"
+    );
 }
 
 /// Every run cgroup of a judge process (`run-<pid>-...`) that still exists.
@@ -304,7 +377,14 @@ fn no_cgroup_outlives_a_judging_even_with_skipped_tests() {
         .arg(f.dir.path().join("manifests"))
         .arg("--rootfs")
         .arg(rootfs())
-        .args(["--tests", dir.to_str().unwrap(), "--parallel", "2", "--stop-on-first-failure", "--json"])
+        .args([
+            "--tests",
+            dir.to_str().unwrap(),
+            "--parallel",
+            "2",
+            "--stop-on-first-failure",
+            "--json",
+        ])
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -312,7 +392,11 @@ fn no_cgroup_outlives_a_judging_even_with_skipped_tests() {
     let out = child.wait_with_output().unwrap();
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(verdicts(&v).iter().any(|(_, x)| x == "skipped"), "{v}");
-    assert_eq!(cgroups_of(pid), Vec::<String>::new(), "run cgroups left behind");
+    assert_eq!(
+        cgroups_of(pid),
+        Vec::<String>::new(),
+        "run cgroups left behind"
+    );
 }
 
 #[test]
@@ -322,12 +406,27 @@ fn every_test_sees_only_lo_down_even_though_a_worker_reuses_its_netns() {
     let f = Fixture::new();
     let dir = tests_dir(&f, 6);
     let src = "ip link set lo up 2>/dev/null && echo changed; ip -o link show | cut -d' ' -f2,3; read a b; echo $((a + b))";
-    let v = f.judge_json("sh", src, &["--tests", dir.to_str().unwrap(), "--parallel", "2", "--compare", "exact"]);
+    let v = f.judge_json(
+        "sh",
+        src,
+        &[
+            "--tests",
+            dir.to_str().unwrap(),
+            "--parallel",
+            "2",
+            "--compare",
+            "exact",
+        ],
+    );
     for t in v["tests"].as_array().unwrap() {
         let out = t["stdout"].as_str().unwrap();
         let first = out.lines().next().unwrap_or("");
         assert_eq!(first, "lo: <LOOPBACK>", "test {}: {out:?}", t["name"]);
-        assert_eq!(out.lines().count(), 2, "only lo, and lo stays down: {out:?}");
+        assert_eq!(
+            out.lines().count(),
+            2,
+            "only lo, and lo stays down: {out:?}"
+        );
     }
 }
 
@@ -338,7 +437,10 @@ fn human_output_is_a_table_with_a_summary() {
     let out = f.judge("sh", SUM, &["--tests", dir.to_str().unwrap()]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains(" t7 ") && text.contains("WA"), "{text}");
-    assert!(text.contains("wrong_answer: 7/8 tests accepted (Judge0 4 Wrong Answer)"), "{text}");
+    assert!(
+        text.contains("wrong_answer: 7/8 tests accepted (Judge0 4 Wrong Answer)"),
+        "{text}"
+    );
     assert_eq!(out.status.code(), Some(1));
 }
 
@@ -348,7 +450,11 @@ fn bad_input_is_refused_with_exit_2_and_a_clear_message() {
     let err = |out: &Output| String::from_utf8_lossy(&out.stderr).into_owned();
     let out = f.judge("cobol", SUM, &[]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(err(&out).contains("unknown language 'cobol'") && err(&out).contains("sh, shc"), "{}", err(&out));
+    assert!(
+        err(&out).contains("unknown language 'cobol'") && err(&out).contains("sh, shc"),
+        "{}",
+        err(&out)
+    );
 
     let empty = tempfile::tempdir().unwrap();
     let out = f.judge("sh", SUM, &["--tests", empty.path().to_str().unwrap()]);
@@ -361,7 +467,13 @@ fn bad_input_is_refused_with_exit_2_and_a_clear_message() {
     assert!(err(&out).contains("nope.in"), "{}", err(&out));
 
     let out = Command::new(env!("CARGO_BIN_EXE_judgebox"))
-        .args(["judge", "--lang", "sh", "/nonexistent/main.sh", "--manifests"])
+        .args([
+            "judge",
+            "--lang",
+            "sh",
+            "/nonexistent/main.sh",
+            "--manifests",
+        ])
         .arg(f.dir.path().join("manifests"))
         .output()
         .unwrap();
@@ -384,5 +496,8 @@ fn a_language_whose_image_is_missing_says_how_to_get_it() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("scripts/build-images.sh python3"), "{stderr}");
+    assert!(
+        stderr.contains("scripts/build-images.sh python3"),
+        "{stderr}"
+    );
 }

@@ -38,7 +38,10 @@ fn image_present(lang: &str) -> bool {
         .any(|l| l["name"] == lang && l["present"] == true);
     if !present {
         let required = std::env::var("JUDGEBOX_REQUIRE_IMAGES").is_ok_and(|v| v == "1");
-        assert!(!required, "the image for {lang} is missing: run scripts/build-images.sh");
+        assert!(
+            !required,
+            "the image for {lang} is missing: run scripts/build-images.sh"
+        );
         eprintln!("skipping {lang}: its image is missing (run scripts/build-images.sh)");
     }
     present
@@ -63,11 +66,22 @@ impl Bench {
     }
 
     /// `judgebox judge --json`, one test from `input`/`expected`.
-    fn judge(&self, lang: &str, source: &str, input: &str, expected: &str, extra: &[&str]) -> Value {
+    fn judge(
+        &self,
+        lang: &str,
+        source: &str,
+        input: &str,
+        expected: &str,
+        extra: &[&str],
+    ) -> Value {
         let src = self.file(&format!("{lang}-src"), source);
         let i = self.file("in", input);
         let o = self.file("out", expected);
-        self.run(lang, &src, &[&["--stdin", p(&i), "--expected", p(&o)], extra].concat())
+        self.run(
+            lang,
+            &src,
+            &[&["--stdin", p(&i), "--expected", p(&o)], extra].concat(),
+        )
     }
 
     fn run(&self, lang: &str, src: &Path, args: &[&str]) -> Value {
@@ -107,7 +121,10 @@ fn check_language(progs: &Programs) {
     let v = b.judge(lang, progs.sum, "19 23\n", "42\n", &[]);
     assert_eq!(verdict(&v), "accepted", "{lang} sum: {v}");
     let t = &v["tests"][0];
-    assert!(t["memory_peak"].as_u64().unwrap_or(0) > 0 && t["cpu_time"].is_number(), "{v}");
+    assert!(
+        t["memory_peak"].as_u64().unwrap_or(0) > 0 && t["cpu_time"].is_number(),
+        "{v}"
+    );
 
     let v = b.judge(lang, progs.wrong, "19 23\n", "42\n", &[]);
     assert_eq!(verdict(&v), "wrong_answer", "{lang} wrong: {v}");
@@ -117,13 +134,19 @@ fn check_language(progs: &Programs) {
         let v = b.judge(lang, src, "", "", &[]);
         assert_eq!(verdict(&v), "compilation_error", "{lang} CE: {v}");
         assert_eq!(v["status"]["id"], 6, "{lang}: {v}");
-        assert!(!v["compile"]["output"].as_str().unwrap_or("").is_empty(), "{lang}: CE without compiler output: {v}");
+        assert!(
+            !v["compile"]["output"].as_str().unwrap_or("").is_empty(),
+            "{lang}: CE without compiler output: {v}"
+        );
     }
 
     let v = b.judge(lang, progs.runtime_error, "", "", &[]);
     assert_eq!(verdict(&v), "runtime_error", "{lang} RE: {v}");
     let id = v["status"]["id"].as_u64().unwrap();
-    assert!((7..=12).contains(&id), "{lang}: RE maps to a Judge0 runtime error id: {v}");
+    assert!(
+        (7..=12).contains(&id),
+        "{lang}: RE maps to a Judge0 runtime error id: {v}"
+    );
 
     let v = b.judge(lang, progs.infinite_loop, "", "", &["--time", "1"]);
     assert_eq!(verdict(&v), "time_limit", "{lang} TLE: {v}");
@@ -262,18 +285,32 @@ fn cpp_100_tests_same_verdicts_in_parallel() {
     for t in 1..=100 {
         let nums: Vec<String> = (1..=t).map(|i| (i * 7 % 31).to_string()).collect();
         let sum: i64 = (1..=t).map(|i| (i * 7 % 31) as i64).sum();
-        b.file(&format!("tests/{t}.in"), &format!("{t}\n{}\n", nums.join(" ")));
+        b.file(
+            &format!("tests/{t}.in"),
+            &format!("{t}\n{}\n", nums.join(" ")),
+        );
         b.file(&format!("tests/{t}.out"), &format!("{sum}\n"));
     }
     let dir = b.dir.path().join("tests");
-    let run = |par: &str| b.run("cpp", &src, &["--tests", p(&dir), "--parallel", par, "--time", "0.5"]);
+    let run = |par: &str| {
+        b.run(
+            "cpp",
+            &src,
+            &["--tests", p(&dir), "--parallel", par, "--time", "0.5"],
+        )
+    };
     let (serial, parallel) = (run("1"), run("2"));
     let verdicts = |v: &Value| -> Vec<(String, String)> {
         v["tests"]
             .as_array()
             .unwrap()
             .iter()
-            .map(|t| (t["name"].as_str().unwrap().to_string(), t["verdict"].as_str().unwrap().to_string()))
+            .map(|t| {
+                (
+                    t["name"].as_str().unwrap().to_string(),
+                    t["verdict"].as_str().unwrap().to_string(),
+                )
+            })
             .collect()
     };
     let names: Vec<String> = verdicts(&serial).into_iter().map(|(n, _)| n).collect();
@@ -282,5 +319,8 @@ fn cpp_100_tests_same_verdicts_in_parallel() {
     let count = |v: &str| verdicts(&serial).iter().filter(|(_, x)| x == v).count();
     assert_eq!(count("time_limit"), 1, "{serial}");
     assert!(count("wrong_answer") >= 3, "{serial}");
-    assert_eq!(count("accepted") + count("wrong_answer") + count("time_limit"), 100);
+    assert_eq!(
+        count("accepted") + count("wrong_answer") + count("time_limit"),
+        100
+    );
 }

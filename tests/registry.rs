@@ -465,8 +465,15 @@ fn the_real_python_image_pulls_by_tag_and_digest_and_runs() {
     let present = fs::read_to_string(layout.join("index.json")).is_ok_and(|i| i.contains(tag));
     if !present {
         let required = std::env::var("JUDGEBOX_REQUIRE_IMAGES").is_ok_and(|v| v == "1");
-        assert!(!required, "{tag} is not in {}: run scripts/build-images.sh", layout.display());
-        eprintln!("skipping: {tag} is not in {} (run scripts/build-images.sh)", layout.display());
+        assert!(
+            !required,
+            "{tag} is not in {}: run scripts/build-images.sh",
+            layout.display()
+        );
+        eprintln!(
+            "skipping: {tag} is not in {} (run scripts/build-images.sh)",
+            layout.display()
+        );
         return;
     }
     let registry = LocalRegistry::start();
@@ -481,7 +488,11 @@ fn the_real_python_image_pulls_by_tag_and_digest_and_runs() {
             .env("HOME", tmp.path())
             .output()
             .unwrap();
-        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     };
     let by_tag = format!("{}/{tag}", registry.host);
@@ -490,9 +501,22 @@ fn the_real_python_image_pulls_by_tag_and_digest_and_runs() {
     let by_digest = format!("{}/judgebox/python3@{digest}", registry.host);
     assert_eq!(judgebox(&["image", "pull", "-q", &by_digest]), digest);
     for image in [&by_tag, &by_digest] {
-        let out = judgebox(&["run", "--image", image, "--json", "--", "python3", "-c", "print(6*7)"]);
+        let out = judgebox(&[
+            "run",
+            "--image",
+            image,
+            "--json",
+            "--",
+            "python3",
+            "-c",
+            "print(6*7)",
+        ]);
         let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-        assert_eq!((v["status"].as_str(), v["stdout"].as_str()), (Some("ok"), Some("42\n")), "{v}");
+        assert_eq!(
+            (v["status"].as_str(), v["stdout"].as_str()),
+            (Some("ok"), Some("42\n")),
+            "{v}"
+        );
     }
 }
 

@@ -17,8 +17,10 @@ use std::path::PathBuf;
 /// compilation_error, security_violation, internal_error; each with cpu and wall time, peak
 /// memory and the Judge0 status id. Exit code: 0 accepted, 1 any other verdict, 2 bad input.
 #[derive(Args)]
-#[command(after_help = "Examples:\n  judgebox judge --lang cpp main.cpp --tests tests/\n  \
-    judgebox judge --lang python3 sol.py --stdin 1.in --expected 1.out --json")]
+#[command(
+    after_help = "Examples:\n  judgebox judge --lang cpp main.cpp --tests tests/\n  \
+    judgebox judge --lang python3 sol.py --stdin 1.in --expected 1.out --json"
+)]
 pub struct JudgeArgs {
     /// Language name or Judge0 language id (see `judgebox lang ls`).
     #[arg(long, value_name = "LANG")]
@@ -48,7 +50,12 @@ pub struct JudgeArgs {
     #[arg(long)]
     json: bool,
     /// Extra compiler options, split on whitespace (Judge0's compiler_options).
-    #[arg(long, value_name = "OPTIONS", allow_hyphen_values = true, default_value = "")]
+    #[arg(
+        long,
+        value_name = "OPTIONS",
+        allow_hyphen_values = true,
+        default_value = ""
+    )]
     compiler_options: String,
     /// A command-line argument for the program (repeatable).
     #[arg(long = "arg", value_name = "ARG", allow_hyphen_values = true)]
@@ -78,7 +85,12 @@ pub struct JudgeArgs {
     #[arg(long, value_name = "DIR", env = "JUDGEBOX_MANIFESTS")]
     manifests: Option<PathBuf>,
     /// Image store (as `judgebox image --root`).
-    #[arg(long, value_name = "DIR", env = "JUDGEBOX_ROOT", default_value = "/var/lib/judgebox")]
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "JUDGEBOX_ROOT",
+        default_value = "/var/lib/judgebox"
+    )]
     root: PathBuf,
     /// Parent cgroup for the runs (as `judgebox run --cgroup-root`).
     #[arg(long, value_name = "PATH")]
@@ -148,7 +160,11 @@ pub fn execute(a: JudgeArgs) -> Result<i32> {
         lang,
         env,
         source: a.source.clone(),
-        compiler_options: a.compiler_options.split_whitespace().map(String::from).collect(),
+        compiler_options: a
+            .compiler_options
+            .split_whitespace()
+            .map(String::from)
+            .collect(),
         args: a.args.clone(),
         tests,
         compare: a.compare,
@@ -170,7 +186,11 @@ pub fn execute(a: JudgeArgs) -> Result<i32> {
     } else {
         print_table(&report);
     }
-    Ok(if report.verdict == Verdict::Accepted { 0 } else { 1 })
+    Ok(if report.verdict == Verdict::Accepted {
+        0
+    } else {
+        1
+    })
 }
 
 fn print_table(r: &Report) {
@@ -194,7 +214,10 @@ fn print_table(r: &Report) {
         }
     }
     if !r.tests.is_empty() {
-        println!("{:>4}  {:<12} {:<4} {:>8} {:>8} {:>9}  detail", "#", "test", "", "cpu s", "wall s", "memory");
+        println!(
+            "{:>4}  {:<12} {:<4} {:>8} {:>8} {:>9}  detail",
+            "#", "test", "", "cpu s", "wall s", "memory"
+        );
     }
     for (i, t) in r.tests.iter().enumerate() {
         let (cpu, wall, mem, detail) = match &t.run {
@@ -233,5 +256,7 @@ fn print_table(r: &Report) {
 }
 
 fn mib(bytes: Option<u64>) -> String {
-    bytes.map_or("-".into(), |b| format!("{:.1} MiB", b as f64 / (1 << 20) as f64))
+    bytes.map_or("-".into(), |b| {
+        format!("{:.1} MiB", b as f64 / (1 << 20) as f64)
+    })
 }

@@ -30,7 +30,12 @@ struct LsArgs {
     #[arg(long, value_name = "DIR", env = "JUDGEBOX_MANIFESTS")]
     manifests: Option<PathBuf>,
     /// Image store (as `judgebox image --root`).
-    #[arg(long, value_name = "DIR", env = "JUDGEBOX_ROOT", default_value = "/var/lib/judgebox")]
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "JUDGEBOX_ROOT",
+        default_value = "/var/lib/judgebox"
+    )]
     root: PathBuf,
 }
 
@@ -61,7 +66,10 @@ pub fn execute(a: LangArgs) -> Result<i32> {
         println!("{}", serde_json::Value::Array(list));
         return Ok(0);
     }
-    println!("{:<11} {:<30} {:<13} {:<27} image", "name", "display", "judge0 ids", "image ref");
+    println!(
+        "{:<11} {:<30} {:<13} {:<27} image",
+        "name", "display", "judge0 ids", "image ref"
+    );
     for (l, present) in rows {
         let ids: Vec<String> = l.judge0_ids.iter().map(u32::to_string).collect();
         let state = if present {
@@ -69,7 +77,13 @@ pub fn execute(a: LangArgs) -> Result<i32> {
         } else {
             format!("missing: {}", images::how_to_get(l))
         };
-        println!("{:<11} {:<30} {:<13} {:<27} {state}", l.name, l.display, ids.join(","), l.image);
+        println!(
+            "{:<11} {:<30} {:<13} {:<27} {state}",
+            l.name,
+            l.display,
+            ids.join(","),
+            l.image
+        );
     }
     Ok(0)
 }

@@ -122,7 +122,12 @@ pub struct RunArgs {
     /// anything else fails with EPERM), `strict` (the same list; anything else kills the
     /// program: status security_violation naming the call), `none` (no filter: debugging
     /// only), or the path of a profile in the OCI/Docker JSON format.
-    #[arg(long, value_name = "NAME|PATH", default_value = "default", env = "JUDGEBOX_SECCOMP")]
+    #[arg(
+        long,
+        value_name = "NAME|PATH",
+        default_value = "default",
+        env = "JUDGEBOX_SECCOMP"
+    )]
     seccomp: String,
 
     /// RLIMIT_NOFILE: open files per process.

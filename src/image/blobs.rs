@@ -137,10 +137,12 @@ impl BlobDir {
         if let Err(e) = fill(&mut writer) {
             return Ok(Err(e));
         }
-        let buffered = writer.verify(digest, size).map_err(|mismatch| BlobError::Mismatch {
-            digest: digest.clone(),
-            mismatch,
-        })?;
+        let buffered = writer
+            .verify(digest, size)
+            .map_err(|mismatch| BlobError::Mismatch {
+                digest: digest.clone(),
+                mismatch,
+            })?;
         let file = buffered
             .into_inner()
             .map_err(|e| io_err(&temp)(e.into_error()))?;
@@ -151,7 +153,12 @@ impl BlobDir {
     }
 
     /// `ingest_with` for a reader: copies it in, refusing more than `size` bytes.
-    pub fn ingest(&self, digest: &Digest, size: u64, reader: &mut dyn Read) -> Result<PathBuf, BlobError> {
+    pub fn ingest(
+        &self,
+        digest: &Digest,
+        size: u64,
+        reader: &mut dyn Read,
+    ) -> Result<PathBuf, BlobError> {
         let result = self.ingest_with(digest, size, |w| io::copy(reader, w).map(drop))?;
         result.map_err(|e| {
             // A writer refusing extra bytes is a size mismatch, not an I/O problem.
@@ -174,7 +181,11 @@ impl BlobDir {
 
     /// Writes content whose digest is learnt by writing it (a `docker save` layer),
     /// refusing more than `max` bytes, and puts it in place under that digest.
-    pub fn ingest_unknown(&self, reader: &mut dyn Read, max: u64) -> Result<(Digest, u64), BlobError> {
+    pub fn ingest_unknown(
+        &self,
+        reader: &mut dyn Read,
+        max: u64,
+    ) -> Result<(Digest, u64), BlobError> {
         let temp = self.temp_path("unknown");
         let file = create_temp(&temp)?;
         let guard = TempGuard(&temp);
@@ -342,7 +353,10 @@ mod tests {
             assert!(matches!(err, BlobError::Mismatch { .. }), "{err}");
         }
         assert!(!blobs.path(&other).exists());
-        assert_eq!(fs::read_dir(tmp.path().join(".incoming")).unwrap().count(), 0);
+        assert_eq!(
+            fs::read_dir(tmp.path().join(".incoming")).unwrap().count(),
+            0
+        );
         assert_eq!(blobs.list().unwrap(), vec![(good.clone(), 5)]);
         assert_eq!(blobs.read_verified(&good, 100).unwrap(), b"layer");
         assert!(matches!(
@@ -395,12 +409,18 @@ mod tests {
         let (d, n) = blobs.ingest_unknown(&mut &b"layer.tar"[..], 100).unwrap();
         assert_eq!((d.clone(), n), (Digest::of(b"layer.tar"), 9));
         assert_eq!(fs::read(blobs.path(&d)).unwrap(), b"layer.tar");
-        assert_eq!(blobs.ingest_unknown(&mut &b"layer.tar"[..], 100).unwrap().0, d);
+        assert_eq!(
+            blobs.ingest_unknown(&mut &b"layer.tar"[..], 100).unwrap().0,
+            d
+        );
         assert!(matches!(
             blobs.ingest_unknown(&mut &b"0123456789"[..], 9),
             Err(BlobError::TooLarge { max: 9 })
         ));
-        assert_eq!(fs::read_dir(tmp.path().join(".incoming")).unwrap().count(), 0);
+        assert_eq!(
+            fs::read_dir(tmp.path().join(".incoming")).unwrap().count(),
+            0
+        );
 
         let other = tempfile::tempdir().unwrap();
         let store = BlobDir::open(other.path()).unwrap();
@@ -408,7 +428,10 @@ mod tests {
         assert!(store.contains(&d, 9) && !blobs.contains(&d, 9));
         assert!(!store.adopt(&blobs, &d, 9).unwrap());
         let missing = Digest::of(b"nope");
-        assert!(matches!(store.adopt(&blobs, &missing, 4), Err(BlobError::Missing(_))));
+        assert!(matches!(
+            store.adopt(&blobs, &missing, 4),
+            Err(BlobError::Missing(_))
+        ));
     }
 
     #[test]

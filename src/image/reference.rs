@@ -167,13 +167,18 @@ fn check_registry(registry: &str) -> Result<(), &'static str> {
     let host = host_without_port(registry);
     let port = &registry[host.len()..];
     let host_ok = if host.starts_with('[') {
-        host.ends_with(']') && host[1..host.len() - 1].parse::<std::net::Ipv6Addr>().is_ok()
+        host.ends_with(']')
+            && host[1..host.len() - 1]
+                .parse::<std::net::Ipv6Addr>()
+                .is_ok()
     } else {
         !host.is_empty()
             && host.split('.').all(|label| {
                 !label.is_empty()
                     && !label.starts_with('-')
-                    && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                    && label
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
             })
     };
     let port_ok = port.is_empty()
@@ -203,7 +208,9 @@ fn check_repository(repo: &str) -> Result<(), &'static str> {
             && !component.contains("..")
             && !component.contains("___");
         if !ok {
-            return Err("repository components must be lowercase letters, digits and . _ - separators");
+            return Err(
+                "repository components must be lowercase letters, digits and . _ - separators",
+            );
         }
     }
     Ok(())
@@ -259,7 +266,9 @@ mod tests {
         assert_eq!(r.canonical(), format!("ghcr.io/a/b:v2@{D}"));
         assert!(!r.is_loopback());
         assert!(Reference::parse("[::1]:5000/x").unwrap().is_loopback());
-        assert!(!Reference::parse("127.0.0.1.evil.com/x").unwrap().is_loopback());
+        assert!(!Reference::parse("127.0.0.1.evil.com/x")
+            .unwrap()
+            .is_loopback());
     }
 
     #[test]

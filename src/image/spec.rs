@@ -17,10 +17,8 @@ pub const OCI_LAYER_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
 pub const OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 pub const OCI_LAYER_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
 pub const OCI_LAYER_ND_TAR: &str = "application/vnd.oci.image.layer.nondistributable.v1.tar";
-pub const OCI_LAYER_ND_GZIP: &str =
-    "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip";
-pub const OCI_LAYER_ND_ZSTD: &str =
-    "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd";
+pub const OCI_LAYER_ND_GZIP: &str = "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip";
+pub const OCI_LAYER_ND_ZSTD: &str = "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd";
 pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
@@ -114,9 +112,17 @@ pub struct Platform {
     pub os: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub variant: Option<String>,
-    #[serde(rename = "os.version", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "os.version",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub os_version: Option<String>,
-    #[serde(rename = "os.features", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "os.features",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub os_features: Option<Vec<String>>,
 }
 
@@ -351,8 +357,9 @@ impl LayerCompression {
     pub fn of(media_type: &str) -> Result<LayerCompression, SpecError> {
         match media_type {
             OCI_LAYER_TAR | OCI_LAYER_ND_TAR | DOCKER_LAYER_TAR => Ok(LayerCompression::None),
-            OCI_LAYER_GZIP | OCI_LAYER_ND_GZIP | DOCKER_LAYER_GZIP
-            | DOCKER_LAYER_FOREIGN_GZIP => Ok(LayerCompression::Gzip),
+            OCI_LAYER_GZIP | OCI_LAYER_ND_GZIP | DOCKER_LAYER_GZIP | DOCKER_LAYER_FOREIGN_GZIP => {
+                Ok(LayerCompression::Gzip)
+            }
             OCI_LAYER_ZSTD | OCI_LAYER_ND_ZSTD => Ok(LayerCompression::Zstd),
             other => Err(SpecError::MediaType {
                 what: "layer".to_string(),
@@ -569,7 +576,13 @@ mod tests {
             annotations: None,
         };
         let amd = Platform::parse("linux/amd64").unwrap();
-        assert_eq!(select_platform("i", &index, &amd).unwrap().digest.to_string(), D1);
+        assert_eq!(
+            select_platform("i", &index, &amd)
+                .unwrap()
+                .digest
+                .to_string(),
+            D1
+        );
         let err = select_platform("i", &index, &Platform::parse("linux/s390x").unwrap());
         assert!(
             matches!(&err, Err(SpecError::NoPlatform { available, .. }) if available == "linux/arm64, linux/amd64, linux/amd64"),
@@ -579,12 +592,15 @@ mod tests {
 
     #[test]
     fn config_checks_rootfs_type_and_layer_count() {
-        let Document::Manifest(m) = parse_document("m", manifest_json("").as_bytes(), None).unwrap()
+        let Document::Manifest(m) =
+            parse_document("m", manifest_json("").as_bytes(), None).unwrap()
         else {
             panic!()
         };
         let cfg = |kind: &str, ids: &str| {
-            format!(r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"{kind}","diff_ids":[{ids}]}},"history":[]}}"#)
+            format!(
+                r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"{kind}","diff_ids":[{ids}]}},"history":[]}}"#
+            )
         };
         let one = format!("\"{D1}\"");
         let two = format!("\"{D1}\",\"{D2}\"");

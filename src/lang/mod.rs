@@ -14,12 +14,27 @@ use crate::units;
 const SHIPPED: &[(&str, &str)] = &[
     ("c.toml", include_str!("../../rootfs-manifests/c.toml")),
     ("cpp.toml", include_str!("../../rootfs-manifests/cpp.toml")),
-    ("python3.toml", include_str!("../../rootfs-manifests/python3.toml")),
-    ("javascript.toml", include_str!("../../rootfs-manifests/javascript.toml")),
-    ("java.toml", include_str!("../../rootfs-manifests/java.toml")),
+    (
+        "python3.toml",
+        include_str!("../../rootfs-manifests/python3.toml"),
+    ),
+    (
+        "javascript.toml",
+        include_str!("../../rootfs-manifests/javascript.toml"),
+    ),
+    (
+        "java.toml",
+        include_str!("../../rootfs-manifests/java.toml"),
+    ),
     ("go.toml", include_str!("../../rootfs-manifests/go.toml")),
-    ("rust.toml", include_str!("../../rootfs-manifests/rust.toml")),
-    ("bash.toml", include_str!("../../rootfs-manifests/bash.toml")),
+    (
+        "rust.toml",
+        include_str!("../../rootfs-manifests/rust.toml"),
+    ),
+    (
+        "bash.toml",
+        include_str!("../../rootfs-manifests/bash.toml"),
+    ),
 ];
 
 #[derive(Debug, Error)]
@@ -186,14 +201,18 @@ fn check_name(name: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!("name '{name}': use lowercase letters, digits and + - _ ."))
+        Err(format!(
+            "name '{name}': use lowercase letters, digits and + - _ ."
+        ))
     }
 }
 
 /// A plain file name in /box: no slash, not `.`/`..`, not empty.
 fn check_box_name(field: &str, name: &str) -> Result<(), String> {
     if name.is_empty() || name == "." || name == ".." || name.contains('/') || name.contains('\0') {
-        return Err(format!("{field} '{name}' must be a plain file name in /box"));
+        return Err(format!(
+            "{field} '{name}' must be a plain file name in /box"
+        ));
     }
     Ok(())
 }
@@ -204,7 +223,9 @@ fn step(raw: RawStep, which: &str) -> Result<Step, String> {
     }
     let positive = |v: f64| v.is_finite() && v > 0.0;
     if !positive(raw.time) || !positive(raw.wall_time) {
-        return Err(format!("[{which}] time and wall_time must be positive seconds"));
+        return Err(format!(
+            "[{which}] time and wall_time must be positive seconds"
+        ));
     }
     let size = |field: &str, text: &str| {
         units::parse_size(text).map_err(|e| format!("[{which}] {field}: {e}"))
@@ -302,7 +323,12 @@ impl Catalog {
             .or_else(|| self.languages.get(wanted))
             .ok_or_else(|| LangError::Unknown {
                 wanted: wanted.to_string(),
-                known: self.languages.keys().cloned().collect::<Vec<_>>().join(", "),
+                known: self
+                    .languages
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", "),
             })
     }
 }
@@ -317,11 +343,33 @@ mod tests {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("rootfs-manifests");
         let on_disk = Catalog::from_dir(&dir).unwrap();
         let names = |c: &Catalog| c.all().map(|l| l.name.clone()).collect::<Vec<_>>();
-        assert_eq!(names(&catalog), names(&on_disk), "a manifest file is not embedded");
-        for wanted in ["c", "cpp", "python3", "javascript", "java", "go", "rust", "bash"] {
+        assert_eq!(
+            names(&catalog),
+            names(&on_disk),
+            "a manifest file is not embedded"
+        );
+        for wanted in [
+            "c",
+            "cpp",
+            "python3",
+            "javascript",
+            "java",
+            "go",
+            "rust",
+            "bash",
+        ] {
             catalog.find(wanted).unwrap();
         }
-        for (id, name) in [(50, "c"), (54, "cpp"), (71, "python3"), (63, "javascript"), (62, "java"), (60, "go"), (73, "rust"), (46, "bash")] {
+        for (id, name) in [
+            (50, "c"),
+            (54, "cpp"),
+            (71, "python3"),
+            (63, "javascript"),
+            (62, "java"),
+            (60, "go"),
+            (73, "rust"),
+            (46, "bash"),
+        ] {
             assert_eq!(catalog.find(&id.to_string()).unwrap().name, name);
         }
     }
@@ -359,11 +407,17 @@ mod tests {
         "#;
         Language::parse("x.toml", good).unwrap();
         for (bad, needle) in [
-            (good.replace("main.x\"\n", "../main.x\"\n"), "plain file name"),
+            (
+                good.replace("main.x\"\n", "../main.x\"\n"),
+                "plain file name",
+            ),
             (good.replace("\"64M\"", "\"lots\""), "memory"),
             (good.replace("time = 1.0", "time = -1.0"), "positive"),
             (good.replace("pids = 4", "pids = 4\nbogus = 1"), "bogus"),
-            (good.replace("command = [\"x\", \"main.x\"]", "command = []"), "empty"),
+            (
+                good.replace("command = [\"x\", \"main.x\"]", "command = []"),
+                "empty",
+            ),
             (good.replace("name = \"x\"", "name = \"X Y\""), "lowercase"),
         ] {
             let err = Language::parse("x.toml", &bad).unwrap_err().to_string();
@@ -371,14 +425,28 @@ mod tests {
         }
         let a = Language::parse("a.toml", good).unwrap();
         let dup = Catalog::from_texts(
-            [("a.toml".to_string(), good.to_string()), ("b.toml".to_string(), good.replace("name = \"x\"", "name = \"y\""))].into_iter(),
+            [
+                ("a.toml".to_string(), good.to_string()),
+                (
+                    "b.toml".to_string(),
+                    good.replace("name = \"x\"", "name = \"y\""),
+                ),
+            ]
+            .into_iter(),
         );
         assert!(matches!(dup, Err(LangError::Duplicate { .. })), "{a:?}");
     }
 
     #[test]
     fn unknown_language_lists_the_known_ones() {
-        let err = Catalog::shipped().unwrap().find("cobol").unwrap_err().to_string();
-        assert!(err.contains("cobol") && err.contains("python3") && err.contains("cpp"), "{err}");
+        let err = Catalog::shipped()
+            .unwrap()
+            .find("cobol")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("cobol") && err.contains("python3") && err.contains("cpp"),
+            "{err}"
+        );
     }
 }

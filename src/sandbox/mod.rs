@@ -13,8 +13,8 @@ pub mod result;
 mod rlimits;
 mod rootfs;
 mod supervisor;
-pub mod uid;
 pub(crate) mod sys;
+pub mod uid;
 
 use std::path::PathBuf;
 use thiserror::Error;

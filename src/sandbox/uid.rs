@@ -31,7 +31,10 @@ pub fn lease_run_uid() -> io::Result<UidLease> {
 }
 
 fn lease_in(dir: &Path, seed: u32) -> io::Result<UidLease> {
-    fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
     for i in 0..RUN_UIDS {
         let uid = FIRST_RUN_UID + (seed.wrapping_add(i) % RUN_UIDS);
         let file = open_lock(&dir.join(uid.to_string()))?;
