@@ -4,6 +4,7 @@
 //! `src/main.rs` and `src/cli/` are a thin command-line edge over it.
 
 pub mod cgroup;
+pub mod flock;
 pub mod image;
 pub mod judge;
 pub mod lang;

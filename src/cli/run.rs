@@ -3,9 +3,9 @@
 use super::parse;
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
-use judgebox::cgroup::{self, Manager, ManagerOptions, Mechanism};
+use judgebox::cgroup::{self, Manager, ManagerOptions};
 use judgebox::image::store::Resolved;
-use judgebox::sandbox::{self, Config, CopyIn, CopyOut, Hooks, Limits, SeccompGate};
+use judgebox::sandbox::{self, Config, CopyIn, CopyOut, Enforced, Limits};
 use judgebox::seccomp;
 use std::path::PathBuf;
 
@@ -257,9 +257,8 @@ pub fn execute(args: RunArgs) -> Result<i32> {
     sandbox::ensure_root()?;
     let mut config = build_config(&args)?;
     let _image = apply_image(&args, &mut config)?;
-    let gate = seccomp::Filter::load(&args.seccomp)
-        .with_context(|| format!("--seccomp {}", args.seccomp))?
-        .map(SeccompGate::new);
+    let filter = seccomp::Filter::load(&args.seccomp)
+        .with_context(|| format!("--seccomp {}", args.seccomp))?;
     let manager = Manager::new(&ManagerOptions {
         root: args.cgroup_root.clone(),
         disabled: args.no_cgroup,
@@ -285,32 +284,23 @@ pub fn execute(args: RunArgs) -> Result<i32> {
                 .context("cannot create the run's cgroup (see `judgebox doctor`)")?,
         ),
     };
-    // Held for the run: a uid no concurrent run shares, so RLIMIT_NPROC is this run's cap.
-    let _uid_lease = match (enforcement.pids, args.uid) {
-        (Mechanism::Rlimit, None) => {
-            let lease = sandbox::uid::lease_run_uid().context("cannot lease a per-run uid")?;
-            config.uid = lease.uid;
-            config.gid = args.gid.unwrap_or(lease.uid);
-            Some(lease)
-        }
-        _ => None,
-    };
-    let hooks = Hooks {
-        cgroup: run_cgroup.as_ref().map(|c| c as &dyn sandbox::CgroupHandle),
-        rlimit_memory: enforcement.memory == Mechanism::Rlimit,
-        rlimit_pids: enforcement.pids == Mechanism::Rlimit,
-        enforcement: Some(enforcement),
-        filter: gate.as_ref().map(|g| g as &dyn sandbox::ExecFilter),
-        netns: None,
-    };
-    let outcome = sandbox::run(&config, &hooks);
+    let outcome = sandbox::run_enforced(
+        config,
+        Enforced {
+            cgroup: run_cgroup.as_ref(),
+            enforcement,
+            filter: filter.as_ref(),
+            netns: None,
+            fixed_uid: args.uid.is_some(),
+            fixed_gid: args.gid.is_some(),
+        },
+    );
     if let Some(cg) = run_cgroup {
         if let Err(e) = cg.remove() {
             eprintln!("judgebox: warning: {e}");
         }
     }
-    let mut result = outcome?;
-    result.seccomp = gate.as_ref().map(|g| g.filter().name().to_string());
+    let result = outcome?;
     if let Some(meta) = &args.meta {
         std::fs::write(meta, result.to_meta())
             .with_context(|| format!("--meta {}: cannot write", meta.display()))?;

@@ -5,7 +5,6 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,6 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use thiserror::Error;
 
 use super::digest::{Digest, HashingWriter, Mismatch};
+use crate::flock::{self, FileLock, Mode};
 
 #[derive(Debug, Error)]
 pub enum BlobError {
@@ -47,9 +47,7 @@ pub struct BlobDir {
 }
 
 /// An exclusive lock on one blob's digest; released on drop (or when the process dies).
-pub struct BlobLock {
-    _file: File,
-}
+pub type BlobLock = FileLock;
 
 static TEMP_SEQ: AtomicU64 = AtomicU64::new(0);
 
@@ -95,25 +93,7 @@ impl BlobDir {
     /// Takes the per-blob lock, waiting for another writer of the same blob to finish.
     pub fn lock(&self, digest: &Digest) -> Result<BlobLock, BlobError> {
         let path = self.dir.join(".locks").join(digest.encoded());
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
-            .open(&path)
-            .map_err(io_err(&path))?;
-        loop {
-            // SAFETY: flock on an fd we own; no memory is passed.
-            let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
-            if rc == 0 {
-                return Ok(BlobLock { _file: file });
-            }
-            let err = io::Error::last_os_error();
-            if err.kind() != io::ErrorKind::Interrupted {
-                return Err(io_err(&path)(err));
-            }
-        }
+        flock::lock(&path, Mode::Exclusive).map_err(io_err(&path))
     }
 
     /// Writes a blob through `fill`, checking size and digest, and renames it into place.

@@ -8,7 +8,6 @@
 //! exclusive while unpacking and shared by runs using that rootfs). All 0700, root-owned.
 
 mod index;
-mod lock;
 mod rootfs;
 
 use std::collections::HashSet;
@@ -28,9 +27,9 @@ use super::reference::{Reference, ReferenceError};
 use super::spec::MAX_DOCUMENT_BYTES;
 use super::spec::{parse_document, Document, ImageConfig, LayerCompression, Manifest, SpecError};
 use super::unpack::{self, LayerSource, Limits, UnpackError, UnpackStats};
+use crate::flock::{self as lock, FileLock, Mode};
 use index::IndexFile;
 pub use index::{rfc3339, ImageRecord, LayerRecord};
-use lock::{FileLock, Mode};
 pub use rootfs::MOUNT_POINTS;
 
 pub const DEFAULT_ROOT: &str = "/var/lib/judgebox";
@@ -702,18 +701,8 @@ impl Resolved {
 
     /// The image's Env, then `overrides` (`KEY=VALUE`), each replacing the same key.
     pub fn env(&self, overrides: &[String]) -> Vec<String> {
-        let image = self.config.config.as_ref().and_then(|c| c.env.clone());
-        let mut env: Vec<String> = Vec::new();
-        for entry in image
-            .unwrap_or_default()
-            .into_iter()
-            .chain(overrides.iter().cloned())
-        {
-            let key = entry.split('=').next().unwrap_or("").to_string();
-            env.retain(|e| e.split('=').next() != Some(key.as_str()));
-            env.push(entry);
-        }
-        env
+        let image = self.config.config.as_ref().and_then(|c| c.env.as_deref());
+        crate::sandbox::overlay_env(image.unwrap_or_default(), overrides)
     }
 
     /// The image's WorkingDir, when it sets one.

@@ -15,9 +15,9 @@ use std::time::Instant;
 use serde_json::{json, Value};
 use thiserror::Error;
 
-use crate::cgroup::{self, Manager, Mechanism, RunCgroup};
+use crate::cgroup::{self, Manager, RunCgroup};
 use crate::lang::{Language, Step};
-use crate::sandbox::{self, Config, CopyIn, CopyOut, Hooks, Limits, RunResult, SeccompGate};
+use crate::sandbox::{self, Config, CopyIn, CopyOut, Enforced, Limits, RunResult};
 use crate::seccomp::Filter;
 
 pub use cases::TestCase;
@@ -45,15 +45,13 @@ pub enum JudgeError {
     Cgroup(#[from] cgroup::CgroupError),
     #[error("{0}")]
     Sandbox(#[from] sandbox::SandboxError),
-    #[error("cannot lease a per-run uid: {0}")]
-    Uid(std::io::Error),
 }
 
 /// Where the language's programs run: its image's rootfs and environment.
 #[derive(Debug, Clone)]
 pub struct Environment {
     pub rootfs: PathBuf,
-    /// The image config's `Env`; the manifest's env comes after it and wins.
+    /// The image config's `Env`; the manifest's env overlays it (`sandbox::overlay_env`).
     pub image_env: Vec<String>,
 }
 
@@ -451,8 +449,8 @@ fn run_sandboxed(
 ) -> Result<RunResult, JudgeError> {
     let memory = overrides.memory.unwrap_or(step.memory);
     let pids = overrides.pids.unwrap_or(step.pids);
-    let env = merge_env(&job.env.image_env, &job.lang.env);
-    let mut config = Config {
+    let env = sandbox::overlay_env(&job.env.image_env, &job.lang.env);
+    let config = Config {
         rootfs: job.env.rootfs.clone(),
         argv,
         env,
@@ -483,25 +481,17 @@ fn run_sandboxed(
             Some(next.map_err(|_| poisoned())??)
         }
     };
-    // Without a pids cgroup, RLIMIT_NPROC needs a uid no concurrent run shares.
-    let _uid_lease = if enforcement.pids == Mechanism::Rlimit {
-        let lease = sandbox::uid::lease_run_uid().map_err(JudgeError::Uid)?;
-        config.uid = lease.uid;
-        config.gid = lease.uid;
-        Some(lease)
-    } else {
-        None
-    };
-    let gate = job.filter.clone().map(SeccompGate::new);
-    let hooks = Hooks {
-        cgroup: run_cgroup.as_ref().map(|c| c as &dyn sandbox::CgroupHandle),
-        rlimit_memory: enforcement.memory == Mechanism::Rlimit,
-        rlimit_pids: enforcement.pids == Mechanism::Rlimit,
-        enforcement: Some(enforcement),
-        filter: gate.as_ref().map(|g| g as &dyn sandbox::ExecFilter),
-        netns,
-    };
-    let outcome = sandbox::run(&config, &hooks);
+    let outcome = sandbox::run_enforced(
+        config,
+        Enforced {
+            cgroup: run_cgroup.as_ref(),
+            enforcement,
+            filter: job.filter.as_ref(),
+            netns,
+            fixed_uid: false,
+            fixed_gid: false,
+        },
+    );
     match (run_cgroup, source) {
         (Some(cg), CgroupSource::Pooled { retire, .. }) => {
             // A remover that is gone leaves the cgroup to Drop, which removes it here.
@@ -514,27 +504,13 @@ fn run_sandboxed(
         }
         (None, _) => {}
     }
-    let mut run = outcome?;
-    run.seccomp = job.filter.as_ref().map(|f| f.name().to_string());
-    Ok(run)
+    Ok(outcome?)
 }
 
 fn poisoned() -> JudgeError {
     JudgeError::Cgroup(cgroup::CgroupError::Unavailable(
         "the cgroup creator thread stopped".into(),
     ))
-}
-
-/// The image's environment, then the manifest's; a later `KEY=` replaces an earlier one
-/// (programs read the first match, so duplicates would make the image win).
-fn merge_env(image: &[String], manifest: &[String]) -> Vec<String> {
-    let mut env: Vec<String> = Vec::new();
-    for entry in image.iter().chain(manifest) {
-        let key = entry.split('=').next().unwrap_or("");
-        env.retain(|e| e.split('=').next() != Some(key));
-        env.push(entry.clone());
-    }
-    env
 }
 
 /// A private host directory for the compiled artifacts; removed on drop.
@@ -645,17 +621,4 @@ fn clip(bytes: &[u8]) -> String {
 
 fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn the_manifest_env_replaces_the_images() {
-        let image = ["PATH=/usr/bin".to_string(), "GOFLAGS=-mod=mod".to_string()];
-        let manifest = ["GOFLAGS=".to_string(), "HOME=/tmp".to_string()];
-        assert_eq!(
-            super::merge_env(&image, &manifest),
-            ["PATH=/usr/bin", "GOFLAGS=", "HOME=/tmp"]
-        );
-    }
 }

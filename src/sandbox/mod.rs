@@ -3,6 +3,7 @@
 //! exactly how it ended. `run` is the whole lifecycle; the submodules are its steps.
 
 mod caps;
+mod enforced;
 mod filter;
 mod init;
 mod namespaces;
@@ -23,6 +24,29 @@ pub use result::{RunResult, Status};
 
 /// Default PATH inside the sandbox.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// `base` `KEY=VALUE` entries, then `overrides`, each replacing an entry with the same key
+/// (programs read the first match, so a duplicate would let `base` win).
+pub fn overlay_env(base: &[String], overrides: &[String]) -> Vec<String> {
+    let mut env: Vec<String> = Vec::new();
+    for entry in base.iter().chain(overrides) {
+        let key = entry.split('=').next().unwrap_or("");
+        env.retain(|e| e.split('=').next() != Some(key));
+        env.push(entry.clone());
+    }
+    env
+}
+
+#[cfg(test)]
+#[test]
+fn overlay_env_replaces_keys_in_place_of_duplicating_them() {
+    let image = ["PATH=/usr/bin".to_string(), "GOFLAGS=-mod=mod".to_string()];
+    let manifest = ["GOFLAGS=".to_string(), "HOME=/tmp".to_string()];
+    assert_eq!(
+        overlay_env(&image, &manifest),
+        ["PATH=/usr/bin", "GOFLAGS=", "HOME=/tmp"]
+    );
+}
 
 /// A file copied from the host into /box before the run.
 #[derive(Debug, Clone)]
@@ -195,6 +219,8 @@ pub struct Hooks<'a> {
 /// Errors that stop a run before the program could start (bad input or host trouble).
 #[derive(Debug, Error)]
 pub enum SandboxError {
+    #[error("cannot lease a per-run uid: {0}")]
+    UidLease(std::io::Error),
     #[error("rootfs {0}: does not exist")]
     RootfsMissing(PathBuf),
     #[error("rootfs {0}: not a directory")]
@@ -247,6 +273,7 @@ pub enum SandboxError {
     },
 }
 
+pub use enforced::{run_enforced, Enforced};
 pub use filter::SeccompGate;
 pub use namespaces::new_netns;
 pub use prepare::ensure_root;

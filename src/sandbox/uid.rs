@@ -3,11 +3,12 @@
 //! another). A run without a pids cgroup leases a uid of its own instead, held by a
 //! `flock` for the run's lifetime (released even if judgebox is killed).
 
-use std::fs::{self, File, OpenOptions};
+use std::fs;
 use std::io;
-use std::os::fd::AsRawFd;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
+use std::os::unix::fs::DirBuilderExt;
+use std::path::Path;
+
+use crate::flock::{self, FileLock, Mode};
 
 /// First uid of the range: above any real account (and the 16-bit range), below the
 /// ranges container tools hand out for subordinate ids (100000 + 65536*n).
@@ -21,7 +22,7 @@ pub const LEASE_DIR: &str = "/run/judgebox/uids";
 #[derive(Debug)]
 pub struct UidLease {
     pub uid: u32,
-    _lock: File,
+    _lock: FileLock,
 }
 
 /// Leases a free uid from the range, scanning from a pid-based start so concurrent
@@ -37,26 +38,14 @@ fn lease_in(dir: &Path, seed: u32) -> io::Result<UidLease> {
         .create(dir)?;
     for i in 0..RUN_UIDS {
         let uid = FIRST_RUN_UID + (seed.wrapping_add(i) % RUN_UIDS);
-        let file = open_lock(&dir.join(uid.to_string()))?;
-        // SAFETY: flock on an fd we own; no memory is passed.
-        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
-            return Ok(UidLease { uid, _lock: file });
+        if let Some(lock) = flock::try_lock(&dir.join(uid.to_string()), Mode::Exclusive)? {
+            return Ok(UidLease { uid, _lock: lock });
         }
     }
     Err(io::Error::other(format!(
         "all {RUN_UIDS} per-run uids in {} are in use",
         dir.display()
     )))
-}
-
-fn open_lock(path: &PathBuf) -> io::Result<File> {
-    OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o600)
-        .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
-        .open(path)
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
-//! flock(2) locks on files under the store's `locks/`: released when dropped or when the
-//! process dies, so a killed import never leaves a lock behind.
+//! flock(2) locks on lock files (the image store's, blob writers', per-run uid leases):
+//! released when dropped or when the process dies, so a killed judgebox never leaves a
+//! lock behind.
 
 use std::fs::{File, OpenOptions};
 use std::io;
