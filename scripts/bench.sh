@@ -2,7 +2,10 @@
 # Per-run latency of judgebox against its peers, all measured in the same run (machines are
 # noisy: compare the printed ratios, not absolute times).
 #
-#   scripts/bench.sh [--runs N] [--rootfs DIR] [--python-rootfs DIR]
+#   scripts/bench.sh [--runs N] [--rootfs DIR] [--python-rootfs DIR] [--only SECTION]
+#
+# SECTION: run (per-run latency vs peers), cgroup (added cost of cgroup limits),
+# seccomp, judge (throughput vs a bwrap loop). Default: all of them.
 #
 # Compares, for /bin/true (and `python3 -c pass` when a rootfs with python3 is given):
 #   host fork/exec, unshare (pid+mount+net+ipc+uts, --mount-proc), bwrap --unshare-all with the
@@ -13,12 +16,14 @@ cd "$(dirname "$0")/.."
 RUNS=60
 ROOTFS=""
 PYROOT=""
+ONLY=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --runs) RUNS=$2; shift 2 ;;
     --rootfs) ROOTFS=$2; shift 2 ;;
     --python-rootfs) PYROOT=$2; shift 2 ;;
-    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+    --only) ONLY=$2; shift 2 ;;
+    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
     *) echo "bench.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -69,7 +74,11 @@ report() { # label, prog, rootfs
     printf "  judgebox/unshare = %.2fx\n  judgebox/host    = %.2fx\n", j/u, j/h }'
 }
 
+want() { [ -z "$ONLY" ] || [ "$ONLY" = "$1" ]; }
+case "$ONLY" in ""|run|cgroup|seccomp|judge) ;; *) echo "bench.sh: --only run|cgroup|seccomp|judge" >&2; exit 2 ;; esac
+
 echo "judgebox bench on $(uname -r), $(nproc) CPUs; rootfs $ROOTFS"
+if want run; then
 report "/bin/true" /bin/true "$ROOTFS"
 if [ -n "$PYROOT" ]; then
   report "python3 -c pass" "/usr/bin/python3 -c pass" "$PYROOT"
@@ -77,10 +86,24 @@ else
   echo
   echo "(python3 -c pass skipped: pass --python-rootfs DIR with a rootfs that has /usr/bin/python3)"
 fi
+fi
 
 # seccomp: the cost of the filter per run (the BPF is compiled once per process and
 # cached; installing it is one seccomp(2) call), then compile and install times measured
 # in-process against the stacked seccompiler filters a naive design would install.
+# cgroups: what per-run limits and accounting add to a whole run (same program, same
+# flags, --no-cgroup as the baseline). Target: <= 1 ms on hybrid/v1, <= 0.5 ms on v2
+# (v2 is measured in the VM by scripts/vm-test.sh --bench).
+if want cgroup; then
+echo
+echo "cgroup per run (judgebox run /bin/true, median of $RUNS runs, ms; mode $("$JB" doctor --json 2>/dev/null | jq -r '.cgroup.mode // "unknown"'))"
+cg_on=$(bench cg-on "$JB" run --seccomp none --rootfs "$ROOTFS" -- /bin/true 2>/dev/null)
+cg_off=$(bench cg-off "$JB" run --seccomp none --no-cgroup --rootfs "$ROOTFS" -- /bin/true 2>/dev/null)
+printf '  %-28s %8.2f\n' "cgroup limits" "$cg_on" "--no-cgroup" "$cg_off"
+awk -v a="$cg_on" -v b="$cg_off" 'BEGIN { printf "  added by cgroups = %+.3f ms (target <= 1 ms on hybrid/v1)\n", a-b }'
+fi
+
+if want seccomp; then
 echo
 echo "seccomp per run (judgebox run /bin/true, median of $RUNS runs, ms)"
 sc_none=$(bench sc-none "$JB" run --seccomp none --rootfs "$ROOTFS" -- /bin/true 2>/dev/null)
@@ -92,12 +115,15 @@ awk -v n="$sc_none" -v d="$sc_def" -v s="$sc_strict" 'BEGIN {
 echo "seccomp compile (once per process) and install (per run), in-process:"
 cargo test --release --quiet --lib seccomp::tests::perf -- --nocapture 2>&1 \
   | grep -E "^(profile|default|strict|docker)" | sed 's/^/  /'
+fi
 
 # Judging throughput: a C++ solution over 200 tiny tests at --parallel 2 (compile excluded),
 # against a bwrap loop running the same binary over the same tests with xargs -P2 in the
 # same image rootfs. judgebox enforces cgroup limits and seccomp per test; bwrap does not.
 GCC_IMAGE=judgebox/gcc:bookworm
-if GCC_ROOT=$("$JB" image inspect "$GCC_IMAGE" --json 2>/dev/null | jq -r '.rootfs // empty') && [ -n "$GCC_ROOT" ]; then
+if ! want judge; then
+  :
+elif GCC_ROOT=$("$JB" image inspect "$GCC_IMAGE" --json 2>/dev/null | jq -r '.rootfs // empty') && [ -n "$GCC_ROOT" ]; then
   J=$WORK/judge; mkdir -p "$J/tests"
   cat > "$J/sol.cpp" <<'CPP'
 #include <cstdio>

@@ -12,7 +12,8 @@
 //! - `RunCgroup::clone_into_fd() -> Option<RawFd>` (v2 only; for clone3 with
 //!   [`CLONE_INTO_CGROUP`]). All fds this module opens are `O_CLOEXEC`; the child should
 //!   still close inherited fds before exec.
-//! - `RunCgroup::attach(pid)` writes `cgroup.procs` of every hierarchy used.
+//! - `RunCgroup::join_fds()` (v1): `tasks` fds a single-threaded child writes "0" to, to
+//!   join the run itself; `RunCgroup::attach(pid)` writes `cgroup.procs` (the slow way).
 //! - `RunCgroup::cpu_usage_ns()` is cheap (pread on a kept-open file); poll it while the
 //!   run is live (on v2 kernels without `memory.peak` it also samples `memory.current`).
 //! - `RunCgroup::stats()`, `RunCgroup::kill()`, `RunCgroup::remove()`; Drop kills and
@@ -688,6 +689,15 @@ impl RunCgroup {
         match &self.inner {
             RunInner::V2(r) => Some(r.clone_into_fd()),
             RunInner::V1(_) => None,
+        }
+    }
+
+    /// v1: fds a single-threaded child writes "0" to, to join the run itself (far cheaper
+    /// than `attach`, see `v1::Run::join_fds`). v2: empty (clone3 places the child).
+    pub fn join_fds(&self) -> Vec<RawFd> {
+        match &self.inner {
+            RunInner::V2(_) => Vec::new(),
+            RunInner::V1(r) => r.join_fds(),
         }
     }
 

@@ -19,7 +19,12 @@ pub struct InitChannels {
     pub report_write: i32,
     pub stdout_write: i32,
     pub stderr_write: i32,
+    /// Files init writes "0" to, to join the run's cgroup itself (v1 `tasks`; -1: unused).
+    pub cgroup_join: [i32; MAX_CGROUP_JOIN],
 }
+
+/// More than the v1 hierarchies judgebox uses (memory, pids, cpu, cpuacct, freezer).
+pub const MAX_CGROUP_JOIN: usize = 8;
 
 fn send(ch: &InitChannels, r: &Report) {
     let _ = sys::write_all(ch.report_write, &r.to_bytes());
@@ -35,6 +40,7 @@ pub fn run(p: &Prepared, ch: &InitChannels, filter: Option<&dyn ExecFilter>) -> 
     // Dies with the supervisor; the EOF check below closes the race with an early death.
     let _ = sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
     close_foreign_fds(p, ch);
+    join_cgroup(ch);
     let kills = filter.is_some_and(|f| f.kills());
     wait_for_go(ch, kills);
     if let Err(e) = namespaces::unshare_cgroup() {
@@ -102,6 +108,7 @@ fn close_foreign_fds(p: &Prepared, ch: &InitChannels) {
         ch.stderr_write,
     ]
     .into_iter()
+    .chain(ch.cgroup_join)
     .chain(run_fds)
     {
         if n < keep.len() {
@@ -119,6 +126,18 @@ fn close_foreign_fds(p: &Prepared, ch: &InitChannels) {
         next = next.max(fd + 1);
     }
     let _ = sys::close_range(next, i32::MAX, 0);
+}
+
+/// Moves init (still single-threaded) into the run's cgroup by writing "0" to each
+/// hierarchy's `tasks`: unlike naming a pid in `cgroup.procs`, this skips the kernel's
+/// global threadgroup lock and the RCU grace period it costs.
+fn join_cgroup(ch: &InitChannels) {
+    for &fd in ch.cgroup_join.iter().filter(|&&fd| fd >= 0) {
+        if let Err(e) = sys::write_all(fd, b"0") {
+            setup_failed(ch, Step::JoinCgroup, e, 0);
+        }
+        sys::close(fd);
+    }
 }
 
 /// `keep_open`: the channel is needed again for `wait_for_pid_noted`.

@@ -180,7 +180,12 @@ pub trait ExecFilter: Sync {
 pub trait CgroupHandle: Sync {
     /// A directory fd for clone3(CLONE_INTO_CGROUP), when the cgroup is v2.
     fn clone_into_fd(&self) -> Option<i32>;
-    /// Moves `pid` into the cgroup (used when clone_into_fd is None or fails).
+    /// Fds init writes "0" to, to move itself into the cgroup (v1 `tasks`); used when
+    /// clone_into_fd is None. Empty: fall back to `attach`.
+    fn join_fds(&self) -> Vec<i32> {
+        Vec::new()
+    }
+    /// Moves `pid` into the cgroup (used when neither of the above applies).
     fn attach(&self, pid: i32) -> Result<(), String>;
     /// CPU time of the whole cgroup so far, nanoseconds.
     fn cpu_usage_ns(&self) -> Option<u64>;
@@ -283,6 +288,9 @@ pub use supervisor::run;
 impl CgroupHandle for crate::cgroup::RunCgroup {
     fn clone_into_fd(&self) -> Option<i32> {
         crate::cgroup::RunCgroup::clone_into_fd(self)
+    }
+    fn join_fds(&self) -> Vec<i32> {
+        crate::cgroup::RunCgroup::join_fds(self)
     }
     fn attach(&self, pid: i32) -> Result<(), String> {
         crate::cgroup::RunCgroup::attach(self, pid).map_err(|e| e.to_string())

@@ -6,6 +6,7 @@
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {
     None = 0,
+    JoinCgroup,
     UnshareCgroup,
     MakeMountsPrivate,
     BindRootfs,
@@ -63,6 +64,7 @@ impl Step {
         use Step::*;
         match self {
             None => "unknown step",
+            JoinCgroup => "join the run's cgroup",
             UnshareCgroup => "unshare cgroup namespace",
             MakeMountsPrivate => "make mounts private",
             BindRootfs => "bind-mount rootfs",

@@ -2,7 +2,7 @@
 //! releases it once the cgroup is in place, captures output through pipes, enforces the
 //! wall, CPU and output limits, and turns init's reports into a [`RunResult`].
 
-use super::init::{self, InitChannels};
+use super::init::{self, InitChannels, MAX_CGROUP_JOIN};
 use super::namespaces::CLONE_FLAGS;
 use super::prepare::{prepare, Prepared};
 use super::report::*;
@@ -53,15 +53,25 @@ fn run_prepared(config: &Config, hooks: &Hooks, p: &Prepared) -> Result<RunResul
     let (report_r, report_w) = pipe()?;
     let (out_r, out_w) = pipe()?;
     let (err_r, err_w) = pipe()?;
+    let join_fds = match hooks.cgroup {
+        Some(cg) if cg.clone_into_fd().is_none() => cg.join_fds(),
+        _ => Vec::new(),
+    };
+    let mut cgroup_join = [-1; MAX_CGROUP_JOIN];
+    if join_fds.len() <= MAX_CGROUP_JOIN {
+        cgroup_join[..join_fds.len()].copy_from_slice(&join_fds);
+    }
     let channels = InitChannels {
         sync_read: sync_r.as_raw_fd(),
         netns: hooks.netns.filter(|_| !config.loopback).unwrap_or(-1),
         report_write: report_w.as_raw_fd(),
         stdout_write: out_w.as_raw_fd(),
         stderr_write: err_w.as_raw_fd(),
+        cgroup_join,
     };
     let started = Instant::now();
-    let (pid, in_cgroup) = spawn_init(p, &channels, hooks)?;
+    let (pid, cloned_into) = spawn_init(p, &channels, hooks)?;
+    let in_cgroup = cloned_into || cgroup_join[0] >= 0;
     drop((sync_r, report_w, out_w, err_w));
     let mut monitor = Monitor::new(pid, started, config, hooks);
     if let Some(cg) = hooks.cgroup {
