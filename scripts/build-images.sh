@@ -49,7 +49,7 @@ usage() {
 # ---------- options ----------
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 OUT=${JUDGEBOX_IMAGE_CACHE:-/var/cache/judgebox/oci}
-JUDGEBOX=${JUDGEBOX:-$REPO/target/release/judgebox}
+JUDGEBOX=${JUDGEBOX:-$REPO/target/x86_64-unknown-linux-gnu/release/judgebox}
 FORCE=0 IMPORT=1 REIMPORT=0 LIST=0
 WANT=()
 while [ $# -gt 0 ]; do

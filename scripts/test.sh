@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "test.sh: the tests create namespaces, mounts and cgroups: run as root" >&2; exit 2; }
 scripts/install-deps.sh
 cargo build --release --quiet
-JUDGEBOX=$PWD/target/release/judgebox scripts/build-images.sh
+JUDGEBOX=$PWD/target/x86_64-unknown-linux-gnu/release/judgebox scripts/build-images.sh
 JUDGEBOX_REQUIRE_IMAGES=1 cargo test --release -- --test-threads=2
 scripts/crosscheck-umoci.sh
-scripts/vm-test.sh --binary target/release/judgebox
+scripts/vm-test.sh --binary target/x86_64-unknown-linux-gnu/release/judgebox

@@ -552,7 +552,9 @@ impl Manager {
             return;
         };
         let mut stale: Vec<String> = Vec::new();
-        for parent in self.parents() {
+        // A run's first directory is made first and removed last (v1), so listing the
+        // first parent finds every leftover run.
+        for parent in self.parents().into_iter().take(1) {
             let Ok(entries) = std::fs::read_dir(&parent) else {
                 continue;
             };

@@ -38,6 +38,16 @@ impl Roles {
         }
     }
 
+    /// Whether a run needs its own cgroup in a hierarchy with these roles: a `cpu`-only
+    /// hierarchy does nothing without a `--cpus` limit.
+    pub fn needed(self, limits: &Limits) -> bool {
+        self.memory
+            || self.pids
+            || self.cpuacct
+            || self.freezer
+            || (self.cpu && limits.cpus.is_some())
+    }
+
     fn union(self, o: Roles) -> Roles {
         Roles {
             memory: self.memory || o.memory,
@@ -170,7 +180,11 @@ impl Run {
     }
 
     fn build(&mut self, parents: &Parents, name: &str, limits: &Limits) -> Result<(), CgroupError> {
-        for h in &parents.hierarchies {
+        for h in parents
+            .hierarchies
+            .iter()
+            .filter(|h| h.roles.needed(limits))
+        {
             let dir = h.parent.join(name);
             std::fs::DirBuilder::new()
                 .create(&dir)
@@ -315,9 +329,11 @@ impl Run {
         self.remove_within(REMOVE_WAIT)
     }
 
+    /// The first directory (the one the run's lock lives in) goes last, so a leftover in
+    /// any hierarchy implies one in the first: the reaper lists only that parent.
     pub fn remove_within(&self, wait: Duration) -> Result<(), CgroupError> {
         let mut first_err = None;
-        for (dir, _) in &self.dirs {
+        for (dir, _) in self.dirs.iter().rev() {
             if let Err(e) = remove_dir(dir, wait) {
                 first_err.get_or_insert(e);
             }
@@ -448,6 +464,27 @@ fn remove_children(dir: &Path, wait: Duration) {
 mod tests {
     use super::*;
     use crate::cgroup::detect::{fixtures::*, layout};
+
+    #[test]
+    fn cpu_only_hierarchy_is_used_only_with_a_cpus_limit() {
+        let cpu = Roles {
+            cpu: true,
+            ..Roles::default()
+        };
+        let comounted = Roles {
+            cpuacct: true,
+            ..cpu
+        };
+        let unlimited = Limits::default();
+        let capped = Limits {
+            cpus: Some(0.5),
+            ..Limits::default()
+        };
+        assert!(!cpu.needed(&unlimited));
+        assert!(cpu.needed(&capped));
+        // cpu,cpuacct co-mounted still measures CPU time.
+        assert!(comounted.needed(&unlimited));
+    }
 
     #[test]
     fn plan_follows_own_paths_per_hierarchy() {
