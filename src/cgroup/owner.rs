@@ -21,7 +21,7 @@ impl Owner {
     /// This process, or `None` if /proc cannot tell its start time.
     pub fn current() -> Option<Owner> {
         let pid = std::process::id() as i32;
-        let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+        let stat = super::fs::read_file(std::path::Path::new("/proc/self/stat")).ok()?;
         Some(Owner {
             pid,
             start: parse_starttime(&stat)?,
@@ -36,7 +36,7 @@ impl Owner {
 
     /// True while the process this identity names is still running (same pid, same start).
     pub fn is_alive(&self) -> bool {
-        match std::fs::read_to_string(format!("/proc/{}/stat", self.pid)) {
+        match super::fs::read_file(std::path::Path::new(&format!("/proc/{}/stat", self.pid))) {
             Ok(stat) => parse_starttime(&stat) == Some(self.start),
             Err(_) => false,
         }

@@ -128,7 +128,7 @@ pub fn prepare(planned: Vec<Hierarchy>) -> Result<Parents, CgroupError> {
     };
     let mut first_err = None;
     for h in planned {
-        match std::fs::create_dir_all(&h.parent) {
+        match ensure_dir(&h.parent) {
             Ok(()) => parents.hierarchies.push(h),
             Err(source) => {
                 parents.notes.push(format!(
@@ -155,6 +155,8 @@ pub struct Run {
     /// The first hierarchy's run directory, flock'd while the run lives.
     _lock: Option<File>,
     cpuacct: Option<File>,
+    /// Swap is active, so `memory.memsw.*` is set and counted too.
+    swap: bool,
     /// `tasks` of every hierarchy, open for writing: the sandbox's init writes "0" to each
     /// to move itself (see `join_fds`).
     tasks: Vec<File>,
@@ -168,6 +170,7 @@ impl Run {
             _lock: None,
             cpuacct: None,
             tasks: Vec::with_capacity(parents.hierarchies.len()),
+            swap: parents.swap,
         };
         let result = run.build(parents, name, limits);
         match result {
@@ -233,6 +236,7 @@ impl Run {
             _lock: None,
             cpuacct: None,
             tasks: Vec::new(),
+            swap: true,
         }
     }
 
@@ -288,7 +292,7 @@ impl Run {
                 .is_some_and(|n| n > 0),
             cpu_ns: self.cpu_usage_ns(),
             pids_peak: read(self.dir_for(|r| r.pids), "pids.peak").and_then(|t| fs::parse_u64(&t)),
-            memory_failcnt: failcnt(memory),
+            memory_failcnt: failcnt(memory, self.swap),
         }
     }
 
@@ -339,6 +343,16 @@ impl Run {
             }
         }
         first_err.map_or(Ok(()), Err)
+    }
+}
+
+/// One mkdir when the parent exists already (the usual case; create_dir_all would add a
+/// stat), the whole chain otherwise.
+fn ensure_dir(dir: &Path) -> std::io::Result<()> {
+    match fs::mkdir(dir) {
+        Ok(_) => Ok(()),
+        Err(e) if fs::is_missing(&e) => std::fs::create_dir_all(dir),
+        Err(e) => Err(e),
     }
 }
 
@@ -393,9 +407,9 @@ pub fn configure(dir: &Path, roles: Roles, limits: &Limits, swap: bool) -> Resul
     Ok(())
 }
 
-/// How often the limit was hit: `memory.failcnt` plus `memory.memsw.failcnt` (with swap
-/// accounting the memory+swap counter, set to the same limit, is the one that fails).
-fn failcnt(memory: Option<&Path>) -> Option<u64> {
+/// How often the limit was hit: `memory.failcnt` plus, with swap, `memory.memsw.failcnt`
+/// (the memory+swap counter, set to the same limit, is the one that fails).
+fn failcnt(memory: Option<&Path>, swap: bool) -> Option<u64> {
     let dir = memory?;
     let read = |name: &str| {
         fs::read_file(&dir.join(name))
@@ -403,7 +417,12 @@ fn failcnt(memory: Option<&Path>) -> Option<u64> {
             .and_then(|t| fs::parse_u64(&t))
     };
     let mem = read("memory.failcnt")?;
-    Some(mem + read("memory.memsw.failcnt").unwrap_or(0))
+    let memsw = if swap {
+        read("memory.memsw.failcnt")
+    } else {
+        None
+    };
+    Some(mem + memsw.unwrap_or(0))
 }
 
 fn pids_in(dir: &Path) -> Vec<i32> {

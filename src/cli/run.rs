@@ -5,9 +5,12 @@ use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use judgebox::cgroup::{self, Manager, ManagerOptions};
 use judgebox::image::store::Resolved;
-use judgebox::sandbox::{self, Config, CopyIn, CopyOut, Enforced, Limits};
+use judgebox::sandbox::{
+    self, CgroupHandle, Config, CopyIn, CopyOut, Enforced, Limits, TimedCgroup,
+};
 use judgebox::seccomp;
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
 pub enum Net {
@@ -117,6 +120,10 @@ pub struct RunArgs {
     /// where no cgroup is writable. Every result says so in "enforcement".
     #[arg(long)]
     no_cgroup: bool,
+    /// Print where judgebox's own time went (setup, cgroup work, the sandboxed run) as one
+    /// line on stderr, e.g. to see what cgroup limits cost on this host.
+    #[arg(long)]
+    timings: bool,
 
     /// Seccomp profile, installed as the last step before execve: `default` (an allow-list;
     /// anything else fails with EPERM), `strict` (the same list; anything else kills the
@@ -254,11 +261,13 @@ fn apply_image(a: &RunArgs, config: &mut Config) -> Result<Option<Resolved>> {
 }
 
 pub fn execute(args: RunArgs) -> Result<i32> {
+    let started = Instant::now();
     sandbox::ensure_root()?;
     let mut config = build_config(&args)?;
     let _image = apply_image(&args, &mut config)?;
     let filter = seccomp::Filter::load(&args.seccomp)
         .with_context(|| format!("--seccomp {}", args.seccomp))?;
+    let cgroup_started = Instant::now();
     let manager = Manager::new(&ManagerOptions {
         root: args.cgroup_root.clone(),
         disabled: args.no_cgroup,
@@ -284,10 +293,13 @@ pub fn execute(args: RunArgs) -> Result<i32> {
                 .context("cannot create the run's cgroup (see `judgebox doctor`)")?,
         ),
     };
+    let cgroup_setup = cgroup_started.elapsed();
+    let timed = run_cgroup.as_ref().map(|c| TimedCgroup::new(c));
+    let sandbox_started = Instant::now();
     let outcome = sandbox::run_enforced(
         config,
         Enforced {
-            cgroup: run_cgroup.as_ref(),
+            cgroup: timed.as_ref().map(|c| c as &dyn CgroupHandle),
             enforcement,
             filter: filter.as_ref(),
             netns: None,
@@ -295,10 +307,27 @@ pub fn execute(args: RunArgs) -> Result<i32> {
             fixed_gid: args.gid.is_some(),
         },
     );
+    let sandbox_time = sandbox_started.elapsed();
+    let in_run = timed.as_ref().map_or(Duration::ZERO, TimedCgroup::spent);
+    drop(timed);
+    let removal_started = Instant::now();
     if let Some(cg) = run_cgroup {
         if let Err(e) = cg.remove() {
             eprintln!("judgebox: warning: {e}");
         }
+    }
+    if args.timings {
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        let removal = removal_started.elapsed();
+        eprintln!(
+            "judgebox: timings: total {:.3} ms; cgroup {:.3} ms (setup {:.3}, during the run {:.3}, removal {:.3}); sandbox {:.3} ms",
+            ms(started.elapsed()),
+            ms(cgroup_setup + in_run + removal),
+            ms(cgroup_setup),
+            ms(in_run),
+            ms(removal),
+            ms(sandbox_time - in_run),
+        );
     }
     let result = outcome?;
     if let Some(meta) = &args.meta {

@@ -484,7 +484,7 @@ fn run_sandboxed(
     let outcome = sandbox::run_enforced(
         config,
         Enforced {
-            cgroup: run_cgroup.as_ref(),
+            cgroup: run_cgroup.as_ref().map(|c| c as &dyn sandbox::CgroupHandle),
             enforcement,
             filter: job.filter.as_ref(),
             netns,

@@ -5,13 +5,13 @@
 use std::os::fd::RawFd;
 
 use super::{uid, CgroupHandle, Config, ExecFilter, Hooks, RunResult, SandboxError, SeccompGate};
-use crate::cgroup::{Enforcement, Mechanism, RunCgroup};
+use crate::cgroup::{Enforcement, Mechanism};
 use crate::seccomp::Filter;
 
 /// What enforces one run's limits.
 pub struct Enforced<'a> {
-    /// The run's cgroup, when a cgroup backend is in use.
-    pub cgroup: Option<&'a RunCgroup>,
+    /// The run's cgroup (a `crate::cgroup::RunCgroup`), when a cgroup backend is in use.
+    pub cgroup: Option<&'a dyn CgroupHandle>,
     /// Which mechanism enforces each limit (from the cgroup manager).
     pub enforcement: Enforcement,
     pub filter: Option<&'a Filter>,
@@ -40,7 +40,7 @@ pub fn run_enforced(mut config: Config, e: Enforced) -> Result<RunResult, Sandbo
     };
     let gate = e.filter.cloned().map(SeccompGate::new);
     let hooks = Hooks {
-        cgroup: e.cgroup.map(|c| c as &dyn CgroupHandle),
+        cgroup: e.cgroup,
         rlimit_memory: e.enforcement.memory == Mechanism::Rlimit,
         rlimit_pids,
         enforcement: Some(e.enforcement),
