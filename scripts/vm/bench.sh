@@ -46,6 +46,28 @@ agg() {
     _f=$(sed -n 's/.*failures=\([0-9]*\).*/\1/p' "$2" | awk '{ s += $1 } END { print s + 0 }')
     echo "${_med:-nan} $_n $_f"
 }
+# The direct cost: time judgebox itself spends in cgroup work per run (`run --timings`:
+# Manager setup + mkdir + limits, the calls during the run, removal), free of the
+# run-to-run noise of whole-run wall times under TCG.
+rm -f /tmp/timings
+i=0
+while [ $i -lt "$PER" ]; do
+    judgebox run --timings --rootfs /rootfs -- /bin/true 2>&1 >/dev/null | grep '^judgebox: timings' >>/tmp/timings
+    i=$((i + 1))
+done
+median_of() { # sed expression extracting one number per line of /tmp/timings
+    sed -n "$1" /tmp/timings | sort -n | awk '{ v[NR] = $1 } END {
+        if (NR == 0) { print "nan"; exit }
+        printf "%.3f", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+DIRECT_MS=$(median_of 's/.*; cgroup \([0-9.]*\) ms.*/\1/p')
+SETUP_MS=$(median_of 's/.*(setup \([0-9.]*\),.*/\1/p')
+INRUN_MS=$(median_of 's/.*during the run \([0-9.]*\),.*/\1/p')
+REMOVAL_MS=$(median_of 's/.*removal \([0-9.]*\)).*/\1/p')
+TOTAL_MS=$(median_of 's/.*timings: total \([0-9.]*\) ms.*/\1/p')
+info "direct cgroup cost (run --timings, $(wc -l </tmp/timings) runs, medians): ${DIRECT_MS} ms = setup ${SETUP_MS} + during the run ${INRUN_MS} + removal ${REMOVAL_MS}; judgebox's whole run ${TOTAL_MS} ms"
+check bench.timings "run --timings printed nothing" [ -s /tmp/timings ]
+
 # shellcheck disable=SC2046 # three words wanted
 set -- $(agg /tmp/samples.cgroup /tmp/fails.cgroup)
 CG_MS=$1 CG_N=$2 CG_F=$3
@@ -54,7 +76,7 @@ set -- $(agg /tmp/samples.nocgroup /tmp/fails.nocgroup)
 NO_MS=$1 NO_N=$2 NO_F=$3
 info "with cgroups:    median ${CG_MS} ms/run over $CG_N runs ($CG_F failed)"
 info "--no-cgroup:     median ${NO_MS} ms/run over $NO_N runs ($NO_F failed)"
-echo "BENCH cgroup_ms=$CG_MS no_cgroup_ms=$NO_MS added_ms=$(fsub "$CG_MS" "$NO_MS") runs=$N"
+echo "BENCH cgroup_ms=$CG_MS no_cgroup_ms=$NO_MS added_ms=$(fsub "$CG_MS" "$NO_MS") direct_cgroup_ms=$DIRECT_MS runs=$N"
 check bench.cgroup_runs "$CG_F of $CG_N runs with cgroups failed" [ "$CG_F" = 0 ]
 check bench.no_cgroup_runs "$NO_F of $NO_N runs with --no-cgroup failed" [ "$NO_F" = 0 ]
 summary
