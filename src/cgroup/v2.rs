@@ -166,6 +166,7 @@ pub fn prepare(plan: &Plan) -> Result<Parent, CgroupError> {
     let subtree = dir.join("cgroup.subtree_control");
     let enabled_now = read_list(&subtree)?;
     let mut available = Vec::new();
+    let mut enabled = Controllers::from_list(&enabled_now);
     if !all_wanted(&enabled_now) {
         available = offered(plan, &mut notes)?;
         let missing: Vec<&str> = WANTED_V2
@@ -175,9 +176,9 @@ pub fn prepare(plan: &Plan) -> Result<Parent, CgroupError> {
             .collect();
         if !missing.is_empty() {
             notes.extend(enable_with_leaf(dir, &missing)?);
+            enabled = Controllers::from_list(&read_list(&subtree)?);
         }
     }
-    let enabled = Controllers::from_list(&read_list(&subtree)?);
     Ok(Parent {
         dir: dir.clone(),
         source: plan.source,
