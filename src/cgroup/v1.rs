@@ -369,9 +369,16 @@ fn lock(dir: &Path) -> Result<File, CgroupError> {
     Ok(file)
 }
 
-/// True unless `/proc/swaps` lists no swap device (unreadable counts as active).
+/// True when the host has swap space (sysinfo's total swap; one syscall, where reading
+/// `/proc/swaps` takes three). A failed call counts as active.
 fn swap_active() -> bool {
-    fs::read_file(Path::new("/proc/swaps")).map_or(true, |t| t.lines().count() > 1)
+    // SAFETY: sysinfo fills the zeroed struct we pass; plain data.
+    let mut info: libc::sysinfo = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid pointer to a sysinfo struct.
+    if unsafe { libc::sysinfo(&mut info) } != 0 {
+        return true;
+    }
+    info.totalswap > 0
 }
 
 /// Writes the limits this hierarchy enforces. `swap`: also cap memory+swap at the same
