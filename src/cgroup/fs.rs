@@ -55,6 +55,14 @@ pub(crate) fn pread_string(file: &File) -> io::Result<String> {
     Ok(String::from_utf8_lossy(&buf[..len]).into_owned())
 }
 
+/// True when `dir` certainly has no subdirectory: a cgroupfs (kernfs) directory's link
+/// count is 2 plus its subdirectories, so one stat spares listing it. Other counts (btrfs
+/// reports 1) and errors say nothing, so they give false.
+pub(crate) fn no_subdirs(dir: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(dir).is_ok_and(|m| m.is_dir() && m.nlink() == 2)
+}
+
 /// Opens a directory `O_RDONLY | O_DIRECTORY | O_CLOEXEC` (std always adds O_CLOEXEC).
 pub(crate) fn open_dir(path: &Path) -> io::Result<File> {
     OpenOptions::new()
@@ -160,6 +168,20 @@ pub(crate) fn is_missing(e: &io::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn no_subdirs_follows_the_link_count() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(
+            no_subdirs(dir.path()),
+            "ext4/tmpfs/kernfs count 2 links for an empty dir"
+        );
+        std::fs::write(dir.path().join("file"), "x").unwrap();
+        assert!(no_subdirs(dir.path()), "files do not add links");
+        std::fs::create_dir(dir.path().join("run-1-2-0")).unwrap();
+        assert!(!no_subdirs(dir.path()));
+        assert!(!no_subdirs(&dir.path().join("missing")));
+    }
 
     #[test]
     fn keyed_parsing() {

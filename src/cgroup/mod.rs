@@ -555,6 +555,9 @@ impl Manager {
         // A run's first directory is made first and removed last (v1), so listing the
         // first parent finds every leftover run.
         for parent in self.parents().into_iter().take(1) {
+            if fs::no_subdirs(&parent) {
+                continue;
+            }
             let Ok(entries) = std::fs::read_dir(&parent) else {
                 continue;
             };
