@@ -24,6 +24,14 @@ for v in cgroup no-cgroup; do
     fi
 done
 
+# The kernel's floor for a fresh cgroup per run (mkdir + rmdir, and with the run's limits
+# written), in-process; judgebox's parent exists once the sanity runs above are done.
+if FLOOR=$(/probes/cgfloor /sys/fs/cgroup/judgebox 100); then
+    info "kernel floor per fresh cgroup: $FLOOR"
+else
+    fail bench.floor "cgfloor /sys/fs/cgroup/judgebox failed"
+fi
+
 # Calibration: a bare fork+exec of /bin/true in this VM (host: ~1 ms).
 info "VM baseline fork+exec /bin/true: $(timeit -q 50 /bin/true)"
 
