@@ -40,9 +40,10 @@ pub fn run(p: &Prepared, ch: &InitChannels, filter: Option<&dyn ExecFilter>) -> 
     // Dies with the supervisor; the EOF check below closes the race with an early death.
     let _ = sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
     close_foreign_fds(p, ch);
-    join_cgroup(ch);
     let kills = filter.is_some_and(|f| f.kills());
     wait_for_go(ch, kills);
+    // After the go, so that a failure reaches a supervisor that is reading reports.
+    join_cgroup(ch);
     if let Err(e) = namespaces::unshare_cgroup() {
         setup_failed(ch, Step::UnshareCgroup, e, 0);
     }
