@@ -240,3 +240,63 @@ fn doctor_reports_mode_mechanisms_and_exit_code() {
         "{text}"
     );
 }
+
+/// On v1, init moves itself into the run's cgroup (writing "0" to each hierarchy's
+/// `tasks` through fds the supervisor opened). If that fails, here because the run's
+/// directories were removed behind its back, the run must end as an internal error that
+/// names the step, with no program started and nothing left running.
+#[test]
+fn failed_cgroup_join_is_reported_as_its_step() {
+    use judgebox::cgroup::{Limits, Manager, ManagerOptions, Mode};
+    use judgebox::sandbox::{self, CgroupHandle, Config, Enforced, Status};
+    if !is_root() {
+        return;
+    }
+    let manager = Manager::new(&ManagerOptions::default());
+    if !matches!(manager.mode(), Mode::Hybrid | Mode::Legacy) {
+        eprintln!(
+            "skipped: the self-join is the v1 path; mode is {}",
+            manager.mode()
+        );
+        return;
+    }
+    let limits = Limits {
+        memory: Some(64 << 20),
+        pids: Some(16),
+        cpus: None,
+    };
+    let run = manager.create_run(&limits).unwrap();
+    assert!(!run.join_fds().is_empty(), "v1 runs join through tasks fds");
+    for dir in run.dirs().iter().rev() {
+        std::fs::remove_dir(dir).unwrap();
+    }
+    let marker = unique("joinfail");
+    let config = Config {
+        rootfs: rootfs().to_path_buf(),
+        argv: vec![
+            "/bin/sh".into(),
+            "-c".into(),
+            format!("sleep 30 # {marker}"),
+        ],
+        ..Config::default()
+    };
+    let result = sandbox::run_enforced(
+        config,
+        Enforced {
+            cgroup: Some(&run as &dyn CgroupHandle),
+            enforcement: manager.enforcement(&limits),
+            filter: None,
+            netns: None,
+            fixed_uid: false,
+            fixed_gid: false,
+        },
+    )
+    .unwrap();
+    assert_eq!(result.status, Status::InternalError, "{result:?}");
+    assert!(
+        result.message.contains("join the run's cgroup"),
+        "{}",
+        result.message
+    );
+    assert!(host_processes_with(&marker).is_empty());
+}
