@@ -10,7 +10,8 @@ use crate::seccomp::Filter;
 
 /// What enforces one run's limits.
 pub struct Enforced<'a> {
-    /// The run's cgroup (a `crate::cgroup::RunCgroup`), when a cgroup backend is in use.
+    /// The run's cgroup (a `crate::cgroup::RunCgroup`, or one wrapped in a `TimedCgroup`),
+    /// when a cgroup backend is in use.
     pub cgroup: Option<&'a dyn CgroupHandle>,
     /// Which mechanism enforces each limit (from the cgroup manager).
     pub enforcement: Enforcement,

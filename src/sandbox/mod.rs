@@ -15,6 +15,7 @@ mod rlimits;
 mod rootfs;
 mod supervisor;
 pub(crate) mod sys;
+mod timed;
 pub mod uid;
 
 use std::path::PathBuf;
@@ -195,56 +196,6 @@ pub trait CgroupHandle: Sync {
     fn usage(&self) -> CgroupUsage;
 }
 
-/// A cgroup handle that adds up the time spent in its calls (for `run --timings`).
-pub struct TimedCgroup<'a> {
-    inner: &'a dyn CgroupHandle,
-    nanos: std::sync::atomic::AtomicU64,
-}
-
-impl<'a> TimedCgroup<'a> {
-    pub fn new(inner: &'a dyn CgroupHandle) -> TimedCgroup<'a> {
-        TimedCgroup {
-            inner,
-            nanos: std::sync::atomic::AtomicU64::new(0),
-        }
-    }
-
-    /// Time spent in the wrapped handle's calls so far.
-    pub fn spent(&self) -> std::time::Duration {
-        std::time::Duration::from_nanos(self.nanos.load(std::sync::atomic::Ordering::Relaxed))
-    }
-
-    fn timed<T>(&self, f: impl FnOnce() -> T) -> T {
-        let start = std::time::Instant::now();
-        let out = f();
-        let ns = start.elapsed().as_nanos() as u64;
-        self.nanos
-            .fetch_add(ns, std::sync::atomic::Ordering::Relaxed);
-        out
-    }
-}
-
-impl CgroupHandle for TimedCgroup<'_> {
-    fn clone_into_fd(&self) -> Option<i32> {
-        self.timed(|| self.inner.clone_into_fd())
-    }
-    fn join_fds(&self) -> Vec<i32> {
-        self.timed(|| self.inner.join_fds())
-    }
-    fn attach(&self, pid: i32) -> Result<(), String> {
-        self.timed(|| self.inner.attach(pid))
-    }
-    fn cpu_usage_ns(&self) -> Option<u64> {
-        self.timed(|| self.inner.cpu_usage_ns())
-    }
-    fn kill(&self) {
-        self.timed(|| self.inner.kill())
-    }
-    fn usage(&self) -> CgroupUsage {
-        self.timed(|| self.inner.usage())
-    }
-}
-
 /// What a cgroup measured for one run.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CgroupUsage {
@@ -333,6 +284,7 @@ pub use filter::SeccompGate;
 pub use namespaces::new_netns;
 pub use prepare::ensure_root;
 pub use supervisor::run;
+pub use timed::TimedCgroup;
 
 /// The cgroup layer's run cgroup, seen through the sandbox's seam.
 impl CgroupHandle for crate::cgroup::RunCgroup {

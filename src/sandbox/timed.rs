@@ -1,0 +1,56 @@
+//! A cgroup handle that adds up the time spent in its calls, so `judgebox run --timings`
+//! can say what cgroup work cost during a run (polling, accounting, kill) without the
+//! sandbox or the cgroup layer knowing about timing.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use super::{CgroupHandle, CgroupUsage};
+
+pub struct TimedCgroup<'a> {
+    inner: &'a dyn CgroupHandle,
+    nanos: AtomicU64,
+}
+
+impl<'a> TimedCgroup<'a> {
+    pub fn new(inner: &'a dyn CgroupHandle) -> TimedCgroup<'a> {
+        TimedCgroup {
+            inner,
+            nanos: AtomicU64::new(0),
+        }
+    }
+
+    /// Time spent in the wrapped handle's calls so far.
+    pub fn spent(&self) -> Duration {
+        Duration::from_nanos(self.nanos.load(Ordering::Relaxed))
+    }
+
+    fn timed<T>(&self, f: impl FnOnce() -> T) -> T {
+        let start = Instant::now();
+        let out = f();
+        let ns = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.nanos.fetch_add(ns, Ordering::Relaxed);
+        out
+    }
+}
+
+impl CgroupHandle for TimedCgroup<'_> {
+    fn clone_into_fd(&self) -> Option<i32> {
+        self.timed(|| self.inner.clone_into_fd())
+    }
+    fn join_fds(&self) -> Vec<i32> {
+        self.timed(|| self.inner.join_fds())
+    }
+    fn attach(&self, pid: i32) -> Result<(), String> {
+        self.timed(|| self.inner.attach(pid))
+    }
+    fn cpu_usage_ns(&self) -> Option<u64> {
+        self.timed(|| self.inner.cpu_usage_ns())
+    }
+    fn kill(&self) {
+        self.timed(|| self.inner.kill())
+    }
+    fn usage(&self) -> CgroupUsage {
+        self.timed(|| self.inner.usage())
+    }
+}
