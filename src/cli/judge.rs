@@ -5,6 +5,7 @@ use super::{images, parse};
 use anyhow::{Context, Result};
 use clap::Args;
 use judgebox::cgroup::{self, Manager, ManagerOptions};
+use judgebox::image::store::DEFAULT_ROOT;
 use judgebox::judge::{self, cases, Compare, Job, Overrides, Report, TestCase, Verdict};
 use judgebox::lang::Catalog;
 use judgebox::sandbox;
@@ -81,17 +82,8 @@ pub struct JudgeArgs {
     /// Use this rootfs directory instead of the language's image.
     #[arg(long, value_name = "DIR")]
     rootfs: Option<PathBuf>,
-    /// Language manifests directory (default: the shipped manifests).
-    #[arg(long, value_name = "DIR", env = "JUDGEBOX_MANIFESTS")]
-    manifests: Option<PathBuf>,
-    /// Image store (as `judgebox image --root`).
-    #[arg(
-        long,
-        value_name = "DIR",
-        env = "JUDGEBOX_ROOT",
-        default_value = "/var/lib/judgebox"
-    )]
-    root: PathBuf,
+    #[command(flatten)]
+    languages: Languages,
     /// Parent cgroup for the runs (as `judgebox run --cgroup-root`).
     #[arg(long, value_name = "PATH")]
     cgroup_root: Option<PathBuf>,
@@ -104,12 +96,25 @@ fn parse_compare(s: &str) -> Result<Compare, String> {
     s.parse()
 }
 
-/// The catalog of languages: `--manifests DIR` or the shipped ones.
-pub fn catalog(dir: Option<&PathBuf>) -> Result<Catalog> {
-    Ok(match dir {
-        Some(d) => Catalog::from_dir(d)?,
-        None => Catalog::shipped()?,
-    })
+/// Where languages come from: their manifests and the image store (`judge`, `lang ls`).
+#[derive(Args)]
+pub struct Languages {
+    /// Language manifests directory (default: the shipped manifests).
+    #[arg(long, value_name = "DIR", env = "JUDGEBOX_MANIFESTS")]
+    manifests: Option<PathBuf>,
+    /// Image store (as `judgebox image --root`).
+    #[arg(long, value_name = "DIR", env = "JUDGEBOX_ROOT", default_value = DEFAULT_ROOT)]
+    pub root: PathBuf,
+}
+
+impl Languages {
+    /// The catalog of languages: `--manifests DIR` or the shipped ones.
+    pub fn catalog(&self) -> Result<Catalog> {
+        Ok(match &self.manifests {
+            Some(d) => Catalog::from_dir(d)?,
+            None => Catalog::shipped()?,
+        })
+    }
 }
 
 fn test_cases(a: &JudgeArgs) -> Result<Vec<TestCase>> {
@@ -121,7 +126,7 @@ fn test_cases(a: &JudgeArgs) -> Result<Vec<TestCase>> {
 
 pub fn execute(a: JudgeArgs) -> Result<i32> {
     sandbox::ensure_root()?;
-    let catalog = catalog(a.manifests.as_ref())?;
+    let catalog = a.languages.catalog()?;
     let lang = catalog.find(&a.lang)?;
     if !a.source.is_file() {
         anyhow::bail!("source {}: not a readable file", a.source.display());
@@ -137,7 +142,7 @@ pub fn execute(a: JudgeArgs) -> Result<i32> {
             None,
         ),
         None => {
-            let (env, lease) = images::environment(&a.root, lang)?;
+            let (env, lease) = images::environment(&a.languages.root, lang)?;
             (env, Some(lease))
         }
     };

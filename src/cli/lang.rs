@@ -1,12 +1,11 @@
 //! `judgebox lang ls`: the languages judgebox knows, and whether each one's image is in
 //! the store (with the command that gets it when not).
 
-use super::{images, judge::catalog};
+use super::{images, judge::Languages};
 use anyhow::Result;
 use clap::{Args, Subcommand};
 use judgebox::image::store::Store;
 use serde_json::json;
-use std::path::PathBuf;
 
 /// Language manifests: list them with their images.
 #[derive(Args)]
@@ -26,24 +25,16 @@ struct LsArgs {
     /// Print one JSON array instead of a table.
     #[arg(long)]
     json: bool,
-    /// Language manifests directory (default: the shipped manifests).
-    #[arg(long, value_name = "DIR", env = "JUDGEBOX_MANIFESTS")]
-    manifests: Option<PathBuf>,
-    /// Image store (as `judgebox image --root`).
-    #[arg(
-        long,
-        value_name = "DIR",
-        env = "JUDGEBOX_ROOT",
-        default_value = "/var/lib/judgebox"
-    )]
-    root: PathBuf,
+    #[command(flatten)]
+    languages: Languages,
 }
 
 pub fn execute(a: LangArgs) -> Result<i32> {
     let LangCommand::Ls(a) = a.command;
-    let catalog = catalog(a.manifests.as_ref())?;
+    let catalog = a.languages.catalog()?;
     // A missing store just means no image is present yet.
-    let store = a.root.exists().then(|| Store::open(&a.root).ok()).flatten();
+    let root = &a.languages.root;
+    let store = root.exists().then(|| Store::open(root).ok()).flatten();
     let rows: Vec<_> = catalog
         .all()
         .map(|l| {
