@@ -248,7 +248,7 @@ fn doctor_reports_mode_mechanisms_and_exit_code() {
 #[test]
 fn failed_cgroup_join_is_reported_as_its_step() {
     use judgebox::cgroup::{Limits, Manager, ManagerOptions, Mode};
-    use judgebox::sandbox::{self, CgroupHandle, Config, Enforced, Status};
+    use judgebox::sandbox::{self, Config, Enforced, Status};
     if !is_root() {
         return;
     }
@@ -283,7 +283,7 @@ fn failed_cgroup_join_is_reported_as_its_step() {
     let result = sandbox::run_enforced(
         config,
         Enforced {
-            cgroup: Some(&run as &dyn CgroupHandle),
+            cgroup: Some(&*run),
             enforcement: manager.enforcement(&limits),
             filter: None,
             netns: None,

@@ -1,6 +1,7 @@
 //! Small helpers for cgroupfs files: one-`write(2)` writes, whole-file and positional
-//! reads, idempotent mkdir, flat-keyed parsing ("key value" lines), flock and xattr.
-//! They return plain `io::Result`; callers attach the path and step to the error.
+//! reads, idempotent mkdir, flat-keyed parsing ("key value" lines), flock and xattr,
+//! and the few steps v1 and v2 share (writing a value, attaching a pid, removing a
+//! directory that may still be busy), which return a [`CgroupError`] naming the path.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -8,6 +9,64 @@ use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
 use std::path::Path;
+use std::time::{Duration, Instant};
+
+use super::{io_at, CgroupError, Op};
+
+/// Writes `value` to `dir/name` (one `write(2)`); the error names the file and value.
+pub(crate) fn write_value(dir: &Path, name: &str, value: &str) -> Result<(), CgroupError> {
+    let path = dir.join(name);
+    write_file(&path, value).map_err(|source| CgroupError::Write {
+        path,
+        value: value.to_string(),
+        source,
+    })
+}
+
+/// Moves `pid` into the cgroup `dir` through its `cgroup.procs`.
+pub(crate) fn attach(dir: &Path, pid: i32) -> Result<(), CgroupError> {
+    let path = dir.join("cgroup.procs");
+    write_file(&path, &pid.to_string()).map_err(|source| CgroupError::Attach { pid, path, source })
+}
+
+/// rmdir of a cgroup directory. On EBUSY (tasks or child cgroups left) it calls `kill` on
+/// the directory, removes its children the same way, and retries with growing pauses
+/// until `wait` has passed. A directory that is already gone counts as removed.
+pub(crate) fn remove_dir(
+    dir: &Path,
+    wait: Duration,
+    kill: &dyn Fn(&Path, Duration),
+) -> Result<(), CgroupError> {
+    let start = Instant::now();
+    let mut pause = Duration::from_micros(100);
+    loop {
+        match std::fs::remove_dir(dir) {
+            Ok(()) => return Ok(()),
+            Err(e) if is_missing(&e) => return Ok(()),
+            Err(e) if is_busy(&e) && start.elapsed() < wait => {
+                kill(dir, wait / 4);
+                for child in subdirs(dir) {
+                    let _ = remove_dir(&child, wait / 4, kill);
+                }
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(20));
+            }
+            Err(e) => return Err(io_at(Op::Remove, dir)(e)),
+        }
+    }
+}
+
+/// The directories directly below `dir` (child cgroups); empty when unreadable.
+pub(crate) fn subdirs(dir: &Path) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                .map(|e| e.path())
+                .collect()
+        })
+        .unwrap_or_default()
+}
 
 /// Writes `value` with a single `write(2)`, as cgroupfs parses each write as one command.
 pub(crate) fn write_file(path: &Path, value: &str) -> io::Result<()> {

@@ -8,18 +8,12 @@
 //!   judgebox process is gone.
 //! - `Manager::enforcement(&Limits) -> Enforcement`: the mechanism that will enforce each
 //!   limit; an unset limit (`None`) reports `Mechanism::None`.
-//! - `Manager::create_run(&Limits) -> Result<RunCgroup, CgroupError>`
-//! - `RunCgroup::clone_into_fd() -> Option<RawFd>` (v2 only; for clone3 with
-//!   [`CLONE_INTO_CGROUP`]). All fds this module opens are `O_CLOEXEC`; the child should
-//!   still close inherited fds before exec.
-//! - `RunCgroup::join_fds()` (v1): `tasks` fds a single-threaded child writes "0" to, to
-//!   join the run itself; `RunCgroup::attach(pid)` writes `cgroup.procs` (the slow way).
-//! - `RunCgroup::cpu_usage_ns()` is cheap (pread on a kept-open file); poll it while the
-//!   run is live (on v2 kernels without `memory.peak` it also samples `memory.current`).
-//! - `RunCgroup::stats()`, `RunCgroup::kill()`, `RunCgroup::remove()`; Drop kills and
-//!   removes (best effort).
-//! - Extras: `Manager::parents()`, `Manager::reaped()`, `RunCgroup::name()`,
-//!   `RunCgroup::dirs()`, and [`CLONE_INTO_CGROUP`] for `clone_args.flags`.
+//! - `Manager::create_run(&Limits) -> Result<RunCgroup, CgroupError>`: an owned run
+//!   cgroup (Drop kills and removes it, best effort), which derefs to [`Cgroup`], the one
+//!   interface v1 and v2 implement: `clone_into_fd`, `join_fds`, `attach`,
+//!   `cpu_usage_ns`, `stats`, `kill`, `remove`, `dirs` (see the trait).
+//! - Extras: `Manager::parents()`, `Manager::reaped()`, `RunCgroup::name()`, and
+//!   [`CLONE_INTO_CGROUP`] for `clone_args.flags`.
 //!
 //! Files: `detect` (mountinfo and /proc/self/cgroup parsing, mode), `v2` and `v1`
 //! (backends), `owner` (run names and liveness), `fs` (cgroupfs file helpers), `doctor`.
@@ -152,23 +146,9 @@ pub enum CgroupError {
     Unavailable(String),
     #[error("invalid limit: {0}")]
     InvalidLimit(String),
-    #[error("cannot create cgroup {path}: {source}")]
-    Create {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("cannot open {path}: {source}")]
-    Open {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("cannot lock {path}: {source}")]
-    Lock {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("cannot read {path}: {source}")]
-    Read {
+    #[error("cannot {op} {path}: {source}")]
+    Io {
+        op: Op,
         path: PathBuf,
         source: std::io::Error,
     },
@@ -184,11 +164,37 @@ pub enum CgroupError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("cannot remove cgroup {path}: {source}")]
-    Remove {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+}
+
+/// The cgroupfs operation an [`CgroupError::Io`] failed at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Create,
+    Open,
+    Lock,
+    Read,
+    Remove,
+}
+
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Op::Create => "create cgroup",
+            Op::Open => "open",
+            Op::Lock => "lock",
+            Op::Read => "read",
+            Op::Remove => "remove cgroup",
+        })
+    }
+}
+
+/// For `map_err`: the io error of `op` on `path`, as a [`CgroupError`].
+pub(crate) fn io_at(op: Op, path: &Path) -> impl FnOnce(std::io::Error) -> CgroupError + '_ {
+    move |source| CgroupError::Io {
+        op,
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// v2 controllers enabled for runs.
@@ -527,9 +533,9 @@ impl Manager {
         };
         let owner = self.owner.as_ref().ok_or_else(unavailable)?;
         let name = owner.next_run_name();
-        let inner = match &self.backend {
-            Backend::V2(p) => RunInner::V2(v2::Run::create(p, &name, limits)?),
-            Backend::V1(p) => RunInner::V1(v1::Run::create(p, &name, limits)?),
+        let inner: Box<dyn Cgroup> = match &self.backend {
+            Backend::V2(p) => Box::new(v2::Run::create(p, &name, limits)?),
+            Backend::V1(p) => Box::new(v1::Run::create(p, &name, limits)?),
             Backend::None => return Err(unavailable()),
         };
         Ok(RunCgroup {
@@ -595,17 +601,9 @@ impl Manager {
         let lock = match fs::open_dir(&first) {
             Ok(f) => f,
             Err(e) if fs::is_missing(&e) => return Ok(false),
-            Err(source) => {
-                return Err(CgroupError::Open {
-                    path: first,
-                    source,
-                })
-            }
+            Err(e) => return Err(io_at(Op::Open, &first)(e)),
         };
-        if !fs::try_lock(&lock).map_err(|source| CgroupError::Lock {
-            path: first.clone(),
-            source,
-        })? {
+        if !fs::try_lock(&lock).map_err(io_at(Op::Lock, &first))? {
             return Ok(false);
         }
         match &self.backend {
@@ -636,9 +634,7 @@ fn mode_of(backend: &Backend, layout: &detect::Layout) -> Mode {
 
 fn problem_of_io(e: &CgroupError) -> Problem {
     let source = match e {
-        CgroupError::Create { source, .. }
-        | CgroupError::Open { source, .. }
-        | CgroupError::Read { source, .. }
+        CgroupError::Io { source, .. }
         | CgroupError::Write { source, .. }
         | CgroupError::Attach { source, .. } => Some(source),
         _ => None,
@@ -650,15 +646,36 @@ fn problem_of_io(e: &CgroupError) -> Problem {
     }
 }
 
-enum RunInner {
-    V2(v2::Run),
-    V1(v1::Run),
+/// One run's cgroup, whichever version backs it (as youki's `CgroupManager`): v1 and v2
+/// implement it, and so can a wrapper (e.g. one that times the calls). All fds it hands
+/// out are `O_CLOEXEC`; a child should still close inherited fds before exec.
+pub trait Cgroup: Send + Sync {
+    /// v2: an `O_DIRECTORY` fd of the run cgroup for clone3 `CLONE_INTO_CGROUP` (valid
+    /// while the cgroup lives; it also carries the run's flock, the reaper's liveness
+    /// check, so the child should not keep it past exec). v1: `None`.
+    fn clone_into_fd(&self) -> Option<RawFd>;
+    /// v1: `tasks` fds a single-threaded child writes "0" to, to join the run itself (far
+    /// cheaper than `attach`). v2: empty (clone3 places the child).
+    fn join_fds(&self) -> Vec<RawFd>;
+    /// Moves `pid` into the run (every hierarchy on v1) through `cgroup.procs`.
+    fn attach(&self, pid: i32) -> Result<(), CgroupError>;
+    /// CPU time of the whole tree so far, in ns; cheap (pread on a kept-open file), so
+    /// poll it while the run is live (v2 without `memory.peak` also samples memory here).
+    fn cpu_usage_ns(&self) -> Option<u64>;
+    /// Accounting, read once the run is over (or during it).
+    fn stats(&self) -> Stats;
+    /// Kills every task in the run and waits (bounded) until it is empty.
+    fn kill(&self);
+    /// Removes the run's directories (EBUSY: kills leftovers and retries briefly).
+    fn remove(&self) -> Result<(), CgroupError>;
+    /// The run's directories (one per hierarchy on v1).
+    fn dirs(&self) -> Vec<PathBuf>;
 }
 
-/// One run's cgroup (one directory on v2, one per hierarchy on v1). Drop kills every task
-/// in it and removes it (best effort); call `remove` to see errors.
+/// One run's cgroup, owned: Drop kills every task in it and removes it (best effort);
+/// call `remove` to see errors. Derefs to the [`Cgroup`] interface.
 pub struct RunCgroup {
-    inner: RunInner,
+    inner: Box<dyn Cgroup>,
     name: String,
     removed: bool,
 }
@@ -672,90 +689,31 @@ impl fmt::Debug for RunCgroup {
     }
 }
 
+impl std::ops::Deref for RunCgroup {
+    type Target = dyn Cgroup;
+    fn deref(&self) -> &(dyn Cgroup + 'static) {
+        &*self.inner
+    }
+}
+
 impl RunCgroup {
     /// `run-<pid>-<starttime>-<seq>`.
     pub fn name(&self) -> &str {
         &self.name
     }
 
-    /// The run's directories (one per hierarchy on v1).
-    pub fn dirs(&self) -> Vec<PathBuf> {
-        match &self.inner {
-            RunInner::V2(r) => vec![r.dir().to_path_buf()],
-            RunInner::V1(r) => r.dirs().map(Path::to_path_buf).collect(),
-        }
-    }
-
-    /// v2: an `O_DIRECTORY | O_CLOEXEC` fd of the run cgroup for clone3
-    /// `CLONE_INTO_CGROUP` (valid while `self` lives). It also carries the run's flock
-    /// (the reaper's liveness check), so the child should not keep it past exec.
-    /// v1: `None`, use `attach`.
-    pub fn clone_into_fd(&self) -> Option<RawFd> {
-        match &self.inner {
-            RunInner::V2(r) => Some(r.clone_into_fd()),
-            RunInner::V1(_) => None,
-        }
-    }
-
-    /// v1: fds a single-threaded child writes "0" to, to join the run itself (far cheaper
-    /// than `attach`, see `v1::Run::join_fds`). v2: empty (clone3 places the child).
-    pub fn join_fds(&self) -> Vec<RawFd> {
-        match &self.inner {
-            RunInner::V2(_) => Vec::new(),
-            RunInner::V1(r) => r.join_fds(),
-        }
-    }
-
-    /// Moves `pid` into the run (every hierarchy on v1).
-    pub fn attach(&self, pid: i32) -> Result<(), CgroupError> {
-        match &self.inner {
-            RunInner::V2(r) => r.attach(pid),
-            RunInner::V1(r) => r.attach(pid),
-        }
-    }
-
-    /// CPU time of the whole tree so far, in ns (pread on a kept-open file).
-    pub fn cpu_usage_ns(&self) -> Option<u64> {
-        match &self.inner {
-            RunInner::V2(r) => r.cpu_usage_ns(),
-            RunInner::V1(r) => r.cpu_usage_ns(),
-        }
-    }
-
-    pub fn stats(&self) -> Stats {
-        match &self.inner {
-            RunInner::V2(r) => r.stats(),
-            RunInner::V1(r) => r.stats(),
-        }
-    }
-
-    /// Kills every task in the run and waits (bounded, 2 s) until it is empty.
-    pub fn kill(&self) {
-        match &self.inner {
-            RunInner::V2(r) => r.kill(),
-            RunInner::V1(r) => r.kill(),
-        };
-    }
-
-    /// Removes the run cgroup everywhere (EBUSY: kills leftovers and retries briefly).
+    /// Removes the run cgroup everywhere, reporting errors (Drop only tries).
     pub fn remove(mut self) -> Result<(), CgroupError> {
         self.removed = true;
-        self.remove_inner()
-    }
-
-    fn remove_inner(&self) -> Result<(), CgroupError> {
-        match &self.inner {
-            RunInner::V2(r) => r.remove(),
-            RunInner::V1(r) => r.remove(),
-        }
+        self.inner.remove()
     }
 }
 
 impl Drop for RunCgroup {
     fn drop(&mut self) {
         if !self.removed {
-            self.kill();
-            let _ = self.remove_inner();
+            self.inner.kill();
+            let _ = self.inner.remove();
         }
     }
 }

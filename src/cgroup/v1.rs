@@ -3,12 +3,13 @@
 //! run one directory in each, with v1 limit, accounting and freezer-based kill files.
 
 use std::fs::File;
+use std::os::fd::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::detect::{Layout, WANTED_V1};
 use super::fs;
-use super::{cpu_quota_us, CgroupError, Limits, Stats};
+use super::{cpu_quota_us, io_at, Cgroup, CgroupError, Limits, Op, Stats};
 
 /// Directory created below the process's own cgroup in every hierarchy.
 pub const PARENT_NAME: &str = "judgebox";
@@ -135,10 +136,7 @@ pub fn prepare(planned: Vec<Hierarchy>) -> Result<Parents, CgroupError> {
                     "cannot create cgroup {}: {source}",
                     h.parent.display()
                 ));
-                first_err.get_or_insert(CgroupError::Create {
-                    path: h.parent.clone(),
-                    source,
-                });
+                first_err.get_or_insert(io_at(Op::Create, &h.parent)(source));
             }
         }
     }
@@ -176,7 +174,7 @@ impl Run {
         match result {
             Ok(()) => Ok(run),
             Err(e) => {
-                let _ = run.remove();
+                let _ = run.remove_within(REMOVE_WAIT);
                 Err(e)
             }
         }
@@ -191,10 +189,7 @@ impl Run {
             let dir = h.parent.join(name);
             std::fs::DirBuilder::new()
                 .create(&dir)
-                .map_err(|source| CgroupError::Create {
-                    path: dir.clone(),
-                    source,
-                })?;
+                .map_err(io_at(Op::Create, &dir))?;
             self.dirs.push((dir.clone(), h.roles));
             if self._lock.is_none() {
                 self._lock = Some(lock(&dir)?);
@@ -240,66 +235,11 @@ impl Run {
         }
     }
 
-    pub fn dirs(&self) -> impl Iterator<Item = &Path> {
-        self.dirs.iter().map(|(d, _)| d.as_path())
-    }
-
     fn dir_for(&self, pick: impl Fn(&Roles) -> bool) -> Option<&Path> {
         self.dirs
             .iter()
             .find(|(_, r)| pick(r))
             .map(|(d, _)| d.as_path())
-    }
-
-    /// Write-only fds of every hierarchy's `tasks` file (empty if unavailable). A
-    /// single-threaded process that writes "0" to each joins the run without the kernel's
-    /// global threadgroup lock, whose RCU grace period makes a `cgroup.procs` write take
-    /// 5-20 ms on an idle host.
-    pub fn join_fds(&self) -> Vec<std::os::fd::RawFd> {
-        use std::os::fd::AsRawFd;
-        self.tasks.iter().map(|f| f.as_raw_fd()).collect()
-    }
-
-    /// Writes `pid` into `cgroup.procs` of every hierarchy.
-    pub fn attach(&self, pid: i32) -> Result<(), CgroupError> {
-        let value = pid.to_string();
-        for (dir, _) in &self.dirs {
-            let path = dir.join("cgroup.procs");
-            fs::write_file(&path, &value).map_err(|source| CgroupError::Attach {
-                pid,
-                path,
-                source,
-            })?;
-        }
-        Ok(())
-    }
-
-    /// `cpuacct.usage` (ns), re-read with pread on a kept-open file.
-    pub fn cpu_usage_ns(&self) -> Option<u64> {
-        fs::parse_u64(&fs::pread_string(self.cpuacct.as_ref()?).ok()?)
-    }
-
-    pub fn stats(&self) -> Stats {
-        let memory = self.dir_for(|r| r.memory);
-        let read =
-            |dir: Option<&Path>, name: &str| dir.and_then(|d| fs::read_file(&d.join(name)).ok());
-        let oom_control = read(memory, "memory.oom_control");
-        Stats {
-            memory_peak: read(memory, "memory.max_usage_in_bytes").and_then(|t| fs::parse_u64(&t)),
-            oom_killed: oom_control
-                .as_deref()
-                .and_then(|t| fs::keyed_u64(t, "oom_kill"))
-                .is_some_and(|n| n > 0),
-            cpu_ns: self.cpu_usage_ns(),
-            pids_peak: read(self.dir_for(|r| r.pids), "pids.peak").and_then(|t| fs::parse_u64(&t)),
-            memory_failcnt: failcnt(memory, self.swap),
-        }
-    }
-
-    /// Freezes, SIGKILLs every task, thaws, and waits until the cgroup is empty (bounded).
-    /// One read when it is already empty.
-    pub fn kill(&self) -> bool {
-        self.kill_within(KILL_WAIT)
     }
 
     pub fn kill_within(&self, wait: Duration) -> bool {
@@ -328,21 +268,74 @@ impl Run {
         }
     }
 
-    /// rmdir in every hierarchy; EBUSY is retried briefly after killing what is left.
-    pub fn remove(&self) -> Result<(), CgroupError> {
-        self.remove_within(REMOVE_WAIT)
-    }
-
     /// The first directory (the one the run's lock lives in) goes last, so a leftover in
     /// any hierarchy implies one in the first: the reaper lists only that parent.
     pub fn remove_within(&self, wait: Duration) -> Result<(), CgroupError> {
         let mut first_err = None;
         for (dir, _) in self.dirs.iter().rev() {
-            if let Err(e) = remove_dir(dir, wait) {
+            if let Err(e) = fs::remove_dir(dir, wait, &kill_left) {
                 first_err.get_or_insert(e);
             }
         }
         first_err.map_or(Ok(()), Err)
+    }
+}
+
+impl Cgroup for Run {
+    fn clone_into_fd(&self) -> Option<RawFd> {
+        None
+    }
+
+    /// Write-only fds of every hierarchy's `tasks` file (empty if unavailable). A
+    /// single-threaded process that writes "0" to each joins the run without the kernel's
+    /// global threadgroup lock, whose RCU grace period makes a `cgroup.procs` write take
+    /// 5-20 ms on an idle host.
+    fn join_fds(&self) -> Vec<RawFd> {
+        self.tasks.iter().map(|f| f.as_raw_fd()).collect()
+    }
+
+    /// Writes `pid` into `cgroup.procs` of every hierarchy.
+    fn attach(&self, pid: i32) -> Result<(), CgroupError> {
+        self.dirs
+            .iter()
+            .try_for_each(|(dir, _)| fs::attach(dir, pid))
+    }
+
+    /// `cpuacct.usage` (ns), re-read with pread on a kept-open file.
+    fn cpu_usage_ns(&self) -> Option<u64> {
+        fs::parse_u64(&fs::pread_string(self.cpuacct.as_ref()?).ok()?)
+    }
+
+    fn stats(&self) -> Stats {
+        let memory = self.dir_for(|r| r.memory);
+        let read =
+            |dir: Option<&Path>, name: &str| dir.and_then(|d| fs::read_file(&d.join(name)).ok());
+        let oom_control = read(memory, "memory.oom_control");
+        Stats {
+            memory_peak: read(memory, "memory.max_usage_in_bytes").and_then(|t| fs::parse_u64(&t)),
+            oom_killed: oom_control
+                .as_deref()
+                .and_then(|t| fs::keyed_u64(t, "oom_kill"))
+                .is_some_and(|n| n > 0),
+            cpu_ns: self.cpu_usage_ns(),
+            pids_peak: read(self.dir_for(|r| r.pids), "pids.peak").and_then(|t| fs::parse_u64(&t)),
+            memory_failcnt: failcnt(memory, self.swap),
+        }
+    }
+
+    /// Freezes, SIGKILLs every task, thaws, and waits until the cgroup is empty (bounded).
+    /// One read when it is already empty.
+    fn kill(&self) {
+        self.kill_within(KILL_WAIT);
+    }
+
+    /// rmdir in every hierarchy; EBUSY is retried briefly after killing what is left.
+    fn remove(&self) -> Result<(), CgroupError> {
+        self.remove_within(REMOVE_WAIT)
+    }
+
+    fn dirs(&self) -> Vec<PathBuf> {
+        self.dirs.iter().map(|(d, _)| d.clone()).collect()
     }
 }
 
@@ -358,14 +351,8 @@ fn ensure_dir(dir: &Path) -> std::io::Result<()> {
 
 /// Opens and flocks a run directory (the owner holds it for the run's lifetime).
 fn lock(dir: &Path) -> Result<File, CgroupError> {
-    let file = fs::open_dir(dir).map_err(|source| CgroupError::Open {
-        path: dir.to_path_buf(),
-        source,
-    })?;
-    fs::try_lock(&file).map_err(|source| CgroupError::Lock {
-        path: dir.to_path_buf(),
-        source,
-    })?;
+    let file = fs::open_dir(dir).map_err(io_at(Op::Open, dir))?;
+    fs::try_lock(&file).map_err(io_at(Op::Lock, dir))?;
     Ok(file)
 }
 
@@ -385,14 +372,7 @@ fn swap_active() -> bool {
 /// value. Without swap that cap is pointless and would hide `memory.failcnt` (the
 /// memsw counter fails first, and kernels >= 6.13 do not count its failures).
 pub fn configure(dir: &Path, roles: Roles, limits: &Limits, swap: bool) -> Result<(), CgroupError> {
-    let write = |name: &str, value: &str| {
-        let path = dir.join(name);
-        fs::write_file(&path, value).map_err(|source| CgroupError::Write {
-            path,
-            value: value.to_string(),
-            source,
-        })
-    };
+    let write = |name: &str, value: &str| fs::write_value(dir, name, value);
     if let (Some(bytes), true) = (limits.memory, roles.memory) {
         let value = bytes.to_string();
         write("memory.limit_in_bytes", &value)?;
@@ -452,38 +432,9 @@ fn freeze_kill_thaw(dir: &Path) {
     let _ = fs::write_file(&state, "THAWED");
 }
 
-fn remove_dir(dir: &Path, wait: Duration) -> Result<(), CgroupError> {
-    let start = Instant::now();
-    let mut pause = Duration::from_micros(100);
-    loop {
-        match std::fs::remove_dir(dir) {
-            Ok(()) => return Ok(()),
-            Err(e) if fs::is_missing(&e) => return Ok(()),
-            Err(e) if fs::is_busy(&e) && start.elapsed() < wait => {
-                pids_in(dir).into_iter().for_each(fs::sigkill);
-                remove_children(dir, wait);
-                std::thread::sleep(pause);
-                pause = (pause * 2).min(Duration::from_millis(20));
-            }
-            Err(source) => {
-                return Err(CgroupError::Remove {
-                    path: dir.to_path_buf(),
-                    source,
-                })
-            }
-        }
-    }
-}
-
-fn remove_children(dir: &Path, wait: Duration) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for e in entries.filter_map(Result::ok) {
-        if e.file_type().is_ok_and(|t| t.is_dir()) {
-            let _ = remove_dir(&e.path(), wait / 2);
-        }
-    }
+/// The removal step v1 needs on EBUSY: SIGKILL what is left (no cgroup.kill in v1).
+fn kill_left(dir: &Path, _wait: Duration) {
+    pids_in(dir).into_iter().for_each(fs::sigkill);
 }
 
 #[cfg(test)]

@@ -4,14 +4,17 @@
 
 use std::fs::File;
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use super::detect::{V2Mount, WANTED_V2};
 use super::fs;
-use super::{cpu_quota_us, CgroupError, Controllers, Limits, Problem, Stats, CPU_PERIOD_US};
+use super::{
+    cpu_quota_us, io_at, Cgroup, CgroupError, Controllers, Limits, Op, Problem, Stats,
+    CPU_PERIOD_US,
+};
 
 /// Leaf that takes a parent's own processes so controllers can be enabled in it.
 pub const LEAF: &str = "supervisor";
@@ -158,10 +161,7 @@ pub fn prepare(plan: &Plan) -> Result<Parent, CgroupError> {
     let dir = &plan.dir;
     let mut notes = Vec::new();
     if plan.create {
-        fs::mkdir(dir).map_err(|source| CgroupError::Create {
-            path: dir.clone(),
-            source,
-        })?;
+        fs::mkdir(dir).map_err(io_at(Op::Create, dir))?;
     }
     let subtree = dir.join("cgroup.subtree_control");
     let enabled_now = read_list(&subtree)?;
@@ -272,27 +272,18 @@ fn enable(dir: &Path, ctrls: &[&str]) -> io::Result<Vec<String>> {
 /// Moves every process of `dir` into `dir/supervisor` (created on demand).
 pub fn move_processes(dir: &Path) -> Result<usize, CgroupError> {
     let procs = dir.join("cgroup.procs");
-    let text = fs::read_file(&procs).map_err(|source| CgroupError::Read {
-        path: procs.clone(),
-        source,
-    })?;
+    let text = fs::read_file(&procs).map_err(io_at(Op::Read, &procs))?;
     let pids = fs::parse_pids(&text);
     if pids.is_empty() {
         return Ok(0);
     }
     let leaf = dir.join(LEAF);
-    fs::mkdir(&leaf).map_err(|source| CgroupError::Create {
-        path: leaf.clone(),
-        source,
-    })?;
+    fs::mkdir(&leaf).map_err(io_at(Op::Create, &leaf))?;
     let target = leaf.join("cgroup.procs");
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .open(&target)
-        .map_err(|source| CgroupError::Open {
-            path: target.clone(),
-            source,
-        })?;
+        .map_err(io_at(Op::Open, &target))?;
     for pid in &pids {
         match fs::write_once(&mut file, &format!("{pid}\n")) {
             Ok(()) => {}
@@ -310,10 +301,7 @@ pub fn move_processes(dir: &Path) -> Result<usize, CgroupError> {
 }
 
 fn read_list(path: &Path) -> Result<Vec<String>, CgroupError> {
-    let text = fs::read_file(path).map_err(|source| CgroupError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let text = fs::read_file(path).map_err(io_at(Op::Read, path))?;
     Ok(text
         .split_whitespace()
         .map(|c| c.trim_start_matches('+').to_string())
@@ -364,24 +352,15 @@ impl Run {
         let dir = parent.dir.join(name);
         std::fs::DirBuilder::new()
             .create(&dir)
-            .map_err(|source| CgroupError::Create {
-                path: dir.clone(),
-                source,
-            })?;
+            .map_err(io_at(Op::Create, &dir))?;
         Run::init(dir.clone(), parent.enabled, limits).inspect_err(|_| {
             let _ = std::fs::remove_dir(&dir);
         })
     }
 
     fn init(dir: PathBuf, enabled: Controllers, limits: &Limits) -> Result<Run, CgroupError> {
-        let dirfd = fs::open_dir(&dir).map_err(|source| CgroupError::Open {
-            path: dir.clone(),
-            source,
-        })?;
-        fs::try_lock(&dirfd).map_err(|source| CgroupError::Lock {
-            path: dir.clone(),
-            source,
-        })?;
+        let dirfd = fs::open_dir(&dir).map_err(io_at(Op::Open, &dir))?;
+        fs::try_lock(&dirfd).map_err(io_at(Op::Lock, &dir))?;
         configure(&dir, limits, enabled)?;
         let cpu_stat = File::open(dir.join("cpu.stat")).ok();
         let memory = enabled.memory.then(|| open_memory(&dir)).flatten();
@@ -395,25 +374,32 @@ impl Run {
         })
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
+    fn memory_peak(&self) -> Option<u64> {
+        match self.memory.as_ref()? {
+            MemSource::Peak(f) => fs::parse_u64(&fs::pread_string(f).ok()?),
+            MemSource::Current(f) => {
+                let now = fs::parse_u64(&fs::pread_string(f).ok()?).unwrap_or(0);
+                Some(self.sampled_peak.fetch_max(now, Ordering::Relaxed).max(now))
+            }
+        }
+    }
+}
+
+impl Cgroup for Run {
+    fn clone_into_fd(&self) -> Option<RawFd> {
+        Some(self.dirfd.as_raw_fd())
     }
 
-    pub fn clone_into_fd(&self) -> std::os::fd::RawFd {
-        self.dirfd.as_raw_fd()
+    fn join_fds(&self) -> Vec<RawFd> {
+        Vec::new()
     }
 
-    pub fn attach(&self, pid: i32) -> Result<(), CgroupError> {
-        let path = self.dir.join("cgroup.procs");
-        fs::write_file(&path, &pid.to_string()).map_err(|source| CgroupError::Attach {
-            pid,
-            path,
-            source,
-        })
+    fn attach(&self, pid: i32) -> Result<(), CgroupError> {
+        fs::attach(&self.dir, pid)
     }
 
     /// `cpu.stat` usage_usec in ns; also samples `memory.current` when there is no peak.
-    pub fn cpu_usage_ns(&self) -> Option<u64> {
+    fn cpu_usage_ns(&self) -> Option<u64> {
         if let Some(MemSource::Current(f)) = &self.memory {
             if let Some(v) = fs::pread_string(f).ok().and_then(|t| fs::parse_u64(&t)) {
                 self.sampled_peak.fetch_max(v, Ordering::Relaxed);
@@ -423,7 +409,7 @@ impl Run {
         fs::keyed_u64(&text, "usage_usec").map(|us| us.saturating_mul(1000))
     }
 
-    pub fn stats(&self) -> Stats {
+    fn stats(&self) -> Stats {
         let cpu_ns = self.cpu_usage_ns();
         let events = self
             .enabled
@@ -448,22 +434,16 @@ impl Run {
         }
     }
 
-    fn memory_peak(&self) -> Option<u64> {
-        match self.memory.as_ref()? {
-            MemSource::Peak(f) => fs::parse_u64(&fs::pread_string(f).ok()?),
-            MemSource::Current(f) => {
-                let now = fs::parse_u64(&fs::pread_string(f).ok()?).unwrap_or(0);
-                Some(self.sampled_peak.fetch_max(now, Ordering::Relaxed).max(now))
-            }
-        }
+    fn kill(&self) {
+        kill_dir(&self.dir, KILL_WAIT);
     }
 
-    pub fn kill(&self) -> bool {
-        kill_dir(&self.dir, KILL_WAIT)
-    }
-
-    pub fn remove(&self) -> Result<(), CgroupError> {
+    fn remove(&self) -> Result<(), CgroupError> {
         remove_dir(&self.dir, REMOVE_WAIT)
+    }
+
+    fn dirs(&self) -> Vec<PathBuf> {
+        vec![self.dir.clone()]
     }
 }
 
@@ -478,14 +458,7 @@ fn open_memory(dir: &Path) -> Option<MemSource> {
 
 /// Writes the run's limits (only for controllers the parent enabled).
 pub fn configure(dir: &Path, limits: &Limits, enabled: Controllers) -> Result<(), CgroupError> {
-    let write = |name: &str, value: &str| {
-        let path = dir.join(name);
-        fs::write_file(&path, value).map_err(|source| CgroupError::Write {
-            path,
-            value: value.to_string(),
-            source,
-        })
-    };
+    let write = |name: &str, value: &str| fs::write_value(dir, name, value);
     if let (Some(bytes), true) = (limits.memory, enabled.memory) {
         write("memory.max", &bytes.to_string())?;
         match write("memory.swap.max", "0") {
@@ -535,20 +508,9 @@ fn signal_tree(dir: &Path) {
     if let Ok(text) = fs::read_file(&dir.join("cgroup.procs")) {
         fs::parse_pids(&text).into_iter().for_each(fs::sigkill);
     }
-    for child in sub_cgroups(dir) {
+    for child in fs::subdirs(dir) {
         signal_tree(&child);
     }
-}
-
-fn sub_cgroups(dir: &Path) -> Vec<PathBuf> {
-    std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.filter_map(Result::ok)
-                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-                .map(|e| e.path())
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 fn populated(events: &File) -> bool {
@@ -596,28 +558,9 @@ fn wait_event(file: &File, timeout: Duration) {
 
 /// rmdir with EBUSY handling: kill what is left, remove child cgroups, retry briefly.
 pub fn remove_dir(dir: &Path, wait: Duration) -> Result<(), CgroupError> {
-    let start = Instant::now();
-    let mut pause = Duration::from_micros(100);
-    loop {
-        match std::fs::remove_dir(dir) {
-            Ok(()) => return Ok(()),
-            Err(e) if fs::is_missing(&e) => return Ok(()),
-            Err(e) if fs::is_busy(&e) && start.elapsed() < wait => {
-                kill_dir(dir, wait / 4);
-                for child in sub_cgroups(dir) {
-                    let _ = remove_dir(&child, wait / 4);
-                }
-                std::thread::sleep(pause);
-                pause = (pause * 2).min(Duration::from_millis(20));
-            }
-            Err(source) => {
-                return Err(CgroupError::Remove {
-                    path: dir.to_path_buf(),
-                    source,
-                })
-            }
-        }
-    }
+    fs::remove_dir(dir, wait, &|d, w| {
+        kill_dir(d, w);
+    })
 }
 
 #[cfg(test)]

@@ -5,9 +5,7 @@ use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use judgebox::cgroup::{self, Manager, ManagerOptions};
 use judgebox::image::store::Resolved;
-use judgebox::sandbox::{
-    self, CgroupHandle, Config, CopyIn, CopyOut, Enforced, Limits, TimedCgroup,
-};
+use judgebox::sandbox::{self, Config, CopyIn, CopyOut, Enforced, Limits, TimedCgroup};
 use judgebox::seccomp;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -272,18 +270,14 @@ pub fn execute(args: RunArgs) -> Result<i32> {
         root: args.cgroup_root.clone(),
         disabled: args.no_cgroup,
     });
-    if args.cgroup_root.is_some() && manager.mode() == cgroup::Mode::None {
+    if let (Some(root), cgroup::Mode::None) = (&args.cgroup_root, manager.mode()) {
         anyhow::bail!(
             "--cgroup-root {}: not usable: {}",
-            args.cgroup_root.as_ref().unwrap().display(),
+            root.display(),
             manager.none_reason().unwrap_or("unknown reason")
         );
     }
-    let limits = cgroup::Limits {
-        memory: config.limits.memory,
-        pids: config.limits.pids,
-        cpus: config.limits.cpus,
-    };
+    let limits = config.limits.cgroup();
     let enforcement = manager.enforcement(&limits);
     let run_cgroup = match manager.mode() {
         cgroup::Mode::None => None,
@@ -294,12 +288,12 @@ pub fn execute(args: RunArgs) -> Result<i32> {
         ),
     };
     let cgroup_setup = cgroup_started.elapsed();
-    let timed = run_cgroup.as_ref().map(|c| TimedCgroup::new(c));
+    let timed = run_cgroup.as_deref().map(TimedCgroup::new);
     let sandbox_started = Instant::now();
     let outcome = sandbox::run_enforced(
         config,
         Enforced {
-            cgroup: timed.as_ref().map(|c| c as &dyn CgroupHandle),
+            cgroup: timed.as_ref().map(|c| c as &dyn cgroup::Cgroup),
             enforcement,
             filter: filter.as_ref(),
             netns: None,
@@ -309,7 +303,6 @@ pub fn execute(args: RunArgs) -> Result<i32> {
     );
     let sandbox_time = sandbox_started.elapsed();
     let in_run = timed.as_ref().map_or(Duration::ZERO, TimedCgroup::spent);
-    drop(timed);
     let removal_started = Instant::now();
     if let Some(cg) = run_cgroup {
         if let Err(e) = cg.remove() {

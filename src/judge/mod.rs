@@ -348,10 +348,18 @@ fn run_tests(job: &Job, work: &WorkDir) -> Result<Vec<TestReport>, JudgeError> {
 
 /// The cgroup limits every test run gets (the manifest's, or the overrides).
 fn test_cgroup_limits(job: &Job) -> cgroup::Limits {
-    cgroup::Limits {
-        memory: Some(job.overrides.memory.unwrap_or(job.lang.run.memory)),
-        pids: Some(job.overrides.pids.unwrap_or(job.lang.run.pids)),
-        cpus: None,
+    step_limits(&job.lang.run, &job.overrides).cgroup()
+}
+
+/// A step's limits from the manifest, each replaced by its override when given.
+fn step_limits(step: &Step, overrides: &Overrides) -> Limits {
+    Limits {
+        cpu_time: Some(overrides.time.unwrap_or(step.time)),
+        wall_time: Some(overrides.wall_time.unwrap_or(step.wall_time)),
+        output: overrides.output.unwrap_or(step.output),
+        memory: Some(overrides.memory.unwrap_or(step.memory)),
+        pids: Some(overrides.pids.unwrap_or(step.pids)),
+        ..Limits::default()
     }
 }
 
@@ -436,6 +444,7 @@ fn ran_out_of_memory(lang: &Language, run: &RunResult) -> bool {
 }
 
 /// One sandboxed run with its own cgroup and seccomp gate.
+#[allow(clippy::too_many_arguments)]
 fn run_sandboxed(
     job: &Job,
     argv: Vec<String>,
@@ -447,8 +456,6 @@ fn run_sandboxed(
     source: CgroupSource,
     netns: Option<RawFd>,
 ) -> Result<RunResult, JudgeError> {
-    let memory = overrides.memory.unwrap_or(step.memory);
-    let pids = overrides.pids.unwrap_or(step.pids);
     let env = sandbox::overlay_env(&job.env.image_env, &job.lang.env);
     let config = Config {
         rootfs: job.env.rootfs.clone(),
@@ -457,21 +464,10 @@ fn run_sandboxed(
         files,
         copy_out,
         stdin,
-        limits: Limits {
-            cpu_time: Some(overrides.time.unwrap_or(step.time)),
-            wall_time: Some(overrides.wall_time.unwrap_or(step.wall_time)),
-            output: overrides.output.unwrap_or(step.output),
-            memory: Some(memory),
-            pids: Some(pids),
-            ..Limits::default()
-        },
+        limits: step_limits(step, overrides),
         ..Config::default()
     };
-    let limits = cgroup::Limits {
-        memory: Some(memory),
-        pids: Some(pids),
-        cpus: None,
-    };
+    let limits = config.limits.cgroup();
     let enforcement = job.cgroups.enforcement(&limits);
     let run_cgroup = match (job.cgroups.mode(), &source) {
         (cgroup::Mode::None, _) => None,
@@ -484,7 +480,7 @@ fn run_sandboxed(
     let outcome = sandbox::run_enforced(
         config,
         Enforced {
-            cgroup: run_cgroup.as_ref().map(|c| c as &dyn sandbox::CgroupHandle),
+            cgroup: run_cgroup.as_deref(),
             enforcement,
             filter: job.filter.as_ref(),
             netns,

@@ -145,9 +145,9 @@ impl Language {
             detail,
         };
         check_name(&raw.name).map_err(&invalid)?;
-        check_box_name("source_file", &raw.source_file).map_err(&invalid)?;
+        check_plain_box_name("source_file", &raw.source_file).map_err(&invalid)?;
         for a in &raw.artifacts {
-            check_box_name("artifacts", a).map_err(&invalid)?;
+            check_plain_box_name("artifacts", a).map_err(&invalid)?;
         }
         if raw.compile.is_some() == raw.artifacts.is_empty() {
             return Err(invalid(
@@ -207,9 +207,9 @@ fn check_name(name: &str) -> Result<(), String> {
     }
 }
 
-/// A plain file name in /box: no slash, not `.`/`..`, not empty.
-fn check_box_name(field: &str, name: &str) -> Result<(), String> {
-    if name.is_empty() || name == "." || name == ".." || name.contains('/') || name.contains('\0') {
+/// A plain file name in /box (the sandbox's rule): no slash, not `.`/`..`, not empty.
+fn check_plain_box_name(field: &str, name: &str) -> Result<(), String> {
+    if !crate::sandbox::is_box_file_name(name) {
         return Err(format!(
             "{field} '{name}' must be a plain file name in /box"
         ));

@@ -1,15 +1,16 @@
 //! Drops every capability set of the program before execve: bounding and ambient here (while
 //! CAP_SETPCAP is still held), then effective/permitted/inheritable after the uid change.
 
-use super::sys::{self, SysResult};
+use super::protocol::{ChildError, SetupStep};
+use super::sys;
 
 /// Empties the bounding set (needs CAP_SETPCAP, so call before setuid) and the ambient set.
-pub fn drop_bounding_and_ambient(cap_last: u32) -> Result<(), (bool, i32)> {
+pub fn drop_bounding_and_ambient(cap_last: u32) -> Result<(), ChildError> {
     for cap in 0..=cap_last {
         if let Err(e) = sys::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong) {
             // EINVAL: the kernel knows fewer caps than cap_last_cap claimed; nothing to drop.
             if e != libc::EINVAL {
-                return Err((true, e));
+                return Err(ChildError::new(SetupStep::DropBoundingCaps, e));
             }
         }
     }
@@ -26,7 +27,7 @@ pub fn drop_bounding_and_ambient(cap_last: u32) -> Result<(), (bool, i32)> {
     if r < 0 {
         let e = sys::errno();
         if e != libc::EINVAL {
-            return Err((false, e));
+            return Err(ChildError::new(SetupStep::ClearAmbientCaps, e));
         }
     }
     Ok(())
@@ -49,7 +50,7 @@ struct CapData {
 const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
 
 /// Sets effective, permitted and inheritable to empty.
-pub fn clear_all() -> SysResult {
+pub fn clear_all() -> Result<(), ChildError> {
     let header = CapHeader {
         version: LINUX_CAPABILITY_VERSION_3,
         pid: 0,
@@ -62,7 +63,7 @@ pub fn clear_all() -> SysResult {
     // SAFETY: header and two data structs as capset(2) requires for version 3.
     let r = unsafe { libc::syscall(libc::SYS_capset, &header as *const CapHeader, data.as_ptr()) };
     if r < 0 {
-        Err(sys::errno())
+        Err(ChildError::new(SetupStep::ClearCaps, sys::errno()))
     } else {
         Ok(())
     }

@@ -4,15 +4,15 @@
 
 use std::os::fd::RawFd;
 
-use super::{uid, CgroupHandle, Config, ExecFilter, Hooks, RunResult, SandboxError, SeccompGate};
-use crate::cgroup::{Enforcement, Mechanism};
+use super::{uid, Config, ExecFilter, Hooks, RunResult, SandboxError, SeccompGate};
+use crate::cgroup::{Cgroup, Enforcement, Mechanism};
 use crate::seccomp::Filter;
 
 /// What enforces one run's limits.
 pub struct Enforced<'a> {
     /// The run's cgroup (a `crate::cgroup::RunCgroup`, or one wrapped in a `TimedCgroup`),
     /// when a cgroup backend is in use.
-    pub cgroup: Option<&'a dyn CgroupHandle>,
+    pub cgroup: Option<&'a dyn Cgroup>,
     /// Which mechanism enforces each limit (from the cgroup manager).
     pub enforcement: Enforcement,
     pub filter: Option<&'a Filter>,

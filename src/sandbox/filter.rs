@@ -27,15 +27,6 @@ impl SeccompGate {
             watch: Mutex::new(watch),
         }
     }
-
-    pub fn filter(&self) -> &Filter {
-        &self.filter
-    }
-
-    /// Whether a kill can be attributed to a syscall on this host.
-    pub fn can_name_kills(&self) -> bool {
-        self.watch.lock().map(|w| w.is_some()).unwrap_or(false)
-    }
 }
 
 impl ExecFilter for SeccompGate {

@@ -2,10 +2,11 @@
 //! filesystem, forks the program, reaps every zombie, kills whatever is left when the
 //! program exits, copies files out, and reports to the supervisor. Allocation-free.
 
+use super::copy;
 use super::namespaces;
 use super::prepare::Prepared;
 use super::process::{self, ProgramFds};
-use super::report::*;
+use super::protocol::{step, ChildError, Kind, Message, SetupStep, GO, MESSAGE_SIZE};
 use super::rootfs;
 use super::sys;
 use super::ExecFilter;
@@ -26,13 +27,8 @@ pub struct InitChannels {
 /// More than the v1 hierarchies judgebox uses (memory, pids, cpu, cpuacct, freezer).
 pub const MAX_CGROUP_JOIN: usize = 8;
 
-fn send(ch: &InitChannels, r: &Report) {
-    let _ = sys::write_all(ch.report_write, &r.to_bytes());
-}
-
-fn setup_failed(ch: &InitChannels, step: Step, errno: i32, index: u32) -> ! {
-    send(ch, &Report::failure(KIND_SETUP_FAILED, step, errno, index));
-    sys::exit_now(1)
+fn send(ch: &InitChannels, m: &Message) {
+    let _ = sys::write_all(ch.report_write, &m.to_bytes());
 }
 
 /// Entry point in the cloned child; never returns.
@@ -43,56 +39,61 @@ pub fn run(p: &Prepared, ch: &InitChannels, filter: Option<&dyn ExecFilter>) -> 
     let kills = filter.is_some_and(|f| f.kills());
     wait_for_go(ch, kills);
     // After the go, so that a failure reaches a supervisor that is reading reports.
-    join_cgroup(ch);
-    if let Err(e) = namespaces::unshare_cgroup() {
-        setup_failed(ch, Step::UnshareCgroup, e, 0);
-    }
-    // SAFETY: umask cannot fail; init creates nodes/files with exact modes.
-    unsafe { libc::umask(0) };
-    if let Err((step, e, i)) = rootfs::build(p) {
-        setup_failed(ch, step, e, i);
-    }
-    copy_in(p, ch);
-    if let Err(e) = namespaces::set_hostname(&p.hostname) {
-        setup_failed(ch, Step::SetHostname, e, 0);
-    }
-    if ch.netns >= 0 {
-        if let Err(e) = namespaces::join_netns(ch.netns) {
-            setup_failed(ch, Step::JoinNetns, e, 0);
-        }
-        sys::close(ch.netns);
-    }
-    if p.loopback {
-        if let Err(e) = namespaces::loopback_up() {
-            setup_failed(ch, Step::LoopbackUp, e, 0);
-        }
-    }
-    if let Err((step, e, i)) = rootfs::pivot(p) {
-        setup_failed(ch, step, e, i);
+    if let Err(e) = build_sandbox(p, ch) {
+        send(ch, &Message::failure(Kind::SetupFailed, e));
+        sys::exit_now(1);
     }
     install_term_handler();
-    let (start_ns, program, exec_error) = start_program(p, ch, filter);
-    if let Some(mut r) = exec_error {
+    let (start_ns, program, exec_error) = match start_program(p, ch, filter) {
+        Ok(started) => started,
+        Err(e) => {
+            send(ch, &Message::failure(Kind::SetupFailed, e));
+            sys::exit_now(1);
+        }
+    };
+    if let Some(mut m) = exec_error {
         reap_all(program);
-        r.start_ns = start_ns;
-        send(ch, &r);
+        m.start_ns = start_ns;
+        send(ch, &m);
         sys::exit_now(0);
     }
     send(
         ch,
-        &Report {
-            kind: KIND_STARTED,
+        &Message {
             start_ns,
-            ..Report::default()
+            ..Message::new(Kind::Started)
         },
     );
     if kills {
         wait_for_pid_noted(ch);
     }
     let (wait_status, end_ns) = reap_all(program);
-    copy_out(p, ch);
-    send(ch, &finished_report(wait_status, start_ns, end_ns));
+    copy::copy_out(p, |m| send(ch, m));
+    send(ch, &finished_message(wait_status, start_ns, end_ns));
     sys::exit_now(0)
+}
+
+/// Joins the cgroup, builds the filesystem, fills /box, sets hostname and network, and
+/// pivots into the new root: everything before the program is forked.
+fn build_sandbox(p: &Prepared, ch: &InitChannels) -> Result<(), ChildError> {
+    join_cgroup(ch)?;
+    step(SetupStep::UnshareCgroup, namespaces::unshare_cgroup())?;
+    // SAFETY: umask cannot fail; init creates nodes/files with exact modes.
+    unsafe { libc::umask(0) };
+    rootfs::build(p)?;
+    copy::copy_in(p)?;
+    step(
+        SetupStep::SetHostname,
+        namespaces::set_hostname(&p.hostname),
+    )?;
+    if ch.netns >= 0 {
+        step(SetupStep::JoinNetns, namespaces::join_netns(ch.netns))?;
+        sys::close(ch.netns);
+    }
+    if p.loopback {
+        step(SetupStep::LoopbackUp, namespaces::loopback_up())?;
+    }
+    rootfs::pivot(p)
 }
 
 /// Closes every fd except stdio and the ones this run needs (another thread of a
@@ -132,20 +133,19 @@ fn close_foreign_fds(p: &Prepared, ch: &InitChannels) {
 /// Moves init (still single-threaded) into the run's cgroup by writing "0" to each
 /// hierarchy's `tasks`: unlike naming a pid in `cgroup.procs`, this skips the kernel's
 /// global threadgroup lock and the RCU grace period it costs.
-fn join_cgroup(ch: &InitChannels) {
+fn join_cgroup(ch: &InitChannels) -> Result<(), ChildError> {
     for &fd in ch.cgroup_join.iter().filter(|&&fd| fd >= 0) {
-        if let Err(e) = sys::write_all(fd, b"0") {
-            setup_failed(ch, Step::JoinCgroup, e, 0);
-        }
+        step(SetupStep::JoinCgroup, sys::write_all(fd, b"0"))?;
         sys::close(fd);
     }
+    Ok(())
 }
 
 /// `keep_open`: the channel is needed again for `wait_for_pid_noted`.
 fn wait_for_go(ch: &InitChannels, keep_open: bool) {
     let mut byte = [0u8; 1];
     match sys::read_full(ch.sync_read, &mut byte) {
-        Ok(1) => {}
+        Ok(1) if byte[..] == *GO => {}
         // EOF: the supervisor died before we could arm PDEATHSIG's effect.
         _ => sys::exit_now(1),
     }
@@ -179,16 +179,16 @@ fn install_term_handler() {
     }
 }
 
-/// Forks and execs the program. Returns its start time, pid, and an exec failure report.
+/// Forks and execs the program. Returns its start time, pid, and its exec failure.
 fn start_program(
     p: &Prepared,
     ch: &InitChannels,
     filter: Option<&dyn ExecFilter>,
-) -> (u64, i32, Option<Report>) {
+) -> Result<(u64, i32, Option<Message>), ChildError> {
     let mut pipe = [0i32; 2];
     // SAFETY: pipe2 writes two fds into the array.
     if unsafe { libc::pipe2(pipe.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
-        setup_failed(ch, Step::ExecErrorPipe, sys::errno(), 0);
+        return Err(ChildError::new(SetupStep::ExecErrorPipe, sys::errno()));
     }
     let fds = ProgramFds {
         stdin: p.stdin.as_raw_fd(),
@@ -204,16 +204,16 @@ fn start_program(
     };
     let pid = spawn_vfork(&mut args);
     if pid < 0 {
-        setup_failed(ch, Step::ForkProgram, sys::errno(), 0);
+        return Err(ChildError::new(SetupStep::ForkProgram, sys::errno()));
     }
     sys::close(pipe[1]);
     sys::close(ch.stdout_write);
     sys::close(ch.stderr_write);
-    let mut buf = [0u8; REPORT_SIZE];
+    let mut buf = [0u8; MESSAGE_SIZE];
     let got = sys::read_full(pipe[0], &mut buf).unwrap_or(0);
     sys::close(pipe[0]);
-    let failure = (got == REPORT_SIZE).then(|| Report::from_bytes(&buf));
-    (start_ns, pid, failure)
+    let failure = (got == MESSAGE_SIZE).then(|| Message::from_bytes(&buf));
+    Ok((start_ns, pid, failure))
 }
 
 struct ProgramArgs<'a> {
@@ -283,13 +283,13 @@ fn reap_all(program: i32) -> (i32, u64) {
     (program_status, end_ns)
 }
 
-fn finished_report(wait_status: i32, start_ns: u64, end_ns: u64) -> Report {
-    // SAFETY: ru is a valid out-buffer for getrusage.
+fn finished_message(wait_status: i32, start_ns: u64, end_ns: u64) -> Message {
+    // SAFETY: rusage is plain data; all-zero is a valid value.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: ru is a valid out-buffer for getrusage.
     unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru) };
     let us = |tv: libc::timeval| tv.tv_sec as u64 * 1_000_000 + tv.tv_usec as u64;
-    Report {
-        kind: KIND_FINISHED,
+    Message {
         wait_status,
         utime_us: us(ru.ru_utime),
         stime_us: us(ru.ru_stime),
@@ -298,128 +298,6 @@ fn finished_report(wait_status: i32, start_ns: u64, end_ns: u64) -> Report {
         nivcsw: ru.ru_nivcsw as u64,
         start_ns,
         end_ns,
-        ..Report::default()
+        ..Message::new(Kind::Finished)
     }
-}
-
-/// Copies each --file into /box (still reachable at its pre-pivot path), owned by the
-/// program's uid. unlink + O_EXCL|O_NOFOLLOW: a name can never redirect the write.
-fn copy_in(p: &Prepared, ch: &InitChannels) {
-    if p.files.is_empty() {
-        return;
-    }
-    let dir = match sys::openat(
-        libc::AT_FDCWD,
-        p.box_dir.as_ptr(),
-        libc::O_DIRECTORY | libc::O_RDONLY,
-        0,
-    ) {
-        Ok(fd) => fd,
-        Err(e) => setup_failed(ch, Step::CopyIn, e, 0),
-    };
-    for (i, f) in p.files.iter().enumerate() {
-        // A --box-dir may hold leftovers of an earlier run (a symlink, a hard link to some
-        // other file): replace, never write through, whatever is there.
-        // SAFETY: unlinkat on a NUL-terminated name relative to an open directory.
-        unsafe { libc::unlinkat(dir, f.name.as_ptr(), 0) };
-        let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW;
-        let out = match sys::openat(dir, f.name.as_ptr(), flags, f.mode) {
-            Ok(fd) => fd,
-            Err(e) => setup_failed(ch, Step::CopyIn, e, i as u32),
-        };
-        let result = copy_fd(f.fd.as_raw_fd(), out, u64::MAX).and_then(|_| {
-            if f.root_owned {
-                return Ok(());
-            }
-            // SAFETY: fchown on an fd we just created.
-            if unsafe { libc::fchown(out, p.uid, p.gid) } < 0 {
-                Err(sys::errno())
-            } else {
-                Ok(())
-            }
-        });
-        sys::close(out);
-        if let Err(e) = result {
-            setup_failed(ch, Step::CopyIn, e, i as u32);
-        }
-    }
-    sys::close(dir);
-}
-
-/// Copies `from` (from offset 0) to `to`, at most `limit` bytes; returns bytes copied.
-fn copy_fd(from: i32, to: i32, limit: u64) -> Result<u64, i32> {
-    let mut offset: libc::off_t = 0;
-    let mut total = 0u64;
-    loop {
-        let chunk = (limit - total).min(1 << 30) as usize;
-        if chunk == 0 {
-            return Ok(total);
-        }
-        // SAFETY: sendfile between two valid fds with a valid offset pointer.
-        let n = unsafe { libc::sendfile(to, from, &mut offset, chunk) };
-        if n < 0 {
-            match sys::errno() {
-                libc::EINTR => continue,
-                e => return Err(e),
-            }
-        }
-        if n == 0 {
-            return Ok(total);
-        }
-        total += n as u64;
-    }
-}
-
-/// After every process is gone: copies each requested /box file to its host temp file.
-/// The name is resolved beneath /box without following any symlink; only regular files
-/// up to the size cap are copied. Each result is reported.
-fn copy_out(p: &Prepared, ch: &InitChannels) {
-    if p.outs.is_empty() {
-        return;
-    }
-    let dir = sys::openat(
-        libc::AT_FDCWD,
-        c"/box".as_ptr(),
-        libc::O_DIRECTORY | libc::O_PATH,
-        0,
-    );
-    for (i, o) in p.outs.iter().enumerate() {
-        let result =
-            dir.and_then(|d| copy_out_one(d, o.name.as_ptr(), o.fd.as_raw_fd(), p.copy_out_limit));
-        let mut r = Report {
-            kind: KIND_COPY_OUT,
-            index: i as u32,
-            ..Report::default()
-        };
-        match result {
-            Ok(n) => r.bytes = n,
-            Err(e) => r.errno = e,
-        }
-        send(ch, &r);
-    }
-    if let Ok(d) = dir {
-        sys::close(d);
-    }
-}
-
-fn copy_out_one(dir: i32, name: *const libc::c_char, to: i32, limit: u64) -> Result<u64, i32> {
-    let flags = (libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK) as u64;
-    let resolve = sys::RESOLVE_BENEATH | sys::RESOLVE_NO_SYMLINKS | sys::RESOLVE_NO_MAGICLINKS;
-    let fd = sys::openat2(dir, name, flags, 0, resolve)?;
-    // SAFETY: st is a valid out-buffer.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    let result = if unsafe { libc::fstat(fd, &mut st) } < 0 {
-        Err(sys::errno())
-    } else if st.st_mode & libc::S_IFMT != libc::S_IFREG {
-        Err(libc::EINVAL)
-    } else if st.st_nlink > 1 {
-        // A hard link could name a file the program cannot read itself; we read as root.
-        Err(libc::EMLINK)
-    } else if st.st_size as u64 > limit {
-        Err(libc::EFBIG)
-    } else {
-        copy_fd(fd, to, limit)
-    };
-    sys::close(fd);
-    result
 }

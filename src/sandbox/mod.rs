@@ -3,25 +3,50 @@
 //! exactly how it ended. `run` is the whole lifecycle; the submodules are its steps.
 
 mod caps;
+mod copy;
+mod cputime;
 mod enforced;
 mod filter;
 mod init;
+mod monitor;
 mod namespaces;
+mod outcome;
 mod prepare;
 mod process;
-mod report;
+mod protocol;
 pub mod result;
 mod rlimits;
 mod rootfs;
+mod sinks;
 mod supervisor;
 pub(crate) mod sys;
 mod timed;
 pub mod uid;
 
-use std::path::PathBuf;
+use std::path::{Component, Path, PathBuf};
 use thiserror::Error;
 
+use crate::cgroup::Cgroup;
+pub use protocol::SetupStep;
 pub use result::{RunResult, Status};
+
+/// Mount points every rootfs must offer (created when missing; image unpacking makes
+/// them too).
+pub const MOUNT_POINTS: [&str; 4] = ["proc", "dev", "tmp", "box"];
+
+/// Whether `name` can name a file in /box: relative, no `..` or `.`, not empty, no NUL.
+pub fn is_box_name(name: &str) -> bool {
+    let path = Path::new(name);
+    !name.is_empty()
+        && !name.contains('\0')
+        && path.components().all(|c| matches!(c, Component::Normal(_)))
+        && path.components().next().is_some()
+}
+
+/// Whether `name` is a plain file name directly in /box (a [`is_box_name`] without `/`).
+pub fn is_box_file_name(name: &str) -> bool {
+    is_box_name(name) && !name.contains('/')
+}
 
 /// Default PATH inside the sandbox.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -105,6 +130,17 @@ impl Default for Limits {
     }
 }
 
+impl Limits {
+    /// The limits a run's cgroup enforces (the rest are the supervisor's and rlimits').
+    pub fn cgroup(&self) -> crate::cgroup::Limits {
+        crate::cgroup::Limits {
+            memory: self.memory,
+            pids: self.pids,
+            cpus: self.cpus,
+        }
+    }
+}
+
 /// Everything one run needs. Built by the CLI (or a judge) and consumed by [`run`].
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -177,34 +213,6 @@ pub trait ExecFilter: Sync {
     }
 }
 
-/// The seam where a per-run cgroup plugs in; the sandbox never touches cgroupfs itself.
-pub trait CgroupHandle: Sync {
-    /// A directory fd for clone3(CLONE_INTO_CGROUP), when the cgroup is v2.
-    fn clone_into_fd(&self) -> Option<i32>;
-    /// Fds init writes "0" to, to move itself into the cgroup (v1 `tasks`); used when
-    /// clone_into_fd is None. Empty: fall back to `attach`.
-    fn join_fds(&self) -> Vec<i32> {
-        Vec::new()
-    }
-    /// Moves `pid` into the cgroup (used when neither of the above applies).
-    fn attach(&self, pid: i32) -> Result<(), String>;
-    /// CPU time of the whole cgroup so far, nanoseconds.
-    fn cpu_usage_ns(&self) -> Option<u64>;
-    /// Kills every task in the cgroup.
-    fn kill(&self);
-    /// Accounting read once the run is over.
-    fn usage(&self) -> CgroupUsage;
-}
-
-/// What a cgroup measured for one run.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct CgroupUsage {
-    pub memory_peak: Option<u64>,
-    pub oom_killed: bool,
-    pub cpu_ns: Option<u64>,
-    pub pids_peak: Option<u64>,
-}
-
 /// Extras a run can be given beyond its [`Config`].
 #[derive(Default, Clone, Copy)]
 pub struct Hooks<'a> {
@@ -214,7 +222,8 @@ pub struct Hooks<'a> {
     /// large part of a run's kernel time. The judge keeps one per worker. Ignored when the
     /// run wants `lo` up.
     pub netns: Option<std::os::fd::RawFd>,
-    pub cgroup: Option<&'a dyn CgroupHandle>,
+    /// The run's cgroup; the sandbox only calls this interface, never cgroupfs itself.
+    pub cgroup: Option<&'a dyn Cgroup>,
     /// When no cgroup enforces memory/pids, apply RLIMIT_AS / RLIMIT_NPROC instead.
     pub rlimit_memory: bool,
     pub rlimit_pids: bool,
@@ -272,9 +281,9 @@ pub enum SandboxError {
     RootUid,
     #[error("judgebox must run as root (it creates namespaces and mounts); run it with sudo or from a root service")]
     NotRoot,
-    #[error("{step}: {source}")]
+    #[error("{}: {source}", step.describe())]
     Sys {
-        step: &'static str,
+        step: SetupStep,
         source: std::io::Error,
     },
 }
@@ -285,31 +294,3 @@ pub use namespaces::new_netns;
 pub use prepare::ensure_root;
 pub use supervisor::run;
 pub use timed::TimedCgroup;
-
-/// The cgroup layer's run cgroup, seen through the sandbox's seam.
-impl CgroupHandle for crate::cgroup::RunCgroup {
-    fn clone_into_fd(&self) -> Option<i32> {
-        crate::cgroup::RunCgroup::clone_into_fd(self)
-    }
-    fn join_fds(&self) -> Vec<i32> {
-        crate::cgroup::RunCgroup::join_fds(self)
-    }
-    fn attach(&self, pid: i32) -> Result<(), String> {
-        crate::cgroup::RunCgroup::attach(self, pid).map_err(|e| e.to_string())
-    }
-    fn cpu_usage_ns(&self) -> Option<u64> {
-        crate::cgroup::RunCgroup::cpu_usage_ns(self)
-    }
-    fn kill(&self) {
-        crate::cgroup::RunCgroup::kill(self)
-    }
-    fn usage(&self) -> CgroupUsage {
-        let s = self.stats();
-        CgroupUsage {
-            memory_peak: s.memory_peak,
-            oom_killed: s.oom_killed,
-            cpu_ns: s.cpu_ns,
-            pids_peak: s.pids_peak,
-        }
-    }
-}

@@ -1,7 +1,10 @@
 //! Host-side preparation before clone: validates the config, opens every file the run
 //! needs, and lays out all strings and pointer arrays so the child side never allocates.
 
-use super::{Config, Hooks, SandboxError, DEFAULT_PATH};
+use super::{
+    is_box_file_name, is_box_name, Config, Hooks, SandboxError, SetupStep, DEFAULT_PATH,
+    MOUNT_POINTS,
+};
 use std::ffi::CString;
 use std::fs::{File, OpenOptions};
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -24,8 +27,6 @@ pub const MASKED_PATHS: &[&str] = &[
 ];
 /// Paths under /proc that are made read-only.
 pub const READONLY_PATHS: &[&str] = &["proc/bus", "proc/fs", "proc/irq", "proc/sys"];
-/// Mount points the rootfs must offer (created when missing).
-pub const MOUNTPOINTS: &[&str] = &["proc", "dev", "tmp", "box"];
 
 /// A file to be copied into /box by init.
 pub struct InFile {
@@ -87,13 +88,8 @@ fn path_cstr(p: &Path) -> Result<CString, SandboxError> {
 }
 
 /// Validates a name inside /box: relative, no `..`, not empty.
-pub fn check_box_name(name: &str) -> Result<(), SandboxError> {
-    let path = Path::new(name);
-    let ok = !name.is_empty()
-        && !name.contains('\0')
-        && path.components().all(|c| matches!(c, Component::Normal(_)))
-        && path.components().next().is_some();
-    if ok {
+fn check_box_name(name: &str) -> Result<(), SandboxError> {
+    if is_box_name(name) {
         Ok(())
     } else {
         Err(SandboxError::BadBoxName(name.to_string()))
@@ -126,7 +122,7 @@ fn check_rootfs(config: &Config) -> Result<PathBuf, SandboxError> {
     let canonical =
         std::fs::canonicalize(root).map_err(|_| SandboxError::RootfsMissing(root.clone()))?;
     let host_root = std::fs::metadata("/").map_err(|e| SandboxError::Sys {
-        step: "stat /",
+        step: SetupStep::StatHostRoot,
         source: e,
     })?;
     if !config.allow_host_root && meta.dev() == host_root.dev() && meta.ino() == host_root.ino() {
@@ -169,8 +165,7 @@ fn ensure_mountpoint(root: &Path, what: &'static str) -> Result<(), SandboxError
 fn open_copy_in(config: &Config) -> Result<Vec<InFile>, SandboxError> {
     let mut files = Vec::with_capacity(config.files.len());
     for f in &config.files {
-        check_box_name(&f.name)?;
-        if f.name.contains('/') {
+        if !is_box_file_name(&f.name) {
             return Err(SandboxError::BadBoxName(f.name.clone()));
         }
         let err = |source| SandboxError::CopyInSource {
@@ -314,7 +309,8 @@ fn rlimit_list(config: &Config, hooks: &Hooks) -> Vec<(libc::__rlimit_resource_t
     v
 }
 
-/// judgebox creates namespaces, mounts and cgroups: it needs root. Checked first of all.
+/// judgebox creates namespaces, mounts and cgroups: it needs root. The command line
+/// checks it first of all, before anything else is opened or created.
 pub fn ensure_root() -> Result<(), SandboxError> {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
@@ -326,7 +322,6 @@ pub fn ensure_root() -> Result<(), SandboxError> {
 /// Validates `config` and prepares a run. Nothing is created on the host except the
 /// copy-out temp files (removed by the supervisor) and missing empty mount point dirs.
 pub fn prepare(config: &Config, hooks: &Hooks) -> Result<Prepared, SandboxError> {
-    ensure_root()?;
     if config.argv.is_empty() || config.argv[0].is_empty() {
         return Err(SandboxError::EmptyCommand);
     }
@@ -352,7 +347,7 @@ pub fn prepare(config: &Config, hooks: &Hooks) -> Result<Prepared, SandboxError>
         None => None,
     };
     // Host-side changes only after every check passed: mount points, then copy-out temps.
-    for what in MOUNTPOINTS {
+    for what in MOUNT_POINTS {
         ensure_mountpoint(&root_path, what)?;
     }
     let outs = open_copy_out(config)?;

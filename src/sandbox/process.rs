@@ -1,10 +1,10 @@
 //! The program's own process, between fork (from init) and execve: stdio, rlimits,
 //! credentials, capabilities, no_new_privs, fds, work dir, seccomp, exec. Allocation-free;
-//! any failure is written to the exec-error pipe as a Report and the process exits 127.
+//! any failure is written to the exec-error pipe and the process exits 127.
 
 use super::caps;
 use super::prepare::Prepared;
-use super::report::{Report, Step, KIND_EXEC_FAILED};
+use super::protocol::{step, ChildError, Kind, Message, SetupStep};
 use super::rlimits;
 use super::sys;
 use super::ExecFilter;
@@ -18,53 +18,51 @@ pub struct ProgramFds {
     pub error: i32,
 }
 
-fn fail(fds: &ProgramFds, step: Step, errno: i32, index: u32) -> ! {
-    let r = Report::failure(KIND_EXEC_FAILED, step, errno, index);
-    let _ = sys::write_all(fds.error, &r.to_bytes());
+/// Runs in the forked program child; never returns. Any failure goes to the exec-error
+/// pipe as a [`Kind::ExecFailed`] message and the process exits 127.
+pub fn exec_program(p: &Prepared, fds: &ProgramFds, filter: Option<&dyn ExecFilter>) -> ! {
+    let error = match set_up(p, fds, filter) {
+        Ok(()) => exec(p),
+        Err(e) => e,
+    };
+    let _ = sys::write_all(
+        fds.error,
+        &Message::failure(Kind::ExecFailed, error).to_bytes(),
+    );
     sys::exit_now(127)
 }
 
-/// Runs in the forked program child; never returns.
-pub fn exec_program(p: &Prepared, fds: &ProgramFds, filter: Option<&dyn ExecFilter>) -> ! {
+/// Everything between fork and execve, in order; seccomp last of all.
+fn set_up(
+    p: &Prepared,
+    fds: &ProgramFds,
+    filter: Option<&dyn ExecFilter>,
+) -> Result<(), ChildError> {
     // SAFETY: setsid has no preconditions; a new session keeps the program off any tty.
     if unsafe { libc::setsid() } < 0 {
-        fail(fds, Step::Setsid, sys::errno(), 0);
+        return Err(ChildError::new(SetupStep::Setsid, sys::errno()));
     }
     reset_signals();
-    set_stdio(fds);
-    if let Err((e, i)) = rlimits::apply(&p.rlimits) {
-        fail(fds, Step::SetRlimit, e, i);
-    }
-    if let Err((bounding, e)) = caps::drop_bounding_and_ambient(p.cap_last) {
-        let step = if bounding {
-            Step::DropBoundingCaps
-        } else {
-            Step::ClearAmbientCaps
-        };
-        fail(fds, step, e, 0);
-    }
-    set_credentials(p, fds);
-    if let Err(e) = caps::clear_all() {
-        fail(fds, Step::ClearCaps, e, 0);
-    }
-    if let Err(e) = sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1) {
-        fail(fds, Step::NoNewPrivs, e, 0);
-    }
+    set_stdio(fds)?;
+    rlimits::apply(&p.rlimits)?;
+    caps::drop_bounding_and_ambient(p.cap_last)?;
+    set_credentials(p)?;
+    caps::clear_all()?;
+    step(
+        SetupStep::NoNewPrivs,
+        sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1),
+    )?;
     // SAFETY: umask cannot fail.
     unsafe { libc::umask(0o022) };
-    if let Err(e) = sys::chdir(p.workdir.as_ptr()) {
-        fail(fds, Step::Chdir, e, 0);
-    }
+    step(SetupStep::Chdir, sys::chdir(p.workdir.as_ptr()))?;
     // Every fd above 2 (including the error pipe) closes at execve.
     if sys::close_range(3, i32::MAX, sys::CLOSE_RANGE_CLOEXEC).is_err() {
         mark_cloexec_slow();
     }
     if let Some(f) = filter {
-        if let Err(e) = f.install() {
-            fail(fds, Step::Seccomp, e, 0);
-        }
+        step(SetupStep::Seccomp, f.install())?;
     }
-    exec(p, fds)
+    Ok(())
 }
 
 /// Dispositions set to "ignore" survive execve (Rust's runtime ignores SIGPIPE, for one):
@@ -84,34 +82,39 @@ fn reset_signals() {
     }
 }
 
-fn set_stdio(fds: &ProgramFds) {
+fn set_stdio(fds: &ProgramFds) -> Result<(), ChildError> {
     for (i, (from, to)) in [(fds.stdin, 0), (fds.stdout, 1), (fds.stderr, 2)]
         .into_iter()
         .enumerate()
     {
-        if let Err(e) = sys::dup2(from, to) {
-            fail(fds, Step::SetStdio, e, i as u32);
-        }
+        sys::dup2(from, to).map_err(|e| ChildError::at(SetupStep::SetStdio, e, i as u32))?;
     }
+    Ok(())
 }
 
 /// Raw syscalls, not glibc's wrappers: in a process cloned from a multi-threaded
 /// supervisor, glibc still believes the parent's other threads exist and its setxid
 /// broadcast (which applies credentials to every thread) would wait for them forever.
-fn set_credentials(p: &Prepared, fds: &ProgramFds) {
-    // SAFETY: raw setgroups with an empty list; setres[ug]id with plain ids. No memory
-    // is passed (the list pointer is NULL with a zero count).
-    unsafe {
-        if libc::syscall(libc::SYS_setgroups, 0, std::ptr::null::<libc::gid_t>()) < 0 {
-            fail(fds, Step::SetGroups, sys::errno(), 0);
+fn set_credentials(p: &Prepared) -> Result<(), ChildError> {
+    let check = |step, ret: libc::c_long| {
+        if ret < 0 {
+            Err(ChildError::new(step, sys::errno()))
+        } else {
+            Ok(())
         }
-        if libc::syscall(libc::SYS_setresgid, p.gid, p.gid, p.gid) < 0 {
-            fail(fds, Step::SetGid, sys::errno(), 0);
-        }
-        if libc::syscall(libc::SYS_setresuid, p.uid, p.uid, p.uid) < 0 {
-            fail(fds, Step::SetUid, sys::errno(), 0);
-        }
-    }
+    };
+    // SAFETY: raw setgroups with an empty list: no memory is passed (NULL, zero count).
+    check(SetupStep::SetGroups, unsafe {
+        libc::syscall(libc::SYS_setgroups, 0, std::ptr::null::<libc::gid_t>())
+    })?;
+    // SAFETY: setresgid with plain ids.
+    check(SetupStep::SetGid, unsafe {
+        libc::syscall(libc::SYS_setresgid, p.gid, p.gid, p.gid)
+    })?;
+    // SAFETY: setresuid with plain ids.
+    check(SetupStep::SetUid, unsafe {
+        libc::syscall(libc::SYS_setresuid, p.uid, p.uid, p.uid)
+    })
 }
 
 /// Fallback for kernels without close_range: mark fds 3..1024 close-on-exec one by one.
@@ -122,8 +125,9 @@ fn mark_cloexec_slow() {
     }
 }
 
-/// execve, searching PATH (as execvp does) when argv[0] has no slash.
-fn exec(p: &Prepared, fds: &ProgramFds) -> ! {
+/// execve, searching PATH (as execvp does) when argv[0] has no slash. Returns only on
+/// failure, with the most telling errno.
+fn exec(p: &Prepared) -> ChildError {
     let name = p.argv[0].as_bytes();
     if name.contains(&b'/') {
         // SAFETY: argv/envp are NULL-terminated arrays of valid C strings.
@@ -134,7 +138,7 @@ fn exec(p: &Prepared, fds: &ProgramFds) -> ! {
                 p.envp_ptrs.as_ptr(),
             )
         };
-        fail(fds, Step::Execve, sys::errno(), 0);
+        return ChildError::new(SetupStep::Execve, sys::errno());
     }
     let mut buf = [0u8; 4096];
     let mut best = libc::ENOENT;
@@ -159,5 +163,5 @@ fn exec(p: &Prepared, fds: &ProgramFds) -> ! {
             e => best = e, // e.g. EACCES: remember, but keep looking like execvp does
         }
     }
-    fail(fds, Step::Execve, best, 0)
+    ChildError::new(SetupStep::Execve, best)
 }

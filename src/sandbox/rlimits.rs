@@ -1,12 +1,14 @@
 //! Applies the program's resource limits (core, nofile, fsize, stack, the RLIMIT_CPU
 //! backstop, and RLIMIT_AS/NPROC when no cgroup enforces memory or tasks).
 
+use super::protocol::{ChildError, SetupStep};
 use super::sys;
 
-/// Sets every (resource, value) pair; returns the index of the one that failed.
-pub fn apply(limits: &[(libc::__rlimit_resource_t, u64)]) -> Result<(), (i32, u32)> {
+/// Sets every (resource, value) pair; a failure names the index of the one that failed.
+pub fn apply(limits: &[(libc::__rlimit_resource_t, u64)]) -> Result<(), ChildError> {
     for (i, (resource, value)) in limits.iter().enumerate() {
-        sys::set_rlimit(*resource, *value).map_err(|e| (e, i as u32))?;
+        sys::set_rlimit(*resource, *value)
+            .map_err(|e| ChildError::at(SetupStep::SetRlimit, e, i as u32))?;
     }
     Ok(())
 }

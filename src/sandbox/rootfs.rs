@@ -3,16 +3,12 @@
 //! /box, then pivot_root so the host tree is unreachable. Runs in init, allocation-free.
 
 use super::prepare::Prepared;
-use super::report::Step;
+use super::protocol::{step, ChildError, SetupStep};
 use super::sys::{self, SysResult, NULL};
 use libc::c_ulong;
 use std::ffi::CStr;
 
-type StepResult = Result<(), (Step, i32, u32)>;
-
-fn at(step: Step, r: SysResult) -> StepResult {
-    r.map_err(|e| (step, e, 0))
-}
+type StepResult = Result<(), ChildError>;
 
 const TMPFS: &CStr = c"tmpfs";
 const PROC: &CStr = c"proc";
@@ -31,30 +27,30 @@ pub fn build(p: &Prepared) -> StepResult {
 fn make_mounts_private() -> StepResult {
     // Nothing done from here on may propagate back to the host's mount table.
     let flags = (libc::MS_REC | libc::MS_PRIVATE) as c_ulong;
-    at(
-        Step::MakeMountsPrivate,
+    step(
+        SetupStep::MakeMountsPrivate,
         sys::mount(NULL, c"/".as_ptr(), NULL, flags, NULL),
     )
 }
 
 fn bind_rootfs_readonly(p: &Prepared) -> StepResult {
     let root = p.root.as_ptr();
-    at(
-        Step::BindRootfs,
+    step(
+        SetupStep::BindRootfs,
         sys::mount(root, root, NULL, libc::MS_BIND as c_ulong, NULL),
     )?;
     let flags =
         libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV;
-    at(
-        Step::RemountRootfsReadonly,
+    step(
+        SetupStep::RemountRootfsReadonly,
         sys::mount(NULL, root, NULL, flags as c_ulong, NULL),
     )
 }
 
 fn mount_proc(p: &Prepared) -> StepResult {
     let flags = (libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC) as c_ulong;
-    at(
-        Step::MountProc,
+    step(
+        SetupStep::MountProc,
         sys::mount(
             PROC.as_ptr(),
             p.proc_dir.as_ptr(),
@@ -64,10 +60,11 @@ fn mount_proc(p: &Prepared) -> StepResult {
         ),
     )?;
     for (i, path) in p.readonly.iter().enumerate() {
-        make_readonly(path).map_err(|e| (Step::ReadonlyProcPath, e, i as u32))?;
+        make_readonly(path)
+            .map_err(|e| ChildError::at(SetupStep::ReadonlyProcPath, e, i as u32))?;
     }
     for (i, path) in p.masked.iter().enumerate() {
-        mask(path).map_err(|e| (Step::MaskProcPath, e, i as u32))?;
+        mask(path).map_err(|e| ChildError::at(SetupStep::MaskProcPath, e, i as u32))?;
     }
     Ok(())
 }
@@ -95,8 +92,9 @@ fn make_readonly(path: &CStr) -> SysResult {
 
 /// Hides a path: /dev/null over files, an empty read-only tmpfs over directories.
 fn mask(path: &CStr) -> SysResult {
-    // SAFETY: st is a valid out-buffer; path is NUL-terminated.
+    // SAFETY: stat is plain data; all-zero is a valid value.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: st is a valid out-buffer; path is NUL-terminated.
     if unsafe { libc::lstat(path.as_ptr(), &mut st) } != 0 {
         return match sys::errno() {
             libc::ENOENT => Ok(()),
@@ -144,8 +142,8 @@ fn mount_dev(p: &Prepared) -> StepResult {
     // program has no CAP_MKNOD, so nothing else can ever appear here.
     let flags = (libc::MS_NOSUID | libc::MS_NOEXEC) as c_ulong;
     let opts = c"mode=0755,size=64k,nr_inodes=64";
-    at(
-        Step::MountDev,
+    step(
+        SetupStep::MountDev,
         sys::mount(
             TMPFS.as_ptr(),
             p.dev_dir.as_ptr(),
@@ -160,13 +158,13 @@ fn mount_dev(p: &Prepared) -> StepResult {
         libc::O_DIRECTORY | libc::O_PATH,
         0,
     )
-    .map_err(|e| (Step::MountDev, e, 0))?;
+    .map_err(|e| ChildError::new(SetupStep::MountDev, e))?;
     let result = populate_dev(dir);
     sys::close(dir);
     result?;
     let flags = (libc::MS_NOSUID | libc::MS_NODEV) as c_ulong;
-    at(
-        Step::MountDevShm,
+    step(
+        SetupStep::MountDevShm,
         sys::mount(
             TMPFS.as_ptr(),
             p.shm_dir.as_ptr(),
@@ -181,22 +179,22 @@ fn populate_dev(dir: i32) -> StepResult {
     for (i, (name, major, minor)) in DEVICES.iter().enumerate() {
         let dev = libc::makedev(*major, *minor);
         sys::mknodat(dir, name.as_ptr(), libc::S_IFCHR | 0o666, dev)
-            .map_err(|e| (Step::MakeDevNode, e, i as u32))?;
+            .map_err(|e| ChildError::at(SetupStep::MakeDevNode, e, i as u32))?;
     }
     for (i, (target, name)) in DEV_LINKS.iter().enumerate() {
         sys::symlinkat(target.as_ptr(), dir, name.as_ptr())
-            .map_err(|e| (Step::MakeDevSymlink, e, i as u32))?;
+            .map_err(|e| ChildError::at(SetupStep::MakeDevSymlink, e, i as u32))?;
     }
-    at(
-        Step::MountDevShm,
+    step(
+        SetupStep::MountDevShm,
         sys::mkdirat(dir, c"shm".as_ptr(), 0o1777),
     )
 }
 
 fn mount_tmp(p: &Prepared) -> StepResult {
     let flags = (libc::MS_NOSUID | libc::MS_NODEV) as c_ulong;
-    at(
-        Step::MountTmp,
+    step(
+        SetupStep::MountTmp,
         sys::mount(
             TMPFS.as_ptr(),
             p.tmp_dir.as_ptr(),
@@ -210,8 +208,8 @@ fn mount_tmp(p: &Prepared) -> StepResult {
 fn mount_box(p: &Prepared) -> StepResult {
     let flags = (libc::MS_NOSUID | libc::MS_NODEV) as c_ulong;
     match &p.box_bind {
-        None => at(
-            Step::MountBox,
+        None => step(
+            SetupStep::MountBox,
             sys::mount(
                 TMPFS.as_ptr(),
                 p.box_dir.as_ptr(),
@@ -221,8 +219,8 @@ fn mount_box(p: &Prepared) -> StepResult {
             ),
         ),
         Some(host) => {
-            at(
-                Step::BindBoxDir,
+            step(
+                SetupStep::BindBoxDir,
                 sys::mount(
                     host.as_ptr(),
                     p.box_dir.as_ptr(),
@@ -232,8 +230,8 @@ fn mount_box(p: &Prepared) -> StepResult {
                 ),
             )?;
             let flags = libc::MS_REMOUNT | libc::MS_BIND | libc::MS_NOSUID | libc::MS_NODEV;
-            at(
-                Step::RemountBoxDir,
+            step(
+                SetupStep::RemountBoxDir,
                 sys::mount(NULL, p.box_dir.as_ptr(), NULL, flags as c_ulong, NULL),
             )
         }
@@ -244,11 +242,11 @@ fn mount_box(p: &Prepared) -> StepResult {
 /// (not `..`, not /proc/*/root) that leads back to the host tree. No put_old directory is
 /// needed, so the read-only rootfs is never written.
 pub fn pivot(p: &Prepared) -> StepResult {
-    at(Step::ChdirNewRoot, sys::chdir(p.root.as_ptr()))?;
-    at(
-        Step::PivotRoot,
+    step(SetupStep::ChdirNewRoot, sys::chdir(p.root.as_ptr()))?;
+    step(
+        SetupStep::PivotRoot,
         sys::pivot_root(c".".as_ptr(), c".".as_ptr()),
     )?;
-    at(Step::DetachOldRoot, sys::umount_detach(c".".as_ptr()))?;
-    at(Step::ChdirSlash, sys::chdir(c"/".as_ptr()))
+    step(SetupStep::DetachOldRoot, sys::umount_detach(c".".as_ptr()))?;
+    step(SetupStep::ChdirSlash, sys::chdir(c"/".as_ptr()))
 }

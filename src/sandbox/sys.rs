@@ -5,22 +5,8 @@
 use libc::{c_char, c_int, c_ulong, c_void};
 use std::ptr;
 
-/// `clone3` flag (linux/sched.h): create the child directly in the cgroup given by fd.
-pub const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 /// `close_range` flag: mark instead of close.
 pub const CLOSE_RANGE_CLOEXEC: c_int = 4;
-/// `openat2` resolve flags (linux/openat2.h).
-pub const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
-pub const RESOLVE_NO_SYMLINKS: u64 = 0x04;
-pub const RESOLVE_BENEATH: u64 = 0x08;
-
-/// Mirrors `struct open_how` for openat2.
-#[repr(C)]
-pub struct OpenHow {
-    pub flags: u64,
-    pub mode: u64,
-    pub resolve: u64,
-}
 
 pub type SysResult<T = ()> = Result<T, i32>;
 
@@ -44,7 +30,7 @@ fn check(ret: c_int) -> SysResult {
 pub fn clone_process(flags: u64, cgroup_fd: Option<c_int>) -> SysResult<libc::pid_t> {
     // SAFETY: clone_args is plain old data; zeroed is a valid initial value.
     let mut args: libc::clone_args = unsafe { std::mem::zeroed() };
-    args.flags = flags | cgroup_fd.map_or(0, |_| CLONE_INTO_CGROUP);
+    args.flags = flags | cgroup_fd.map_or(0, |_| crate::cgroup::CLONE_INTO_CGROUP);
     args.exit_signal = libc::SIGCHLD as u64;
     args.cgroup = cgroup_fd.map_or(0, |fd| fd as u64);
     // SAFETY: clone3 without CLONE_VM and without a stack behaves like fork: the child gets a
@@ -150,19 +136,19 @@ pub fn openat2(
     mode: u64,
     resolve: u64,
 ) -> SysResult<c_int> {
-    let how = OpenHow {
-        flags: flags | libc::O_CLOEXEC as u64,
-        mode,
-        resolve,
-    };
+    // SAFETY: open_how is plain data; all-zero is a valid value.
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = flags | libc::O_CLOEXEC as u64;
+    how.mode = mode;
+    how.resolve = resolve;
     // SAFETY: `how` is a valid open_how of the size passed; path is NUL-terminated.
     let fd = unsafe {
         libc::syscall(
             libc::SYS_openat2,
             dirfd,
             path,
-            &how as *const OpenHow,
-            std::mem::size_of::<OpenHow>(),
+            &how as *const libc::open_how,
+            std::mem::size_of::<libc::open_how>(),
         )
     };
     if fd < 0 {
@@ -252,8 +238,9 @@ pub fn set_rlimit(resource: libc::__rlimit_resource_t, value: u64) -> SysResult 
 }
 
 pub fn monotonic_ns() -> u64 {
-    // SAFETY: ts is a valid out-pointer; CLOCK_MONOTONIC is system-wide (no time namespace).
+    // SAFETY: timespec is plain data; all-zero is a valid value.
     let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
+    // SAFETY: ts is a valid out-pointer; CLOCK_MONOTONIC is system-wide (no time namespace).
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }

@@ -2,18 +2,20 @@
 //! can say what cgroup work cost during a run (polling, accounting, kill) without the
 //! sandbox or the cgroup layer knowing about timing.
 
+use std::os::fd::RawFd;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use super::{CgroupHandle, CgroupUsage};
+use crate::cgroup::{Cgroup, CgroupError, Stats};
 
 pub struct TimedCgroup<'a> {
-    inner: &'a dyn CgroupHandle,
+    inner: &'a dyn Cgroup,
     nanos: AtomicU64,
 }
 
 impl<'a> TimedCgroup<'a> {
-    pub fn new(inner: &'a dyn CgroupHandle) -> TimedCgroup<'a> {
+    pub fn new(inner: &'a dyn Cgroup) -> TimedCgroup<'a> {
         TimedCgroup {
             inner,
             nanos: AtomicU64::new(0),
@@ -34,23 +36,29 @@ impl<'a> TimedCgroup<'a> {
     }
 }
 
-impl CgroupHandle for TimedCgroup<'_> {
-    fn clone_into_fd(&self) -> Option<i32> {
+impl Cgroup for TimedCgroup<'_> {
+    fn clone_into_fd(&self) -> Option<RawFd> {
         self.timed(|| self.inner.clone_into_fd())
     }
-    fn join_fds(&self) -> Vec<i32> {
+    fn join_fds(&self) -> Vec<RawFd> {
         self.timed(|| self.inner.join_fds())
     }
-    fn attach(&self, pid: i32) -> Result<(), String> {
+    fn attach(&self, pid: i32) -> Result<(), CgroupError> {
         self.timed(|| self.inner.attach(pid))
     }
     fn cpu_usage_ns(&self) -> Option<u64> {
         self.timed(|| self.inner.cpu_usage_ns())
     }
+    fn stats(&self) -> Stats {
+        self.timed(|| self.inner.stats())
+    }
     fn kill(&self) {
         self.timed(|| self.inner.kill())
     }
-    fn usage(&self) -> CgroupUsage {
-        self.timed(|| self.inner.usage())
+    fn remove(&self) -> Result<(), CgroupError> {
+        self.timed(|| self.inner.remove())
+    }
+    fn dirs(&self) -> Vec<PathBuf> {
+        self.inner.dirs()
     }
 }

@@ -10,8 +10,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 
-/// The directories the sandbox mounts over (see `sandbox::prepare::MOUNTPOINTS`).
-pub const MOUNT_POINTS: [&str; 4] = ["box", "proc", "dev", "tmp"];
+pub use crate::sandbox::MOUNT_POINTS;
 
 /// Creates the missing mount points and the image's working directory as real 0755
 /// directories. An existing entry of any kind (a symlink, say) is kept: the sandbox

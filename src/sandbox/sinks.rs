@@ -1,0 +1,74 @@
+//! Where a run's stdout and stderr go: kept in memory for the result, written to host
+//! files, or passed straight through to judgebox's own stdout/stderr. The monitor feeds
+//! them under the output cap.
+
+use super::{Config, RunResult, SandboxError};
+use std::fs::File;
+use std::io::Write;
+use std::path::Path;
+
+/// Where the program's stdout/stderr go.
+pub enum Sink {
+    Memory(Vec<u8>),
+    File(File),
+    Passthrough(std::io::Stdout),
+    PassthroughErr(std::io::Stderr),
+}
+
+pub struct Sinks {
+    out: Sink,
+    err: Sink,
+    pub out_truncated: bool,
+    pub err_truncated: bool,
+}
+
+impl Sinks {
+    pub fn open(config: &Config) -> Result<Sinks, SandboxError> {
+        let open = |path: &Path| {
+            File::create(path).map_err(|source| SandboxError::OutputFile {
+                path: path.to_path_buf(),
+                source,
+            })
+        };
+        let out = match (&config.stdout_file, config.stream_output) {
+            (Some(p), _) => Sink::File(open(p)?),
+            (None, true) => Sink::Passthrough(std::io::stdout()),
+            (None, false) => Sink::Memory(Vec::new()),
+        };
+        let err = match (&config.stderr_file, config.stream_output) {
+            (Some(p), _) => Sink::File(open(p)?),
+            (None, true) => Sink::PassthroughErr(std::io::stderr()),
+            (None, false) => Sink::Memory(Vec::new()),
+        };
+        Ok(Sinks {
+            out,
+            err,
+            out_truncated: false,
+            err_truncated: false,
+        })
+    }
+
+    pub fn write(&mut self, stderr: bool, data: &[u8]) {
+        let sink = if stderr { &mut self.err } else { &mut self.out };
+        let _ = match sink {
+            Sink::Memory(v) => {
+                v.extend_from_slice(data);
+                Ok(())
+            }
+            Sink::File(f) => f.write_all(data),
+            Sink::Passthrough(s) => s.write_all(data).and_then(|_| s.flush()),
+            Sink::PassthroughErr(s) => s.write_all(data),
+        };
+    }
+
+    pub fn finish(self, result: &mut RunResult) {
+        result.stdout_truncated = self.out_truncated;
+        result.stderr_truncated = self.err_truncated;
+        if let Sink::Memory(v) = self.out {
+            result.stdout = v;
+        }
+        if let Sink::Memory(v) = self.err {
+            result.stderr = v;
+        }
+    }
+}
