@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # The whole test suite (as root): builds judgebox and the language images (cached after the
-# first run), then unit + integration tests on this host (cargo test, every language judged
-# for real), then the cgroup-v2 scenarios in a VM (scripts/vm-test.sh).
+# first run), runs clippy (warnings are errors), then unit + integration tests on this host
+# (cargo test, every language judged for real), then the cgroup-v2 scenarios in a VM
+# (scripts/vm-test.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "test.sh: the tests create namespaces, mounts and cgroups: run as root" >&2; exit 2; }
 scripts/install-deps.sh
 cargo build --release --quiet
+# Lints first (cheap next to the tests): every unsafe block documented, no warnings.
+rustup component add clippy >/dev/null 2>&1 || true
+cargo clippy --quiet --all-targets -- -D warnings
 JUDGEBOX=$PWD/target/x86_64-unknown-linux-gnu/release/judgebox scripts/build-images.sh
 JUDGEBOX_REQUIRE_IMAGES=1 cargo test --release -- --test-threads=2
 scripts/crosscheck-umoci.sh
