@@ -501,3 +501,156 @@ fn a_language_whose_image_is_missing_says_how_to_get_it() {
         "{stderr}"
     );
 }
+
+/// The program's pid in each test, in test order (the script prints `$$` first).
+fn pids_of(v: &Value) -> Vec<String> {
+    v["tests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            t["stdout"]
+                .as_str()
+                .unwrap_or("")
+                .lines()
+                .next()
+                .unwrap_or("")
+                .to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn a_reused_sandbox_shows_a_test_nothing_of_the_previous_one() {
+    let f = Fixture::new();
+    for (name, input, expected) in [
+        ("1", "leave", "left"),
+        ("2", "check", "clean"),
+        ("3", "leave", "left"),
+        ("4", "check", "clean"),
+    ] {
+        f.file(&format!("tests/{name}.in"), &format!("{input}\n"));
+        f.file(&format!("tests/{name}.out"), &format!("{expected}\n"));
+    }
+    let tests = f.dir.path().join("tests").display().to_string();
+    let src = "read what; exec /probes/leftovers $what";
+    for mode in [None, Some("--no-reuse")] {
+        let mut args = vec!["--tests", &tests, "--parallel", "1"];
+        args.extend(mode);
+        let v = f.judge_json("sh", src, &args);
+        // `check` prints what it still sees of an earlier test (files in /box, /tmp,
+        // /dev/shm, SysV shm and message queues, a POSIX queue, an abstract socket, a
+        // background process) and fails; `leave`'s mount attempt must fail too.
+        assert_eq!(v["verdict"], "accepted", "{mode:?}: {v}");
+    }
+    // A later submission (another judge) sees nothing of an earlier one either.
+    let one = f.one_test("check\n", "clean\n");
+    let v = f.judge_json("sh", src, &strs(&one));
+    assert_eq!(v["verdict"], "accepted", "{v}");
+}
+
+#[test]
+fn tests_of_one_worker_share_one_warm_sandbox_unless_told_not_to() {
+    let f = Fixture::new();
+    for i in 1..=4 {
+        f.file(&format!("tests/{i}.in"), "");
+    }
+    let tests = f.dir.path().join("tests").display().to_string();
+    let v = f.judge_json("sh", "echo $$", &["--tests", &tests, "--parallel", "1"]);
+    let pids = pids_of(&v);
+    let mut unique = pids.clone();
+    unique.dedup();
+    assert_eq!(
+        unique.len(),
+        4,
+        "one pid namespace, a new program each test: {pids:?}"
+    );
+    let v = f.judge_json(
+        "sh",
+        "echo $$",
+        &["--tests", &tests, "--parallel", "1", "--no-reuse"],
+    );
+    assert_eq!(
+        pids_of(&v),
+        ["2", "2", "2", "2"],
+        "a fresh sandbox per test: {v}"
+    );
+}
+
+#[test]
+fn a_test_that_ooms_forkbombs_or_spins_does_not_change_the_next_one() {
+    let f = Fixture::new();
+    let cases = [
+        "sum 1 2", "oom", "sum 2 3", "bomb", "sum 3 4", "spin", "sum 4 5",
+    ];
+    for (i, c) in cases.iter().enumerate() {
+        f.file(&format!("tests/{}.in", i + 1), &format!("{c}\n"));
+        if let Some(rest) = c.strip_prefix("sum ") {
+            let (a, b) = rest.split_once(' ').unwrap();
+            let sum: i64 = a.parse::<i64>().unwrap() + b.parse::<i64>().unwrap();
+            f.file(&format!("tests/{}.out", i + 1), &format!("{sum}\n"));
+        } else {
+            f.file(&format!("tests/{}.out", i + 1), "never\n");
+        }
+    }
+    let tests = f.dir.path().join("tests").display().to_string();
+    let src = "read what a b; case $what in oom) exec /probes/alloc 200;; \
+               bomb) exec /probes/forkbomb;; spin) while :; do :; done;; \
+               *) echo $((a + b));; esac";
+    let verdicts = |extra: Option<&str>| {
+        let mut args = vec!["--tests", &tests, "--parallel", "1", "--time", "0.5"];
+        args.extend(extra);
+        let v = f.judge_json("sh", src, &args);
+        let t = v["tests"].as_array().unwrap().clone();
+        t.iter()
+            .map(|t| t["verdict"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    let reused = verdicts(None);
+    for i in [0, 2, 4, 6] {
+        assert_eq!(reused[i], "accepted", "test {}: {reused:?}", i + 1);
+    }
+    assert_eq!(reused[1], "memory_limit", "{reused:?}");
+    assert_eq!(reused[5], "time_limit", "{reused:?}");
+    assert_eq!(
+        reused,
+        verdicts(Some("--no-reuse")),
+        "same verdicts without reuse"
+    );
+}
+
+#[test]
+fn verdicts_and_figures_match_with_and_without_reuse_over_100_tests() {
+    let f = Fixture::new();
+    for i in 1..=100 {
+        f.file(&format!("tests/{i}.in"), &format!("{i} {}\n", i * 2));
+        let expected = if i % 10 == 0 { 0 } else { i * 3 };
+        f.file(&format!("tests/{i}.out"), &format!("{expected}\n"));
+    }
+    let tests = f.dir.path().join("tests").display().to_string();
+    let judged = |extra: Option<&str>| {
+        let mut args = vec!["--tests", &tests, "--parallel", "2"];
+        args.extend(extra);
+        f.judge_json("sh", SUM, &args)["tests"]
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    let (reused, fresh) = (judged(None), judged(Some("--no-reuse")));
+    for (r, c) in reused.iter().zip(&fresh) {
+        assert_eq!(r["verdict"], c["verdict"], "{r} vs {c}");
+        assert_eq!(r["stdout"], c["stdout"], "{r} vs {c}");
+        let mem = |t: &Value| t["memory_peak"].as_f64().unwrap_or(0.0);
+        assert!(
+            mem(r) <= mem(c) * 2.0 + 1e6 && mem(c) <= mem(r) * 2.0 + 1e6,
+            "memory figures far apart: {r} vs {c}"
+        );
+        let cpu = |t: &Value| t["cpu_time"].as_f64().unwrap();
+        assert!(cpu(r) < 0.1 && cpu(c) < 0.1, "{r} vs {c}");
+    }
+    let wrong = reused
+        .iter()
+        .filter(|t| t["verdict"] == "wrong_answer")
+        .count();
+    assert_eq!(wrong, 10, "every tenth test expects a wrong sum");
+}

@@ -90,6 +90,10 @@ pub struct JudgeArgs {
     /// Do not use cgroups (degraded mode, reported in every result).
     #[arg(long)]
     no_cgroup: bool,
+    /// Build a fresh sandbox for every test instead of reusing each worker's warm one
+    /// (slower; every test is isolated either way).
+    #[arg(long)]
+    no_reuse: bool,
 }
 
 fn parse_compare(s: &str) -> Result<Compare, String> {
@@ -183,6 +187,7 @@ pub fn execute(a: JudgeArgs) -> Result<i32> {
             output: a.output_limit,
         },
         filter,
+        reuse: !a.no_reuse,
         cgroups: &cgroups,
     };
     let report = judge::judge(&job)?;

@@ -17,7 +17,7 @@ use thiserror::Error;
 
 use crate::cgroup::{self, Manager, RunCgroup};
 use crate::lang::{Language, Step};
-use crate::sandbox::{self, Config, CopyIn, CopyOut, Enforced, Limits, RunResult};
+use crate::sandbox::{self, Config, CopyIn, CopyOut, Enforced, Limits, RunResult, WarmRuns};
 use crate::seccomp::Filter;
 
 pub use cases::TestCase;
@@ -81,6 +81,9 @@ pub struct Job<'a> {
     /// The seccomp profile every step runs under (`None`: no filter).
     pub filter: Option<Filter>,
     pub cgroups: &'a Manager,
+    /// Run each worker's tests in one warm sandbox (built once, fresh /box, /tmp,
+    /// /dev/shm, IPC namespace and cgroup per test) instead of a fresh sandbox per test.
+    pub reuse: bool,
 }
 
 /// What one sandboxed step came to.
@@ -296,6 +299,9 @@ fn run_tests(job: &Job, work: &WorkDir) -> Result<Vec<TestReport>, JudgeError> {
                 // never bring `lo` up and leave nothing behind in it once their processes die.
                 let netns = sandbox::new_netns().ok();
                 let netns_fd = netns.as_ref().map(|fd| fd.as_raw_fd());
+                // This worker's warm sandbox, started at its first test; this submission's
+                // only (dropped, and its init killed, when the worker ends).
+                let mut warm: Option<WarmRuns> = None;
                 loop {
                     let i = next.fetch_add(1, Ordering::SeqCst);
                     if i >= n {
@@ -322,7 +328,7 @@ fn run_tests(job: &Job, work: &WorkDir) -> Result<Vec<TestReport>, JudgeError> {
                         }
                         Ok(skipped(case))
                     } else {
-                        run_test(job, work, case, source, netns_fd)
+                        run_test(job, work, case, source, netns_fd, &mut warm)
                     };
                     let bad = report
                         .as_ref()
@@ -378,37 +384,24 @@ fn run_test(
     case: &TestCase,
     source: CgroupSource,
     netns: Option<RawFd>,
+    warm: &mut Option<WarmRuns>,
 ) -> Result<TestReport, JudgeError> {
     let lang = job.lang;
-    let memory = job.overrides.memory.unwrap_or(lang.run.memory);
-    let argv = lang.run_argv(&job.args, memory);
-    let mut files: Vec<CopyIn> = lang
-        .artifacts
-        .iter()
-        .map(|a| CopyIn {
-            source: work.path.join(a),
-            name: a.clone(),
-            read_only: true,
-        })
-        .collect();
-    if lang.compile.is_none() {
-        files.push(CopyIn {
-            source: job.source.clone(),
-            name: lang.source_file.clone(),
-            read_only: true,
-        });
-    }
-    let run = run_sandboxed(
-        job,
-        argv,
-        &lang.run,
-        &job.overrides,
-        files,
-        case.input.clone(),
-        Vec::new(),
-        source,
-        netns,
-    )?;
+    let (argv, files) = test_program(job, work);
+    let run = match job.reuse {
+        true => run_warm(job, work, warm, case.input.as_deref(), source, netns)?,
+        false => run_sandboxed(
+            job,
+            argv,
+            &lang.run,
+            &job.overrides,
+            files,
+            case.input.clone(),
+            Vec::new(),
+            source,
+            netns,
+        )?,
+    };
     let verdict = match verdict::verdict_of_run(&run) {
         Some(Verdict::RuntimeError) if ran_out_of_memory(lang, &run) => Verdict::MemoryLimit,
         Some(v) => v,
@@ -433,6 +426,89 @@ fn run_test(
         judge0: judge0_status(verdict, Some(&run)),
         run: Some(run),
     })
+}
+
+/// Every test's command line and files: the artifacts (or, without a compile step, the
+/// source), read-only.
+fn test_program(job: &Job, work: &WorkDir) -> (Vec<String>, Vec<CopyIn>) {
+    let lang = job.lang;
+    let memory = job.overrides.memory.unwrap_or(lang.run.memory);
+    let argv = lang.run_argv(&job.args, memory);
+    let mut files: Vec<CopyIn> = lang
+        .artifacts
+        .iter()
+        .map(|a| CopyIn {
+            source: work.path.join(a),
+            name: a.clone(),
+            read_only: true,
+        })
+        .collect();
+    if lang.compile.is_none() {
+        files.push(CopyIn {
+            source: job.source.clone(),
+            name: lang.source_file.clone(),
+            read_only: true,
+        });
+    }
+    (argv, files)
+}
+
+/// A test in the worker's warm sandbox (started at its first test, or again after one
+/// that lost its init); a fresh sandbox for the test when none can be had.
+fn run_warm(
+    job: &Job,
+    work: &WorkDir,
+    warm: &mut Option<WarmRuns>,
+    stdin: Option<&Path>,
+    source: CgroupSource,
+    netns: Option<RawFd>,
+) -> Result<RunResult, JudgeError> {
+    let limits = step_limits(&job.lang.run, &job.overrides);
+    let enforcement = job.cgroups.enforcement(&limits.cgroup());
+    if warm.as_ref().is_none_or(|w| !w.usable()) {
+        let (argv, files) = test_program(job, work);
+        let config = Config {
+            rootfs: job.env.rootfs.clone(),
+            argv,
+            env: sandbox::overlay_env(&job.env.image_env, &job.lang.env),
+            files,
+            limits,
+            ..Config::default()
+        };
+        let enforced = Enforced {
+            cgroup: None,
+            enforcement,
+            filter: job.filter.as_ref(),
+            netns,
+            fixed_uid: false,
+            fixed_gid: false,
+        };
+        *warm = WarmRuns::start(config, enforced).ok();
+    }
+    let run_cgroup = take_cgroup(job, &source, &job.lang.run, &job.overrides)?;
+    let outcome = match warm.as_mut() {
+        Some(w) => w.run(stdin, run_cgroup.as_deref()),
+        None => Err(sandbox::SandboxError::WarmUnsupported),
+    };
+    retire_cgroup(run_cgroup, source);
+    match outcome {
+        Ok(run) => Ok(run),
+        Err(sandbox::SandboxError::WarmUnsupported | sandbox::SandboxError::WarmSetup(_)) => {
+            let (argv, files) = test_program(job, work);
+            run_sandboxed(
+                job,
+                argv,
+                &job.lang.run,
+                &job.overrides,
+                files,
+                stdin.map(Path::to_path_buf),
+                Vec::new(),
+                CgroupSource::Inline,
+                netns,
+            )
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Whether a failed run's stderr carries one of the language's out-of-memory messages.
@@ -467,16 +543,8 @@ fn run_sandboxed(
         limits: step_limits(step, overrides),
         ..Config::default()
     };
-    let limits = config.limits.cgroup();
-    let enforcement = job.cgroups.enforcement(&limits);
-    let run_cgroup = match (job.cgroups.mode(), &source) {
-        (cgroup::Mode::None, _) => None,
-        (_, CgroupSource::Inline) => Some(job.cgroups.create_run(&limits)?),
-        (_, CgroupSource::Pooled { ready, .. }) => {
-            let next = ready.lock().map_err(|_| poisoned())?.recv();
-            Some(next.map_err(|_| poisoned())??)
-        }
-    };
+    let enforcement = job.cgroups.enforcement(&config.limits.cgroup());
+    let run_cgroup = take_cgroup(job, &source, step, overrides)?;
     let outcome = sandbox::run_enforced(
         config,
         Enforced {
@@ -488,6 +556,32 @@ fn run_sandboxed(
             fixed_gid: false,
         },
     );
+    retire_cgroup(run_cgroup, source);
+    Ok(outcome?)
+}
+
+/// The run's cgroup: made here, or the next one the creator thread made ahead.
+fn take_cgroup(
+    job: &Job,
+    source: &CgroupSource,
+    step: &Step,
+    overrides: &Overrides,
+) -> Result<Option<RunCgroup>, JudgeError> {
+    Ok(match (job.cgroups.mode(), source) {
+        (cgroup::Mode::None, _) => None,
+        (_, CgroupSource::Inline) => {
+            let limits = step_limits(step, overrides).cgroup();
+            Some(job.cgroups.create_run(&limits)?)
+        }
+        (_, CgroupSource::Pooled { ready, .. }) => {
+            let next = ready.lock().map_err(|_| poisoned())?.recv();
+            Some(next.map_err(|_| poisoned())??)
+        }
+    })
+}
+
+/// Hands a used cgroup to the remover thread, or removes it here.
+fn retire_cgroup(run_cgroup: Option<RunCgroup>, source: CgroupSource) {
     match (run_cgroup, source) {
         (Some(cg), CgroupSource::Pooled { retire, .. }) => {
             // A remover that is gone leaves the cgroup to Drop, which removes it here.
@@ -500,7 +594,6 @@ fn run_sandboxed(
         }
         (None, _) => {}
     }
-    Ok(outcome?)
 }
 
 fn poisoned() -> JudgeError {

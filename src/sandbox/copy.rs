@@ -4,21 +4,26 @@
 
 use super::prepare::{OutFile, Prepared};
 use super::protocol::{step, ChildError, Kind, Message, SetupStep};
+use super::rootfs::Place;
 use super::sys;
 use super::RunResult;
 use std::os::fd::AsRawFd;
 
-/// Copies each --file into /box (still reachable at its pre-pivot path), owned by the
+/// Copies each --file into /box (at its pre-pivot path, or `/box` in a warm sandbox), owned by the
 /// program's uid. unlink + O_EXCL|O_NOFOLLOW: a name can never redirect the write.
-pub fn copy_in(p: &Prepared) -> Result<(), ChildError> {
+pub fn copy_in(p: &Prepared, at: Place) -> Result<(), ChildError> {
     if p.files.is_empty() {
         return Ok(());
     }
+    let box_dir = match at {
+        Place::Rootfs => p.box_dir.as_c_str(),
+        Place::NewRoot => c"/box",
+    };
     let dir = step(
         SetupStep::CopyIn,
         sys::openat(
             libc::AT_FDCWD,
-            p.box_dir.as_ptr(),
+            box_dir.as_ptr(),
             libc::O_DIRECTORY | libc::O_RDONLY,
             0,
         ),

@@ -4,9 +4,11 @@
 
 use std::os::fd::RawFd;
 
+use super::warm::WarmSandbox;
 use super::{uid, Config, ExecFilter, Hooks, RunResult, SandboxError, SeccompGate};
 use crate::cgroup::{Cgroup, Enforcement, Mechanism};
 use crate::seccomp::Filter;
+use std::path::Path;
 
 /// What enforces one run's limits.
 pub struct Enforced<'a> {
@@ -24,31 +26,100 @@ pub struct Enforced<'a> {
     pub fixed_gid: bool,
 }
 
+/// The hooks of a run under `e`, with the seccomp gate made from its filter.
+fn hooks_for<'a>(e: &Enforced<'a>, gate: Option<&'a SeccompGate>, rlimit_pids: bool) -> Hooks<'a> {
+    Hooks {
+        cgroup: e.cgroup,
+        rlimit_memory: e.enforcement.memory == Mechanism::Rlimit,
+        rlimit_pids,
+        enforcement: Some(e.enforcement),
+        filter: gate.map(|g| g as &dyn ExecFilter),
+        netns: e.netns,
+    }
+}
+
+/// A per-run uid when RLIMIT_NPROC must cap processes (see [`run_enforced`]).
+fn lease_uid(
+    config: &mut Config,
+    e: &Enforced,
+    rlimit_pids: bool,
+) -> Result<Option<uid::UidLease>, SandboxError> {
+    if !rlimit_pids || e.fixed_uid {
+        return Ok(None);
+    }
+    let lease = uid::lease_run_uid().map_err(SandboxError::UidLease)?;
+    config.uid = lease.uid;
+    if !e.fixed_gid {
+        config.gid = lease.uid;
+    }
+    Ok(Some(lease))
+}
+
 /// Runs `config` under `e`. Without a pids cgroup, RLIMIT_NPROC counts every process of a
 /// uid, so the run gets a uid (and, unless fixed, gid) no concurrent run shares unless
 /// `fixed_uid`.
 pub fn run_enforced(mut config: Config, e: Enforced) -> Result<RunResult, SandboxError> {
     let rlimit_pids = e.enforcement.pids == Mechanism::Rlimit;
-    let _uid_lease = if rlimit_pids && !e.fixed_uid {
-        let lease = uid::lease_run_uid().map_err(SandboxError::UidLease)?;
-        config.uid = lease.uid;
-        if !e.fixed_gid {
-            config.gid = lease.uid;
-        }
-        Some(lease)
-    } else {
-        None
-    };
+    let _uid_lease = lease_uid(&mut config, &e, rlimit_pids)?;
     let gate = e.filter.cloned().map(SeccompGate::new);
-    let hooks = Hooks {
-        cgroup: e.cgroup,
-        rlimit_memory: e.enforcement.memory == Mechanism::Rlimit,
-        rlimit_pids,
-        enforcement: Some(e.enforcement),
-        filter: gate.as_ref().map(|g| g as &dyn ExecFilter),
-        netns: e.netns,
-    };
+    let hooks = hooks_for(&e, gate.as_ref(), rlimit_pids);
     let mut result = super::run(&config, &hooks)?;
     result.seccomp = e.filter.map(|f| f.name().to_string());
     Ok(result)
+}
+
+/// Many runs of one program in one warm sandbox (see `warm.rs`), each under the same
+/// enforcement but in its own cgroup: one submission's tests on one judge worker.
+pub struct WarmRuns {
+    sandbox: WarmSandbox,
+    gate: Option<SeccompGate>,
+    enforcement: Enforcement,
+    netns: Option<RawFd>,
+    rlimit_pids: bool,
+    seccomp: Option<String>,
+    _uid_lease: Option<uid::UidLease>,
+}
+
+impl WarmRuns {
+    /// Starts the sandbox for `config` under `e` (whose `cgroup` is ignored).
+    pub fn start(mut config: Config, e: Enforced) -> Result<WarmRuns, SandboxError> {
+        let rlimit_pids = e.enforcement.pids == Mechanism::Rlimit;
+        let uid_lease = lease_uid(&mut config, &e, rlimit_pids)?;
+        let gate = e.filter.cloned().map(SeccompGate::new);
+        let hooks = hooks_for(&e, gate.as_ref(), rlimit_pids);
+        let sandbox = WarmSandbox::start(config, &hooks)?;
+        Ok(WarmRuns {
+            sandbox,
+            enforcement: e.enforcement,
+            netns: e.netns,
+            rlimit_pids,
+            seccomp: e.filter.map(|f| f.name().to_string()),
+            gate,
+            _uid_lease: uid_lease,
+        })
+    }
+
+    /// Whether another run can use it.
+    pub fn usable(&self) -> bool {
+        self.sandbox.usable()
+    }
+
+    /// One run with `stdin`, in `cgroup` (a fresh one per run).
+    pub fn run(
+        &mut self,
+        stdin: Option<&Path>,
+        cgroup: Option<&dyn Cgroup>,
+    ) -> Result<RunResult, SandboxError> {
+        let hooks = Hooks {
+            cgroup,
+            rlimit_memory: self.enforcement.memory == Mechanism::Rlimit,
+            rlimit_pids: self.rlimit_pids,
+            enforcement: Some(self.enforcement),
+            filter: self.gate.as_ref().map(|g| g as &dyn ExecFilter),
+            netns: self.netns,
+        };
+        let mut result = self.sandbox.run(stdin, &hooks)?;
+        result.seccomp = self.seccomp.clone();
+        Ok(result)
+    }
 }

@@ -1,12 +1,16 @@
 //! pid 1 of the sandbox's pid namespace. It waits for the supervisor's go, builds the
 //! filesystem, forks the program, reaps every zombie, kills whatever is left when the
-//! program exits, copies files out, and reports to the supervisor. Allocation-free.
+//! program exits, copies files out, and reports to the supervisor. A warm init (see
+//! `warm.rs`) instead serves one run after another, each with fresh scratch mounts, a
+//! fresh IPC namespace and its own cgroup. Allocation-free.
 
 use super::copy;
 use super::namespaces;
 use super::prepare::Prepared;
 use super::process::{self, ProgramFds};
-use super::protocol::{step, ChildError, Kind, Message, SetupStep, GO, MESSAGE_SIZE};
+use super::protocol::{
+    self, step, ChildError, Kind, Message, SetupStep, GO, MAX_CGROUP_FDS, MESSAGE_SIZE,
+};
 use super::rootfs;
 use super::sys;
 use super::ExecFilter;
@@ -21,11 +25,10 @@ pub struct InitChannels {
     pub stdout_write: i32,
     pub stderr_write: i32,
     /// Files init writes "0" to, to join the run's cgroup itself (v1 `tasks`; -1: unused).
-    pub cgroup_join: [i32; MAX_CGROUP_JOIN],
+    pub cgroup_join: [i32; MAX_CGROUP_FDS],
+    /// A warm sandbox: `sync_read` is a SOCK_SEQPACKET socket the runs arrive on.
+    pub warm: bool,
 }
-
-/// More than the v1 hierarchies judgebox uses (memory, pids, cpu, cpuacct, freezer).
-pub const MAX_CGROUP_JOIN: usize = 8;
 
 fn send(ch: &InitChannels, m: &Message) {
     let _ = sys::write_all(ch.report_write, &m.to_bytes());
@@ -37,14 +40,26 @@ pub fn run(p: &Prepared, ch: &InitChannels, filter: Option<&dyn ExecFilter>) -> 
     let _ = sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
     close_foreign_fds(p, ch);
     let kills = filter.is_some_and(|f| f.kills());
-    wait_for_go(ch, kills);
+    wait_for_go(ch, kills || ch.warm);
     // After the go, so that a failure reaches a supervisor that is reading reports.
     if let Err(e) = build_sandbox(p, ch) {
         send(ch, &Message::failure(Kind::SetupFailed, e));
         sys::exit_now(1);
     }
     install_term_handler();
-    let (start_ns, program, exec_error) = match start_program(p, ch, filter) {
+    if ch.warm {
+        send(ch, &Message::new(Kind::Ready));
+        serve_runs(p, ch, filter);
+    }
+    let program_fds = ProgramFds {
+        stdin: p.stdin.as_raw_fd(),
+        stdout: ch.stdout_write,
+        stderr: ch.stderr_write,
+        error: -1,
+        cgroup_join: [-1; MAX_CGROUP_FDS],
+        fresh_namespaces: false,
+    };
+    let (start_ns, program, exec_error) = match start_program(p, program_fds, None, filter) {
         Ok(started) => started,
         Err(e) => {
             send(ch, &Message::failure(Kind::SetupFailed, e));
@@ -66,11 +81,73 @@ pub fn run(p: &Prepared, ch: &InitChannels, filter: Option<&dyn ExecFilter>) -> 
     );
     if kills {
         wait_for_pid_noted(ch);
+        sys::close(ch.sync_read);
     }
-    let (wait_status, end_ns) = reap_all(program);
+    let reaped = reap_all(program);
     copy::copy_out(p, |m| send(ch, m));
-    send(ch, &finished_message(wait_status, start_ns, end_ns));
+    send(ch, &finished_message(&reaped, start_ns));
     sys::exit_now(0)
+}
+
+/// A warm init's loop: one run per request, until the supervisor closes the socket.
+/// A run whose setup fails ends the sandbox (its state is no longer known to be fresh).
+fn serve_runs(p: &Prepared, ch: &InitChannels, filter: Option<&dyn ExecFilter>) -> ! {
+    let kills = filter.is_some_and(|f| f.kills());
+    loop {
+        let request = match protocol::receive_run(ch.sync_read) {
+            Ok(Some(r)) => r,
+            Ok(None) => sys::exit_now(0),
+            Err(e) => {
+                send(ch, &Message::failure(Kind::SetupFailed, e));
+                sys::exit_now(1);
+            }
+        };
+        let outcome = serve_one(p, ch, filter, kills, &request);
+        request.close();
+        if let Err(e) = outcome {
+            send(ch, &Message::failure(Kind::SetupFailed, e));
+            sys::exit_now(1);
+        }
+    }
+}
+
+fn serve_one(
+    p: &Prepared,
+    ch: &InitChannels,
+    filter: Option<&dyn ExecFilter>,
+    kills: bool,
+    request: &protocol::RunRequest,
+) -> Result<(), ChildError> {
+    rootfs::renew_scratch(p)?;
+    copy::copy_in(p, rootfs::Place::NewRoot)?;
+    let fds = ProgramFds {
+        stdin: request.stdin,
+        stdout: request.stdout,
+        stderr: request.stderr,
+        error: -1,
+        cgroup_join: request.cgroup_join,
+        fresh_namespaces: true,
+    };
+    let (start_ns, program, exec_error) = start_program(p, fds, request.clone_into, filter)?;
+    if let Some(mut m) = exec_error {
+        reap_all(program);
+        m.start_ns = start_ns;
+        send(ch, &m);
+        return Ok(());
+    }
+    send(
+        ch,
+        &Message {
+            start_ns,
+            ..Message::new(Kind::Started)
+        },
+    );
+    if kills {
+        wait_for_pid_noted(ch);
+    }
+    let reaped = reap_all(program);
+    send(ch, &finished_message(&reaped, start_ns));
+    Ok(())
 }
 
 /// Joins the cgroup, builds the filesystem, fills /box, sets hostname and network, and
@@ -81,7 +158,9 @@ fn build_sandbox(p: &Prepared, ch: &InitChannels) -> Result<(), ChildError> {
     // SAFETY: umask cannot fail; init creates nodes/files with exact modes.
     unsafe { libc::umask(0) };
     rootfs::build(p)?;
-    copy::copy_in(p)?;
+    if !ch.warm {
+        copy::copy_in(p, rootfs::Place::Rootfs)?;
+    }
     step(
         SetupStep::SetHostname,
         namespaces::set_hostname(&p.hostname),
@@ -160,7 +239,6 @@ fn wait_for_go(ch: &InitChannels, keep_open: bool) {
 fn wait_for_pid_noted(ch: &InitChannels) {
     let mut byte = [0u8; 1];
     let _ = sys::read_full(ch.sync_read, &mut byte);
-    sys::close(ch.sync_read);
 }
 
 extern "C" fn on_term(_: libc::c_int) {
@@ -179,10 +257,13 @@ fn install_term_handler() {
     }
 }
 
-/// Forks and execs the program. Returns its start time, pid, and its exec failure.
+/// Forks and execs the program: into the run's cgroup directly when `clone_into` names
+/// one (v2, fork semantics), else with vfork (the child joins through `fds.cgroup_join`).
+/// Returns its start time, pid, and its exec failure.
 fn start_program(
     p: &Prepared,
-    ch: &InitChannels,
+    mut fds: ProgramFds,
+    clone_into: Option<i32>,
     filter: Option<&dyn ExecFilter>,
 ) -> Result<(u64, i32, Option<Message>), ChildError> {
     let mut pipe = [0i32; 2];
@@ -190,25 +271,29 @@ fn start_program(
     if unsafe { libc::pipe2(pipe.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
         return Err(ChildError::new(SetupStep::ExecErrorPipe, sys::errno()));
     }
-    let fds = ProgramFds {
-        stdin: p.stdin.as_raw_fd(),
-        stdout: ch.stdout_write,
-        stderr: ch.stderr_write,
-        error: pipe[1],
-    };
+    fds.error = pipe[1];
     let start_ns = sys::monotonic_ns();
-    let mut args = ProgramArgs {
-        p,
-        fds: &fds,
-        filter,
+    let pid = match clone_into {
+        Some(cgroup) => match sys::clone_process(0, Some(cgroup)) {
+            Ok(0) => process::exec_program(p, &fds, filter),
+            Ok(pid) => pid,
+            Err(_) => -1,
+        },
+        None => {
+            let mut args = ProgramArgs {
+                p,
+                fds: &fds,
+                filter,
+            };
+            spawn_vfork(&mut args)
+        }
     };
-    let pid = spawn_vfork(&mut args);
     if pid < 0 {
         return Err(ChildError::new(SetupStep::ForkProgram, sys::errno()));
     }
     sys::close(pipe[1]);
-    sys::close(ch.stdout_write);
-    sys::close(ch.stderr_write);
+    sys::close(fds.stdout);
+    sys::close(fds.stderr);
     let mut buf = [0u8; MESSAGE_SIZE];
     let got = sys::read_full(pipe[0], &mut buf).unwrap_or(0);
     sys::close(pipe[0]);
@@ -253,51 +338,75 @@ fn spawn_vfork(args: &mut ProgramArgs) -> i32 {
     }
 }
 
+/// What init learnt reaping one run's processes.
+struct Reaped {
+    /// The program's wait status.
+    status: i32,
+    end_ns: u64,
+    /// Sums of every reaped process's rusage (each includes the children it reaped
+    /// itself), and the largest max RSS among them.
+    utime_us: u64,
+    stime_us: u64,
+    maxrss_kb: u64,
+    nvcsw: u64,
+    nivcsw: u64,
+}
+
 /// Waits for the program; once it is gone, kills every other process in the namespace and
-/// reaps them all. Returns the program's wait status and the time it ended.
-fn reap_all(program: i32) -> (i32, u64) {
-    let mut program_status = 0;
-    let mut end_ns = 0;
+/// reaps them all, adding up their resource usage.
+fn reap_all(program: i32) -> Reaped {
+    let mut r = Reaped {
+        status: 0,
+        end_ns: 0,
+        utime_us: 0,
+        stime_us: 0,
+        maxrss_kb: 0,
+        nvcsw: 0,
+        nivcsw: 0,
+    };
     let mut program_done = false;
+    let us = |tv: libc::timeval| tv.tv_sec as u64 * 1_000_000 + tv.tv_usec as u64;
     loop {
         let mut status = 0;
-        // SAFETY: waitpid with a valid out-pointer.
-        let pid = unsafe { libc::waitpid(-1, &mut status, 0) };
+        // SAFETY: rusage is plain data; all-zero is a valid value.
+        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: wait4 with valid out-pointers.
+        let pid = unsafe { libc::wait4(-1, &mut status, 0, &mut ru) };
         if pid < 0 {
             match sys::errno() {
                 libc::EINTR => continue,
                 _ => break, // ECHILD: nobody left
             }
         }
+        r.utime_us += us(ru.ru_utime);
+        r.stime_us += us(ru.ru_stime);
+        r.maxrss_kb = r.maxrss_kb.max(ru.ru_maxrss as u64);
+        r.nvcsw += ru.ru_nvcsw as u64;
+        r.nivcsw += ru.ru_nivcsw as u64;
         if pid == program && !program_done {
             program_done = true;
-            program_status = status;
-            end_ns = sys::monotonic_ns();
+            r.status = status;
+            r.end_ns = sys::monotonic_ns();
             // SAFETY: see on_term.
             unsafe { libc::kill(-1, libc::SIGKILL) };
         }
     }
-    if end_ns == 0 {
-        end_ns = sys::monotonic_ns();
+    if r.end_ns == 0 {
+        r.end_ns = sys::monotonic_ns();
     }
-    (program_status, end_ns)
+    r
 }
 
-fn finished_message(wait_status: i32, start_ns: u64, end_ns: u64) -> Message {
-    // SAFETY: rusage is plain data; all-zero is a valid value.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: ru is a valid out-buffer for getrusage.
-    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru) };
-    let us = |tv: libc::timeval| tv.tv_sec as u64 * 1_000_000 + tv.tv_usec as u64;
+fn finished_message(r: &Reaped, start_ns: u64) -> Message {
     Message {
-        wait_status,
-        utime_us: us(ru.ru_utime),
-        stime_us: us(ru.ru_stime),
-        maxrss_kb: ru.ru_maxrss as u64,
-        nvcsw: ru.ru_nvcsw as u64,
-        nivcsw: ru.ru_nivcsw as u64,
+        wait_status: r.status,
+        utime_us: r.utime_us,
+        stime_us: r.stime_us,
+        maxrss_kb: r.maxrss_kb,
+        nvcsw: r.nvcsw,
+        nivcsw: r.nivcsw,
         start_ns,
-        end_ns,
+        end_ns: r.end_ns,
         ..Message::new(Kind::Finished)
     }
 }

@@ -22,6 +22,7 @@ mod supervisor;
 pub(crate) mod sys;
 mod timed;
 pub mod uid;
+mod warm;
 
 use std::path::{Component, Path, PathBuf};
 use thiserror::Error;
@@ -281,6 +282,10 @@ pub enum SandboxError {
     RootUid,
     #[error("judgebox must run as root (it creates namespaces and mounts); run it with sudo or from a root service")]
     NotRoot,
+    #[error("a warm sandbox cannot serve this run (box dir, copy-out or a cgroup it cannot join)")]
+    WarmUnsupported,
+    #[error("warm sandbox setup failed: {0}")]
+    WarmSetup(String),
     #[error("{}: {source}", step.describe())]
     Sys {
         step: SetupStep,
@@ -288,7 +293,7 @@ pub enum SandboxError {
     },
 }
 
-pub use enforced::{run_enforced, Enforced};
+pub use enforced::{run_enforced, Enforced, WarmRuns};
 pub use filter::SeccompGate;
 pub use namespaces::new_netns;
 pub use prepare::ensure_root;

@@ -29,6 +29,9 @@ pub struct Observed {
     pub last_cpu_ns: u64,
     pub program_host_pid: Option<i32>,
     pub usage: Stats,
+    /// init is gone (it exited, or was killed after not answering a stop): a warm
+    /// sandbox cannot serve another run.
+    pub init_gone: bool,
 }
 
 pub struct Monitor<'a> {
@@ -45,6 +48,11 @@ pub struct Monitor<'a> {
     cpus: u64,
     /// Held until the program's host pid is noted; init does not reap it before.
     pub pid_ack: Option<OwnedFd>,
+    /// init serves more runs after this one (a warm sandbox): the run ends at init's
+    /// last message for it, not at init's exit.
+    warm: bool,
+    /// CPU ticks init had already reaped from earlier runs (a warm sandbox's /proc).
+    cpu_base_ticks: u64,
 }
 
 impl<'a> Monitor<'a> {
@@ -74,14 +82,25 @@ impl<'a> Monitor<'a> {
             clock_ticks,
             cpus,
             pid_ack: None,
+            warm: false,
+            cpu_base_ticks: 0,
         }
+    }
+
+    /// Watches one run of a warm sandbox whose init (`pid`) outlives it.
+    pub fn warm(mut self) -> Monitor<'a> {
+        self.warm = true;
+        if self.config.limits.cpu_time.is_some() {
+            self.cpu_base_ticks = cputime::tree_cpu_ticks(self.pid);
+        }
+        self
     }
 
     /// Polls init's messages and the program's output until init is gone, enforcing the
     /// limits on the way; then reaps init and reads the cgroup's accounting.
     pub fn watch(
         mut self,
-        mut report: File,
+        report: &mut File,
         mut out: File,
         mut err: File,
         sinks: &mut Sinks,
@@ -114,7 +133,12 @@ impl<'a> Monitor<'a> {
                 break;
             }
             if fds[0].revents != 0 {
-                open[0] = self.read_reports(&mut report, &mut partial);
+                open[0] = self.read_reports(report, &mut partial);
+                if !open[0] {
+                    self.observed.init_gone = true;
+                } else if self.warm && self.run_over() {
+                    open[0] = false;
+                }
             }
             for (i, file) in [(1usize, &mut out), (2usize, &mut err)] {
                 if fds[i].revents != 0 {
@@ -183,6 +207,11 @@ impl<'a> Monitor<'a> {
         true
     }
 
+    /// init sent its last message for this run.
+    fn run_over(&self) -> bool {
+        self.observed.finished.is_some() || self.observed.failure.is_some()
+    }
+
     fn on_message(&mut self, m: Message) {
         match m.kind() {
             Some(Kind::Started) => {
@@ -195,7 +224,7 @@ impl<'a> Monitor<'a> {
             Some(Kind::Finished) => self.observed.finished = Some(m),
             Some(Kind::SetupFailed | Kind::ExecFailed) => self.observed.failure = Some(m),
             Some(Kind::CopyOut) => self.observed.copy_outs.push(m),
-            None => {}
+            Some(Kind::Ready) | None => {}
         }
     }
 
@@ -268,7 +297,8 @@ impl<'a> Monitor<'a> {
         if let Some(ns) = self.hooks.cgroup.and_then(|c| c.cpu_usage_ns()) {
             return ns;
         }
-        cputime::tree_cpu_ticks(self.pid) * 1_000_000_000 / self.clock_ticks
+        let ticks = cputime::tree_cpu_ticks(self.pid).saturating_sub(self.cpu_base_ticks);
+        ticks * 1_000_000_000 / self.clock_ticks
     }
 
     /// Asks init to kill everything (it then reaps and reports exact usage).
@@ -283,7 +313,14 @@ impl<'a> Monitor<'a> {
         unsafe { libc::kill(self.pid, libc::SIGTERM) };
     }
 
+    /// Waits for init, unless it lives on to serve the next run of a warm sandbox.
     fn reap(&mut self) {
+        if self.hard_killed {
+            self.observed.init_gone = true;
+        }
+        if self.warm && !self.observed.init_gone {
+            return;
+        }
         loop {
             // SAFETY: waiting for our own child.
             let r = unsafe { libc::waitpid(self.pid, std::ptr::null_mut(), 0) };

@@ -234,7 +234,12 @@ fn open_copy_out(config: &Config) -> Result<Vec<OutFile>, SandboxError> {
 }
 
 fn open_stdin(config: &Config) -> Result<OwnedFd, SandboxError> {
-    let path = config.stdin.as_deref().unwrap_or(Path::new("/dev/null"));
+    open_stdin_at(config.stdin.as_deref())
+}
+
+/// The program's stdin: `path`, or /dev/null.
+pub(super) fn open_stdin_at(path: Option<&Path>) -> Result<OwnedFd, SandboxError> {
+    let path = path.unwrap_or(Path::new("/dev/null"));
     let file = File::open(path).map_err(|source| SandboxError::Stdin {
         path: path.to_path_buf(),
         source,

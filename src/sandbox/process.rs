@@ -4,7 +4,7 @@
 
 use super::caps;
 use super::prepare::Prepared;
-use super::protocol::{step, ChildError, Kind, Message, SetupStep};
+use super::protocol::{step, ChildError, Kind, Message, SetupStep, MAX_CGROUP_FDS};
 use super::rlimits;
 use super::sys;
 use super::ExecFilter;
@@ -16,6 +16,12 @@ pub struct ProgramFds {
     pub stderr: i32,
     /// Write end of the CLOEXEC exec-error pipe.
     pub error: i32,
+    /// v1 `tasks` files the program writes "0" to, to join its run's cgroup (a warm
+    /// sandbox; -1: unused).
+    pub cgroup_join: [i32; MAX_CGROUP_FDS],
+    /// A warm sandbox's run: the program gets IPC and cgroup namespaces of its own (a
+    /// one-shot run's init made them for the whole sandbox).
+    pub fresh_namespaces: bool,
 }
 
 /// Runs in the forked program child; never returns. Any failure goes to the exec-error
@@ -38,6 +44,9 @@ fn set_up(
     fds: &ProgramFds,
     filter: Option<&dyn ExecFilter>,
 ) -> Result<(), ChildError> {
+    if fds.fresh_namespaces {
+        enter_run_namespaces(fds)?;
+    }
     // SAFETY: setsid has no preconditions; a new session keeps the program off any tty.
     if unsafe { libc::setsid() } < 0 {
         return Err(ChildError::new(SetupStep::Setsid, sys::errno()));
@@ -61,6 +70,22 @@ fn set_up(
     }
     if let Some(f) = filter {
         step(SetupStep::Seccomp, f.install())?;
+    }
+    Ok(())
+}
+
+/// A warm sandbox's program: joins its run's cgroup (v1; on v2 clone3 placed it), then
+/// takes a cgroup namespace rooted there and an IPC namespace no earlier run touched.
+fn enter_run_namespaces(fds: &ProgramFds) -> Result<(), ChildError> {
+    for &fd in fds.cgroup_join.iter().filter(|&&fd| fd >= 0) {
+        step(SetupStep::JoinRunCgroup, sys::write_all(fd, b"0"))?;
+    }
+    // SAFETY: unshare affects only this process.
+    if unsafe { libc::unshare(libc::CLONE_NEWIPC | libc::CLONE_NEWCGROUP) } < 0 {
+        return Err(ChildError::new(
+            SetupStep::UnshareRunNamespaces,
+            sys::errno(),
+        ));
     }
     Ok(())
 }

@@ -16,6 +16,14 @@
 //!    [`SetupStep`] and errno. EOF means init is gone.
 //! 3. **exec error** (program child -> init, CLOEXEC): empty at a successful execve; one
 //!    [`Kind::ExecFailed`] message otherwise, which init forwards.
+//!
+//! A **warm** sandbox (one init serving many runs of one program) uses a SOCK_SEQPACKET
+//! socket as the sync channel. After the go byte, init builds the sandbox and sends
+//! [`Kind::Ready`] (or [`Kind::SetupFailed`]). Each run is then one [`RunRequest`]
+//! message carrying its fds (stdin, stdout and stderr pipe ends, the run's cgroup) as
+//! SCM_RIGHTS; init answers on the report pipe exactly as for a one-shot run (Started,
+//! then Finished, or a failure) and waits for the next request. Closing the socket ends
+//! init.
 
 /// The go byte: the run is in its cgroup, init may build the sandbox.
 pub const GO: &[u8] = b"g";
@@ -84,9 +92,14 @@ setup_steps! {
     PivotRoot => "pivot_root",
     DetachOldRoot => "detach old root",
     ChdirSlash => "chdir /",
+    // A warm sandbox, between runs.
+    DetachScratch => "detach the previous run's /dev/shm, /tmp or /box",
+    ReceiveRun => "receive the next run",
     ForkProgram => "fork the program",
     ExecErrorPipe => "create exec error pipe",
     // The program's own process, after fork, before execve.
+    JoinRunCgroup => "join the run's cgroup (warm sandbox)",
+    UnshareRunNamespaces => "unshare the run's ipc and cgroup namespaces",
     Setsid => "setsid",
     SetStdio => "set up stdin/stdout/stderr",
     SetRlimit => "set rlimits",
@@ -135,6 +148,7 @@ pub enum Kind {
     SetupFailed = 3,
     ExecFailed = 4,
     CopyOut = 5,
+    Ready = 6,
 }
 
 impl Kind {
@@ -145,6 +159,7 @@ impl Kind {
             3 => Some(Kind::SetupFailed),
             4 => Some(Kind::ExecFailed),
             5 => Some(Kind::CopyOut),
+            6 => Some(Kind::Ready),
             _ => None,
         }
     }
@@ -209,6 +224,167 @@ impl Message {
     pub fn child_error(&self) -> Option<ChildError> {
         SetupStep::from_u32(self.step).map(|s| ChildError::at(s, self.errno, self.index))
     }
+}
+
+/// More cgroup fds than a run needs (v1: memory, pids, cpu, cpuacct, freezer).
+pub const MAX_CGROUP_FDS: usize = 8;
+
+/// The fixed part of a warm run's request; the fds travel beside it.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct RunHeader {
+    /// 1: the last fd is a v2 cgroup directory for CLONE_INTO_CGROUP; 0: the fds after
+    /// the three stdio ones are v1 `tasks` files the program writes "0" to.
+    clone_into: u32,
+    /// How many cgroup fds follow stdin, stdout and stderr.
+    cgroup_fds: u32,
+}
+
+/// One run of a warm sandbox, as init received it (the fds are init's own copies).
+pub struct RunRequest {
+    pub stdin: i32,
+    pub stdout: i32,
+    pub stderr: i32,
+    pub clone_into: Option<i32>,
+    pub cgroup_join: [i32; MAX_CGROUP_FDS],
+}
+
+impl RunRequest {
+    /// Closes what init still holds after the program started (stdout and stderr are
+    /// closed right after the fork).
+    pub fn close(&self) {
+        let cgroup = self.cgroup_join.iter().chain(self.clone_into.iter());
+        for &fd in std::iter::once(&self.stdin).chain(cgroup) {
+            if fd >= 0 {
+                super::sys::close(fd);
+            }
+        }
+    }
+}
+
+const MAX_RUN_FDS: usize = 3 + MAX_CGROUP_FDS;
+/// Room for one SCM_RIGHTS header and MAX_RUN_FDS fds (CMSG_SPACE of 44 bytes is 64).
+const CONTROL_WORDS: usize = 16;
+
+/// Supervisor side: sends one run's fds. `clone_into`: a v2 cgroup directory fd, or else
+/// `join` holds v1 `tasks` fds.
+pub fn send_run(
+    socket: i32,
+    stdio: [i32; 3],
+    clone_into: Option<i32>,
+    join: &[i32],
+) -> std::io::Result<()> {
+    let mut fds: Vec<i32> = stdio.to_vec();
+    match clone_into {
+        Some(fd) => fds.push(fd),
+        None => fds.extend(join.iter().take(MAX_CGROUP_FDS)),
+    }
+    let header = RunHeader {
+        clone_into: clone_into.is_some() as u32,
+        cgroup_fds: (fds.len() - 3) as u32,
+    };
+    let mut control = [0u64; CONTROL_WORDS];
+    let data_len = std::mem::size_of_val(fds.as_slice());
+    let mut iov = libc::iovec {
+        iov_base: &header as *const RunHeader as *mut libc::c_void,
+        iov_len: std::mem::size_of::<RunHeader>(),
+    };
+    // SAFETY: msghdr is plain data; all-zero is a valid value.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr() as *mut libc::c_void;
+    // SAFETY: CMSG_SPACE only computes a size.
+    msg.msg_controllen = unsafe { libc::CMSG_SPACE(data_len as u32) } as usize;
+    // SAFETY: msg_control points at `control`, large enough for one header with
+    // MAX_RUN_FDS fds (checked above by taking at most MAX_CGROUP_FDS cgroup fds), so the
+    // first header and its data lie inside it.
+    unsafe {
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        (*cmsg).cmsg_level = libc::SOL_SOCKET;
+        (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(data_len as u32) as usize;
+        std::ptr::copy_nonoverlapping(fds.as_ptr(), libc::CMSG_DATA(cmsg) as *mut i32, fds.len());
+    }
+    // SAFETY: msg describes valid buffers for the duration of the call.
+    if unsafe { libc::sendmsg(socket, &msg, libc::MSG_NOSIGNAL) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// init side, allocation-free: waits for the next run. `Ok(None)`: the supervisor closed
+/// the socket (no more runs).
+pub fn receive_run(socket: i32) -> Result<Option<RunRequest>, ChildError> {
+    let mut header = RunHeader::default();
+    let mut control = [0u64; CONTROL_WORDS];
+    let mut iov = libc::iovec {
+        iov_base: &mut header as *mut RunHeader as *mut libc::c_void,
+        iov_len: std::mem::size_of::<RunHeader>(),
+    };
+    // SAFETY: msghdr is plain data; all-zero is a valid value.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr() as *mut libc::c_void;
+    msg.msg_controllen = std::mem::size_of_val(&control);
+    let n = loop {
+        // SAFETY: msg describes valid buffers; MSG_CMSG_CLOEXEC keeps the fds from leaking
+        // into the program (it gets them through dup2 only).
+        let n = unsafe { libc::recvmsg(socket, &mut msg, libc::MSG_CMSG_CLOEXEC) };
+        if n >= 0 {
+            break n as usize;
+        }
+        match super::sys::errno() {
+            libc::EINTR => continue,
+            e => return Err(ChildError::new(SetupStep::ReceiveRun, e)),
+        }
+    };
+    if n == 0 {
+        return Ok(None);
+    }
+    let mut fds = [-1i32; MAX_RUN_FDS];
+    let mut count = 0;
+    // SAFETY: the kernel filled msg_control with msg_controllen bytes of well-formed
+    // control messages; CMSG_FIRSTHDR/CMSG_NXTHDR stay within them.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+        while !cmsg.is_null() {
+            if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
+                let bytes = (*cmsg).cmsg_len as usize - libc::CMSG_LEN(0) as usize;
+                let got = (bytes / 4).min(MAX_RUN_FDS - count);
+                let data = libc::CMSG_DATA(cmsg) as *const i32;
+                for i in 0..got {
+                    fds[count] = *data.add(i);
+                    count += 1;
+                }
+            }
+            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+        }
+    }
+    let cgroup_fds = header.cgroup_fds as usize;
+    if n != std::mem::size_of::<RunHeader>()
+        || count != 3 + cgroup_fds
+        || cgroup_fds > MAX_CGROUP_FDS
+    {
+        for &fd in &fds[..count] {
+            super::sys::close(fd);
+        }
+        return Err(ChildError::new(SetupStep::ReceiveRun, libc::EPROTO));
+    }
+    let mut request = RunRequest {
+        stdin: fds[0],
+        stdout: fds[1],
+        stderr: fds[2],
+        clone_into: None,
+        cgroup_join: [-1; MAX_CGROUP_FDS],
+    };
+    if header.clone_into == 1 && cgroup_fds == 1 {
+        request.clone_into = Some(fds[3]);
+    } else {
+        request.cgroup_join[..cgroup_fds].copy_from_slice(&fds[3..3 + cgroup_fds]);
+    }
+    Ok(Some(request))
 }
 
 #[cfg(test)]

@@ -13,15 +13,48 @@ type StepResult = Result<(), ChildError>;
 const TMPFS: &CStr = c"tmpfs";
 const PROC: &CStr = c"proc";
 
-/// The whole sequence, in order. On success the process's root and cwd are the new root.
+/// Where the scratch mounts (/dev/shm, /tmp, /box) go: under the rootfs before
+/// pivot_root (a fresh sandbox), or in the new root after it (a warm one, per run).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Place {
+    Rootfs,
+    NewRoot,
+}
+
+/// The whole sequence before pivot_root, in order.
 pub fn build(p: &Prepared) -> StepResult {
     make_mounts_private()?;
     bind_rootfs_readonly(p)?;
     mount_proc(p)?;
     mount_dev(p)?;
-    mount_tmp(p)?;
-    mount_box(p)?;
-    Ok(())
+    mount_scratch(p, Place::Rootfs)
+}
+
+/// Fresh tmpfs /dev/shm, /tmp and /box (or the --box-dir bind).
+pub fn mount_scratch(p: &Prepared, at: Place) -> StepResult {
+    let (shm, tmp, boxdir) = match at {
+        Place::Rootfs => (
+            p.shm_dir.as_c_str(),
+            p.tmp_dir.as_c_str(),
+            p.box_dir.as_c_str(),
+        ),
+        Place::NewRoot => (c"/dev/shm", c"/tmp", c"/box"),
+    };
+    mount_shm(p, shm)?;
+    mount_tmp(p, tmp)?;
+    mount_box(p, boxdir)
+}
+
+/// A warm sandbox between runs: detaches the previous run's scratch mounts (their files
+/// go with them) and mounts fresh ones.
+pub fn renew_scratch(p: &Prepared) -> StepResult {
+    for (i, dir) in [c"/dev/shm", c"/tmp", c"/box"].iter().enumerate() {
+        match sys::umount_detach(dir.as_ptr()) {
+            Ok(()) | Err(libc::EINVAL) => {}
+            Err(e) => return Err(ChildError::at(SetupStep::DetachScratch, e, i as u32)),
+        }
+    }
+    mount_scratch(p, Place::NewRoot)
 }
 
 fn make_mounts_private() -> StepResult {
@@ -161,13 +194,16 @@ fn mount_dev(p: &Prepared) -> StepResult {
     .map_err(|e| ChildError::new(SetupStep::MountDev, e))?;
     let result = populate_dev(dir);
     sys::close(dir);
-    result?;
+    result
+}
+
+fn mount_shm(p: &Prepared, dir: &CStr) -> StepResult {
     let flags = (libc::MS_NOSUID | libc::MS_NODEV) as c_ulong;
     step(
         SetupStep::MountDevShm,
         sys::mount(
             TMPFS.as_ptr(),
-            p.shm_dir.as_ptr(),
+            dir.as_ptr(),
             TMPFS.as_ptr(),
             flags,
             p.shm_opts.as_ptr(),
@@ -191,13 +227,13 @@ fn populate_dev(dir: i32) -> StepResult {
     )
 }
 
-fn mount_tmp(p: &Prepared) -> StepResult {
+fn mount_tmp(p: &Prepared, dir: &CStr) -> StepResult {
     let flags = (libc::MS_NOSUID | libc::MS_NODEV) as c_ulong;
     step(
         SetupStep::MountTmp,
         sys::mount(
             TMPFS.as_ptr(),
-            p.tmp_dir.as_ptr(),
+            dir.as_ptr(),
             TMPFS.as_ptr(),
             flags,
             p.tmp_opts.as_ptr(),
@@ -205,14 +241,14 @@ fn mount_tmp(p: &Prepared) -> StepResult {
     )
 }
 
-fn mount_box(p: &Prepared) -> StepResult {
+fn mount_box(p: &Prepared, dir: &CStr) -> StepResult {
     let flags = (libc::MS_NOSUID | libc::MS_NODEV) as c_ulong;
     match &p.box_bind {
         None => step(
             SetupStep::MountBox,
             sys::mount(
                 TMPFS.as_ptr(),
-                p.box_dir.as_ptr(),
+                dir.as_ptr(),
                 TMPFS.as_ptr(),
                 flags,
                 p.box_opts.as_ptr(),
@@ -223,7 +259,7 @@ fn mount_box(p: &Prepared) -> StepResult {
                 SetupStep::BindBoxDir,
                 sys::mount(
                     host.as_ptr(),
-                    p.box_dir.as_ptr(),
+                    dir.as_ptr(),
                     NULL,
                     libc::MS_BIND as c_ulong,
                     NULL,
@@ -232,7 +268,7 @@ fn mount_box(p: &Prepared) -> StepResult {
             let flags = libc::MS_REMOUNT | libc::MS_BIND | libc::MS_NOSUID | libc::MS_NODEV;
             step(
                 SetupStep::RemountBoxDir,
-                sys::mount(NULL, p.box_dir.as_ptr(), NULL, flags as c_ulong, NULL),
+                sys::mount(NULL, dir.as_ptr(), NULL, flags as c_ulong, NULL),
             )
         }
     }

@@ -4,12 +4,12 @@
 //! [`RunResult`] (`outcome.rs`). The handshake with init is in `protocol.rs`.
 
 use super::copy;
-use super::init::{self, InitChannels, MAX_CGROUP_JOIN};
+use super::init::{self, InitChannels};
 use super::monitor::Monitor;
 use super::namespaces::CLONE_FLAGS;
 use super::outcome;
 use super::prepare::{prepare, Prepared};
-use super::protocol::{SetupStep, GO};
+use super::protocol::{SetupStep, GO, MAX_CGROUP_FDS};
 use super::sinks::Sinks;
 use super::sys;
 use super::{Config, Hooks, SandboxError};
@@ -43,6 +43,7 @@ fn run_prepared(config: &Config, hooks: &Hooks, p: &Prepared) -> Result<RunResul
         stdout_write: out_w.as_raw_fd(),
         stderr_write: err_w.as_raw_fd(),
         cgroup_join: cgroup_join_fds(hooks),
+        warm: false,
     };
     let started = Instant::now();
     let (pid, in_cgroup) = match clone_init(&channels, hooks)? {
@@ -76,7 +77,7 @@ fn run_prepared(config: &Config, hooks: &Hooks, p: &Prepared) -> Result<RunResul
         drop(sync_w);
     }
     let observed = monitor.watch(
-        File::from(report_r),
+        &mut File::from(report_r),
         File::from(out_r),
         File::from(err_r),
         &mut sinks,
@@ -88,7 +89,7 @@ fn run_prepared(config: &Config, hooks: &Hooks, p: &Prepared) -> Result<RunResul
 }
 
 /// Which side of the clone we are on.
-enum Cloned {
+pub(super) enum Cloned {
     /// The child: it becomes the sandbox's init and never returns.
     Init,
     /// The parent, with init's pid and whether init already sits in the run's cgroup.
@@ -97,7 +98,7 @@ enum Cloned {
 
 /// Clones init into new namespaces, directly into the run's cgroup when it is v2
 /// (`CLONE_INTO_CGROUP`); on v1 init joins through the `tasks` fds itself.
-fn clone_init(ch: &InitChannels, hooks: &Hooks) -> Result<Cloned, SandboxError> {
+pub(super) fn clone_init(ch: &InitChannels, hooks: &Hooks) -> Result<Cloned, SandboxError> {
     let cg_fd = hooks.cgroup.and_then(|c| c.clone_into_fd());
     let flags = if ch.netns >= 0 {
         CLONE_FLAGS & !(libc::CLONE_NEWNET as u64)
@@ -123,25 +124,25 @@ fn clone_init(ch: &InitChannels, hooks: &Hooks) -> Result<Cloned, SandboxError> 
 }
 
 /// The v1 `tasks` fds init writes "0" to (none on v2, where clone3 places init).
-fn cgroup_join_fds(hooks: &Hooks) -> [i32; MAX_CGROUP_JOIN] {
-    let mut fds = [-1; MAX_CGROUP_JOIN];
+fn cgroup_join_fds(hooks: &Hooks) -> [i32; MAX_CGROUP_FDS] {
+    let mut fds = [-1; MAX_CGROUP_FDS];
     if let Some(cg) = hooks.cgroup.filter(|c| c.clone_into_fd().is_none()) {
         let join = cg.join_fds();
-        if join.len() <= MAX_CGROUP_JOIN {
+        if join.len() <= MAX_CGROUP_FDS {
             fds[..join.len()].copy_from_slice(&join);
         }
     }
     fds
 }
 
-fn sys_err(step: SetupStep, errno: i32) -> SandboxError {
+pub(super) fn sys_err(step: SetupStep, errno: i32) -> SandboxError {
     SandboxError::Sys {
         step,
         source: std::io::Error::from_raw_os_error(errno),
     }
 }
 
-fn pipe() -> Result<(OwnedFd, OwnedFd), SandboxError> {
+pub(super) fn pipe() -> Result<(OwnedFd, OwnedFd), SandboxError> {
     let mut fds = [0i32; 2];
     // SAFETY: pipe2 fills two fds that we immediately own.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
@@ -151,7 +152,7 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), SandboxError> {
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
-fn kill_hard(pid: i32) {
+pub(super) fn kill_hard(pid: i32) {
     // SAFETY: pid is our own child; reaping it afterwards avoids a zombie.
     unsafe {
         libc::kill(pid, libc::SIGKILL);
