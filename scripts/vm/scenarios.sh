@@ -124,6 +124,57 @@ run_setup() {
     fi
 }
 
+# judge_setup TAG [judgebox judge options...]: one submission over 5 tests on one worker,
+# so they share a warm sandbox whose program is cloned into each test's cgroup
+# (CLONE_INTO_CGROUP): test 3 runs out of memory, test 4 leaves files, IPC objects and a
+# background process, test 5 must see none of them; every pid differs (one reused pid
+# namespace) and no run cgroup is left.
+judge_setup() {
+    tag=$1
+    shift
+    D=/tmp/judge-$tag
+    mkdir -p $D/manifests $D/tests
+    cat >$D/manifests/sh.toml <<'TOML'
+name = "sh"
+display = "busybox sh"
+judge0_ids = [9001]
+image = "judgebox-test/none:1"
+source_file = "main.sh"
+[run]
+command = ["/bin/sh", "main.sh"]
+time = 2.0
+wall_time = 5.0
+memory = "64M"
+pids = 16
+output = "1M"
+TOML
+    printf 'echo $$\nread what\ncase $what in\n oom) exec /probes/alloc 200;;\n leave|check) exec /probes/leftovers $what;;\n *) echo fine;;\nesac\n' >$D/main.sh
+    for t in 1:a 2:b 3:oom 4:leave 5:check; do
+        echo "${t#*:}" >$D/tests/${t%%:*}.in
+    done
+    JB_OUT=$(timeout -s KILL "$JB_TIMEOUT" judgebox judge --lang sh $D/main.sh --manifests $D/manifests \
+        --rootfs $ROOTFS --tests $D/tests --parallel 1 --json "$@" 2>/tmp/jb.err)
+    echo "  \$ judgebox judge --lang sh ... --parallel 1 --json $* -> exit $?"
+    show /tmp/jb.err 10
+    _verdicts=$(printf '%s' "$JB_OUT" | grep -o '"verdict":"[a-z_]*"' | sed 's/.*:"//; s/"//' | tr '\n' ' ')
+    # The first verdict is the submission's, then the compile (none here), then each test's.
+    _want="memory_limit accepted accepted memory_limit accepted accepted "
+    _pids=$(printf '%s' "$JB_OUT" | grep -o '"stdout":"[0-9]*' | sed 's/.*"//' | sort -u | wc -l)
+    _mem=$(json_str memory "$JB_OUT")
+    _runs=$(find $CG -name 'run-*' 2>/dev/null)
+    if [ "$_verdicts" != "$_want" ]; then
+        fail "$tag.judge_warm" "verdicts: $_verdicts(want $_want); output: $(printf '%s' "$JB_OUT" | head -c 1500)"
+    elif [ "$_pids" != 5 ]; then
+        fail "$tag.judge_warm" "$_pids distinct program pids over 5 tests, want 5 (one warm sandbox)"
+    elif [ "$_mem" != cgroup2 ]; then
+        fail "$tag.judge_warm" "enforcement memory ${_mem:-missing}, want cgroup2"
+    elif [ -n "$_runs" ]; then
+        fail "$tag.judge_warm" "run cgroups left behind: $(echo $_runs)"
+    else
+        pass "$tag.judge_warm"
+    fi
+}
+
 echo "=== setup a: judgebox at the cgroup root"
 SCEN_T0=$(now_s)
 timeout -s KILL "$JB_TIMEOUT" judgebox doctor --json >/tmp/doctor.out 2>/tmp/doctor.err
@@ -134,6 +185,7 @@ show /tmp/doctor.err 10
 check a.doctor "judgebox doctor --json exited $rc, want 0" [ "$rc" = 0 ]
 
 run_setup a
+judge_setup a
 info "cgroups after setup a: $(cd $CG && find . -mindepth 1 -type d | tr '\n' ' ')"
 
 echo "=== setup b: --cgroup-root $CG/delegated holding processes"
