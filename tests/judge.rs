@@ -367,9 +367,10 @@ fn cgroups_of(pid: u32) -> Vec<String> {
 #[test]
 fn no_cgroup_outlives_a_judging_even_with_skipped_tests() {
     // Tests take pre-created cgroups and hand them to a remover thread; skipped tests
-    // must still consume (and retire) theirs.
+    // must still consume (and retire) theirs. Enough tests after the first failure (t7)
+    // that the other worker cannot have finished them all before it is known.
     let f = Fixture::new();
-    let dir = tests_dir(&f, 12);
+    let dir = tests_dir(&f, 60);
     let child = Command::new(env!("CARGO_BIN_EXE_judgebox"))
         .args(["judge", "--lang", "sh"])
         .arg(f.file("src/main.sh", SUM))

@@ -1,6 +1,7 @@
 //! Command-line interface: one file per subcommand, each a thin layer that turns flags
 //! into library calls and results into JSON or human output.
 
+mod cleanup;
 mod doctor;
 mod image;
 mod images;
@@ -29,6 +30,7 @@ enum Command {
     Image(image::ImageArgs),
     Lang(lang::LangArgs),
     Doctor(doctor::DoctorArgs),
+    Cleanup(cleanup::CleanupArgs),
 }
 
 /// Parses arguments and runs; returns the process exit code.
@@ -41,6 +43,7 @@ pub fn main() -> i32 {
         Command::Image(args) => image::execute(args),
         Command::Lang(args) => lang::execute(args),
         Command::Doctor(args) => doctor::execute(args),
+        Command::Cleanup(args) => cleanup::execute(args),
     };
     match result {
         Ok(code) => code,

@@ -7,6 +7,7 @@ use judgebox::cgroup::{self, Manager, ManagerOptions};
 use judgebox::image::store::Resolved;
 use judgebox::sandbox::{self, Config, CopyIn, CopyOut, Enforced, Limits, TimedCgroup};
 use judgebox::seccomp;
+use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -290,13 +291,18 @@ pub fn execute(args: RunArgs) -> Result<i32> {
     let cgroup_setup = cgroup_started.elapsed();
     let timed = run_cgroup.as_deref().map(TimedCgroup::new);
     let sandbox_started = Instant::now();
+    // A pinned, empty network namespace from the pool (a fresh one when none is free, or
+    // when the run wants `lo` up).
+    let netns = (!config.loopback)
+        .then(sandbox::netns_pool::lease)
+        .flatten();
     let outcome = sandbox::run_enforced(
         config,
         Enforced {
             cgroup: timed.as_ref().map(|c| c as &dyn cgroup::Cgroup),
             enforcement,
             filter: filter.as_ref(),
-            netns: None,
+            netns: netns.as_ref().map(|n| n.fd.as_raw_fd()),
             fixed_uid: args.uid.is_some(),
             fixed_gid: args.gid.is_some(),
         },

@@ -297,8 +297,17 @@ fn run_tests(job: &Job, work: &WorkDir) -> Result<Vec<TestReport>, JudgeError> {
                 // One network namespace per worker, joined by each of its tests (a fresh one
                 // per run costs more kernel time than the rest of the sandbox setup). Tests
                 // never bring `lo` up and leave nothing behind in it once their processes die.
-                let netns = sandbox::new_netns().ok();
-                let netns_fd = netns.as_ref().map(|fd| fd.as_raw_fd());
+                // A pinned one from the pool, else a fresh one.
+                let pinned = sandbox::netns_pool::lease();
+                let fresh = pinned
+                    .is_none()
+                    .then(|| sandbox::new_netns().ok())
+                    .flatten();
+                let netns_fd = match (&pinned, &fresh) {
+                    (Some(p), _) => Some(p.fd.as_raw_fd()),
+                    (None, Some(f)) => Some(f.as_raw_fd()),
+                    (None, None) => None,
+                };
                 // This worker's warm sandbox, started at its first test; this submission's
                 // only (dropped, and its init killed, when the worker ends).
                 let mut warm: Option<WarmRuns> = None;

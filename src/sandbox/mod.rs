@@ -10,6 +10,7 @@ mod filter;
 mod init;
 mod monitor;
 mod namespaces;
+pub mod netns_pool;
 mod outcome;
 mod prepare;
 mod process;
