@@ -629,3 +629,52 @@ fn help_explains_the_flags() {
         assert!(text.contains(flag), "help lacks {flag}");
     }
 }
+
+#[test]
+fn file_and_stdin_never_follow_a_symlink_or_open_a_fifo() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, "HOST-SECRET-52e1\n").unwrap();
+    let link = dir.path().join("innocent.txt");
+    std::os::unix::fs::symlink(&secret, &link).unwrap();
+    let fifo = dir.path().join("pipe.in");
+    let c = std::ffi::CString::new(fifo.as_os_str().as_bytes()).unwrap();
+    // SAFETY: c is a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+    let root = rootfs().to_str().unwrap();
+    let cases = [
+        ("--file", link.to_str().unwrap(), "innocent.txt", "symlink"),
+        ("--stdin", link.to_str().unwrap(), "innocent.txt", "symlink"),
+        ("--file", fifo.to_str().unwrap(), "pipe.in", "fifo"),
+        ("--stdin", fifo.to_str().unwrap(), "pipe.in", "fifo"),
+    ];
+    for (flag, path, name, why) in cases {
+        let started = std::time::Instant::now();
+        let out = judgebox(&[
+            "run",
+            "--rootfs",
+            root,
+            "--json",
+            flag,
+            path,
+            "--",
+            "/bin/sh",
+            "-c",
+            "cat /box/* 2>/dev/null; cat",
+        ]);
+        assert!(started.elapsed().as_secs() < 10, "{flag} {path}: hung");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stdout.contains("HOST-SECRET") && !stderr.contains("HOST-SECRET"));
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{flag} {path}: {stdout} {stderr}"
+        );
+        assert!(
+            stderr.contains(name) && stderr.contains(why),
+            "{flag} {path}: {stderr}"
+        );
+    }
+}
