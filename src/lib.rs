@@ -4,10 +4,12 @@
 //! `src/main.rs` and `src/cli/` are a thin command-line edge over it.
 
 pub mod cgroup;
+pub mod display;
 pub mod flock;
 pub mod image;
 pub mod judge;
 pub mod lang;
+pub mod safe_open;
 pub mod sandbox;
 pub mod seccomp;
 pub mod units;

@@ -5,6 +5,7 @@ use super::{images, parse};
 use anyhow::{Context, Result};
 use clap::Args;
 use judgebox::cgroup::{self, Manager, ManagerOptions};
+use judgebox::display::escape_controls as esc;
 use judgebox::image::store::DEFAULT_ROOT;
 use judgebox::judge::{self, cases, Compare, Job, Overrides, Report, TestCase, Verdict};
 use judgebox::lang::Catalog;
@@ -128,9 +129,10 @@ pub fn execute(a: JudgeArgs) -> Result<i32> {
     sandbox::ensure_root()?;
     let catalog = a.languages.catalog()?;
     let lang = catalog.find(&a.lang)?;
-    if !a.source.is_file() {
-        anyhow::bail!("source {}: not a readable file", a.source.display());
-    }
+    // Checked before the image and tests (the judge checks again as it starts): without
+    // following a symlink, regular files only.
+    judgebox::safe_open::open_regular(&a.source)
+        .map_err(|e| anyhow::anyhow!("source {}: {}", a.source.display(), e.into_io()))?;
     let tests = test_cases(&a)?;
     // `_lease` keeps the image's rootfs from being pruned while the tests run.
     let (env, _lease) = match &a.rootfs {
@@ -187,7 +189,7 @@ pub fn execute(a: JudgeArgs) -> Result<i32> {
     };
     let report = judge::judge(&job)?;
     if a.json {
-        println!("{}", report.to_json());
+        print_json(&report)?;
     } else {
         print_table(&report);
     }
@@ -198,8 +200,19 @@ pub fn execute(a: JudgeArgs) -> Result<i32> {
     })
 }
 
+/// Serialized straight to stdout: a report of thousands of tests is never also held as
+/// one string.
+fn print_json(r: &Report) -> Result<()> {
+    use std::io::Write;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    serde_json::to_writer(&mut out, &r.to_json()).context("writing the JSON result")?;
+    writeln!(out)
+        .and_then(|_| out.flush())
+        .context("writing the JSON result")
+}
+
 fn print_table(r: &Report) {
-    println!("{} ({})", r.language, r.display);
+    println!("{} ({})", esc(&r.language), esc(&r.display));
     if let Some(c) = &r.compile {
         println!(
             "compile: {}  cpu {:.3} s  wall {:.3} s  memory {}",
@@ -211,10 +224,10 @@ fn print_table(r: &Report) {
         if c.verdict != Verdict::Accepted {
             let out = judge::compile_output(&c.run);
             for line in out.lines().take(40) {
-                println!("  | {line}");
+                println!("  | {}", esc(line));
             }
             if !c.run.message.is_empty() {
-                println!("  {}", c.run.message);
+                println!("  {}", esc(&c.run.message));
             }
         }
     }
@@ -233,7 +246,7 @@ fn print_table(r: &Report) {
                 if t.verdict == Verdict::Accepted || t.verdict == Verdict::WrongAnswer {
                     String::new()
                 } else {
-                    run.message.clone()
+                    esc(&run.message).into_owned()
                 },
             ),
             None => ("-".into(), "-".into(), "-".into(), String::new()),
@@ -241,7 +254,7 @@ fn print_table(r: &Report) {
         println!(
             "{:>4}  {:<12} {:<4} {:>8} {:>8} {:>9}  {}",
             i + 1,
-            t.name,
+            esc(&t.name),
             t.verdict.short(),
             cpu,
             wall,

@@ -2,6 +2,7 @@
 //! sandbox (own cgroup, compiled artifacts copied in read-only, the test's input as
 //! stdin), compare the output and turn each run into a verdict with its Judge0 status.
 
+pub mod capture;
 pub mod cases;
 pub mod compare;
 pub mod verdict;
@@ -20,12 +21,19 @@ use crate::lang::{Language, Step};
 use crate::sandbox::{self, Config, CopyIn, CopyOut, Enforced, Limits, RunResult};
 use crate::seccomp::Filter;
 
+use capture::{CaptureError, Captured, ExcerptBudget};
 pub use cases::TestCase;
-pub use compare::Compare;
+pub use compare::{Compare, CompareError};
 pub use verdict::{judge0_status, Judge0Status, Verdict};
 
-/// The most of a test's stdout/stderr kept in a report (the whole output is compared).
+/// The most of a step's stdout/stderr a report shows (the whole output is compared, as a
+/// stream from the file it was captured in).
 const REPORT_OUTPUT_BYTES: usize = 64 << 10;
+/// What each test keeps of its stdout and of its stderr for the report.
+const TEST_EXCERPT_BYTES: usize = 8 << 10;
+/// What all tests' excerpts may take together: with thousands of tests, the later ones
+/// keep none rather than let the judge's memory grow with the number of tests.
+const EXCERPT_BUDGET: usize = 16 << 20;
 
 #[derive(Debug, Error)]
 pub enum JudgeError {
@@ -41,6 +49,15 @@ pub enum JudgeError {
         #[source]
         source: std::io::Error,
     },
+    #[error("test {test}: comparing with {expected}: {source}")]
+    Compare {
+        test: String,
+        expected: PathBuf,
+        #[source]
+        source: CompareError,
+    },
+    #[error("{0}")]
+    Capture(#[from] CaptureError),
     #[error("cannot create the run's cgroup (see `judgebox doctor`): {0}")]
     Cgroup(#[from] cgroup::CgroupError),
     #[error("{0}")]
@@ -147,18 +164,15 @@ pub fn judge(job: &Job) -> Result<Report, JudgeError> {
     })
 }
 
+/// The source must be a regular file not reached through a symlink (judgebox reads it as
+/// root; the sandbox opens it the same way when it copies it in).
 fn check_source(path: &Path) -> Result<(), JudgeError> {
-    let meta = std::fs::metadata(path).map_err(|source| JudgeError::Source {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    if !meta.is_file() {
-        return Err(JudgeError::Source {
+    crate::safe_open::open_regular(path)
+        .map(drop)
+        .map_err(|e| JudgeError::Source {
             path: path.to_path_buf(),
-            source: std::io::Error::other("not a regular file"),
-        });
-    }
-    Ok(())
+            source: e.into_io(),
+        })
 }
 
 /// The submission's verdict: the compile's when it failed, else the first failing test's
@@ -198,17 +212,16 @@ fn compile(job: &Job, step: &Step, work: &WorkDir) -> Result<StepReport, JudgeEr
             dest: work.path.join(a),
         })
         .collect();
-    let run = run_sandboxed(
-        job,
+    let spec = StepSpec {
         argv,
         step,
-        &Overrides::default(),
+        overrides: &Overrides::default(),
         files,
-        None,
+        stdin: None,
         copy_out,
-        CgroupSource::Inline,
-        None,
-    )?;
+    };
+    let (mut run, captured) = run_sandboxed(job, work, spec, CgroupSource::Inline, None)?;
+    (run.stdout, run.stderr) = captured.excerpts(REPORT_OUTPUT_BYTES)?;
     let produced = job
         .lang
         .artifacts
@@ -266,6 +279,7 @@ fn run_tests(job: &Job, work: &WorkDir) -> Result<Vec<TestReport>, JudgeError> {
     let workers = job.parallel.clamp(1, n.max(1));
     let pooled = job.cgroups.mode() != cgroup::Mode::None;
     let limits = test_cgroup_limits(job);
+    let budget = ExcerptBudget::new(EXCERPT_BUDGET);
     let (ready_tx, ready_rx) = mpsc::sync_channel(workers);
     let ready = Mutex::new(ready_rx);
     let (retire_tx, retire_rx) = mpsc::channel::<RunCgroup>();
@@ -282,14 +296,17 @@ fn run_tests(job: &Job, work: &WorkDir) -> Result<Vec<TestReport>, JudgeError> {
             s.spawn(move || {
                 for cg in retire_rx {
                     if let Err(e) = cg.remove() {
-                        eprintln!("judgebox: warning: {e}");
+                        eprintln!(
+                            "judgebox: warning: {}",
+                            crate::display::escape_controls(&e.to_string())
+                        );
                     }
                 }
             });
         }
         for _ in 0..workers {
             let retire = retire_tx.clone();
-            let (ready, next, failed, slots) = (&ready, &next, &failed, &slots);
+            let (ready, next, failed, slots, budget) = (&ready, &next, &failed, &slots, &budget);
             s.spawn(move || {
                 // One network namespace per worker, joined by each of its tests (a fresh one
                 // per run costs more kernel time than the rest of the sandbox setup). Tests
@@ -322,7 +339,7 @@ fn run_tests(job: &Job, work: &WorkDir) -> Result<Vec<TestReport>, JudgeError> {
                         }
                         Ok(skipped(case))
                     } else {
-                        run_test(job, work, case, source, netns_fd)
+                        run_test(job, work, case, source, netns_fd, budget)
                     };
                     let bad = report
                         .as_ref()
@@ -370,6 +387,7 @@ fn run_test(
     case: &TestCase,
     source: CgroupSource,
     netns: Option<RawFd>,
+    budget: &ExcerptBudget,
 ) -> Result<TestReport, JudgeError> {
     let lang = job.lang;
     let memory = job.overrides.memory.unwrap_or(lang.run.memory);
@@ -390,35 +408,27 @@ fn run_test(
             read_only: true,
         });
     }
-    let run = run_sandboxed(
-        job,
+    let spec = StepSpec {
         argv,
-        &lang.run,
-        &job.overrides,
+        step: &lang.run,
+        overrides: &job.overrides,
         files,
-        case.input.clone(),
-        Vec::new(),
-        source,
-        netns,
-    )?;
+        stdin: case.input.clone(),
+        copy_out: Vec::new(),
+    };
+    let (mut run, captured) = run_sandboxed(job, work, spec, source, netns)?;
     let verdict = match verdict::verdict_of_run(&run) {
-        Some(Verdict::RuntimeError) if ran_out_of_memory(lang, &run) => Verdict::MemoryLimit,
+        Some(Verdict::RuntimeError) if captured.stderr_contains_any(&lang.memory_errors)? => {
+            Verdict::MemoryLimit
+        }
         Some(v) => v,
         None => match &case.expected {
             None => Verdict::Accepted,
-            Some(path) => {
-                let expected = std::fs::read(path).map_err(|source| JudgeError::Source {
-                    path: path.clone(),
-                    source,
-                })?;
-                if job.compare.matches(&run.stdout, &expected) {
-                    Verdict::Accepted
-                } else {
-                    Verdict::WrongAnswer
-                }
-            }
+            Some(path) => compare_output(job.compare, case, path, &captured)?,
         },
     };
+    let share = budget.take(2 * TEST_EXCERPT_BYTES) / 2;
+    (run.stdout, run.stderr) = captured.excerpts(share)?;
     Ok(TestReport {
         name: case.name.clone(),
         verdict,
@@ -427,27 +437,62 @@ fn run_test(
     })
 }
 
-/// Whether a failed run's stderr carries one of the language's out-of-memory messages.
-fn ran_out_of_memory(lang: &Language, run: &RunResult) -> bool {
-    let stderr = String::from_utf8_lossy(&run.stderr);
-    lang.memory_errors
-        .iter()
-        .any(|m| stderr.contains(m.as_str()))
+/// The program's captured stdout against the expected file, both read as streams. The
+/// expected file is opened as the tests were checked: no symlink, regular files only.
+fn compare_output(
+    compare: Compare,
+    case: &TestCase,
+    expected: &Path,
+    captured: &Captured,
+) -> Result<Verdict, JudgeError> {
+    let file = crate::safe_open::open_regular(expected).map_err(|e| JudgeError::Source {
+        path: expected.to_path_buf(),
+        source: e.into_io(),
+    })?;
+    let actual = captured.open_stdout()?;
+    let same = compare
+        .matches_stream(actual, file)
+        .map_err(|source| JudgeError::Compare {
+            test: case.name.clone(),
+            expected: expected.to_path_buf(),
+            source,
+        })?;
+    Ok(if same {
+        Verdict::Accepted
+    } else {
+        Verdict::WrongAnswer
+    })
 }
 
-/// One sandboxed run with its own cgroup and seccomp gate.
-fn run_sandboxed(
-    job: &Job,
+/// What one sandboxed step runs: its command, limits, files in and out, and stdin.
+struct StepSpec<'a> {
     argv: Vec<String>,
-    step: &Step,
-    overrides: &Overrides,
+    step: &'a Step,
+    overrides: &'a Overrides,
     files: Vec<CopyIn>,
     stdin: Option<PathBuf>,
     copy_out: Vec<CopyOut>,
+}
+
+/// One sandboxed run with its own cgroup and seccomp gate; its output goes to files in the
+/// work dir (returned, removed when dropped), never into the judge's memory.
+fn run_sandboxed(
+    job: &Job,
+    work: &WorkDir,
+    spec: StepSpec,
     source: CgroupSource,
     netns: Option<RawFd>,
-) -> Result<RunResult, JudgeError> {
+) -> Result<(RunResult, Captured), JudgeError> {
+    let StepSpec {
+        argv,
+        step,
+        overrides,
+        files,
+        stdin,
+        copy_out,
+    } = spec;
     let memory = overrides.memory.unwrap_or(step.memory);
+    let captured = Captured::in_dir(&work.path);
     let pids = overrides.pids.unwrap_or(step.pids);
     let env = sandbox::overlay_env(&job.env.image_env, &job.lang.env);
     let config = Config {
@@ -457,6 +502,8 @@ fn run_sandboxed(
         files,
         copy_out,
         stdin,
+        stdout_file: Some(captured.stdout.clone()),
+        stderr_file: Some(captured.stderr.clone()),
         limits: Limits {
             cpu_time: Some(overrides.time.unwrap_or(step.time)),
             wall_time: Some(overrides.wall_time.unwrap_or(step.wall_time)),
@@ -499,12 +546,15 @@ fn run_sandboxed(
         }
         (Some(cg), CgroupSource::Inline) => {
             if let Err(e) = cg.remove() {
-                eprintln!("judgebox: warning: {e}");
+                eprintln!(
+                    "judgebox: warning: {}",
+                    crate::display::escape_controls(&e.to_string())
+                );
             }
         }
         (None, _) => {}
     }
-    Ok(outcome?)
+    Ok((outcome?, captured))
 }
 
 fn poisoned() -> JudgeError {
