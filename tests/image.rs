@@ -553,10 +553,7 @@ fn assert_app_output(stdout: &str, greeting: &str) {
     assert_eq!(lines[3], "c", "symlink target: {stdout}");
     assert!(stdout.contains("passwd"), "{stdout}");
     assert!(!stdout.contains("gone"), "whiteout not applied: {stdout}");
-    assert!(
-        stdout.contains(".wh.") == false,
-        "whiteout file left: {stdout}"
-    );
+    assert!(!stdout.contains(".wh."), "whiteout file left: {stdout}");
     assert_eq!(lines.last(), Some(&"KEEP=1"), "{stdout}");
 }
 

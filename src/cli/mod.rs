@@ -45,7 +45,11 @@ pub fn main() -> i32 {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("judgebox: error: {}", describe(&e));
+            // Errors name paths, test names and image names: never raw to the terminal.
+            eprintln!(
+                "judgebox: error: {}",
+                judgebox::display::escape_controls(&describe(&e))
+            );
             2
         }
     }

@@ -4,6 +4,7 @@ use super::parse;
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use judgebox::cgroup::{self, Manager, ManagerOptions};
+use judgebox::display::escape_controls as esc;
 use judgebox::image::store::Resolved;
 use judgebox::sandbox::{
     self, CgroupHandle, Config, CopyIn, CopyOut, Enforced, Limits, TimedCgroup,
@@ -272,10 +273,10 @@ pub fn execute(args: RunArgs) -> Result<i32> {
         root: args.cgroup_root.clone(),
         disabled: args.no_cgroup,
     });
-    if args.cgroup_root.is_some() && manager.mode() == cgroup::Mode::None {
+    if let (Some(root), cgroup::Mode::None) = (&args.cgroup_root, manager.mode()) {
         anyhow::bail!(
             "--cgroup-root {}: not usable: {}",
-            args.cgroup_root.as_ref().unwrap().display(),
+            root.display(),
             manager.none_reason().unwrap_or("unknown reason")
         );
     }
@@ -309,11 +310,10 @@ pub fn execute(args: RunArgs) -> Result<i32> {
     );
     let sandbox_time = sandbox_started.elapsed();
     let in_run = timed.as_ref().map_or(Duration::ZERO, TimedCgroup::spent);
-    drop(timed);
     let removal_started = Instant::now();
     if let Some(cg) = run_cgroup {
         if let Err(e) = cg.remove() {
-            eprintln!("judgebox: warning: {e}");
+            eprintln!("judgebox: warning: {}", esc(&e.to_string()));
         }
     }
     if args.timings {
@@ -337,7 +337,7 @@ pub fn execute(args: RunArgs) -> Result<i32> {
     if args.json {
         println!("{}", result.to_json(args.base64));
     } else {
-        eprintln!("{}", result.summary());
+        eprintln!("{}", esc(&result.summary()));
     }
     Ok(result.exit_code_for_cli())
 }
