@@ -88,7 +88,10 @@ fn runs_as_nobody_with_no_capabilities_and_no_new_privs() {
     );
     let out = stdout_of(&v);
     let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(&lines[..3], &["65534", "65534", "65534"], "{out}");
+    // A uid of its own from the per-run range, also as gid and only group.
+    let uid: u32 = lines[0].parse().unwrap();
+    assert!(uid >= 2_000_000_000, "not a per-run uid: {out}");
+    assert_eq!(&lines[1..3], &[lines[0], lines[0]], "{out}");
     for cap in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
         assert!(
             out.contains(&format!("{cap}:\t0000000000000000")),
@@ -336,9 +339,9 @@ fn files_in_stdin_and_copy_out() {
     let copy = format!("result.txt:{}", out.display());
     let v = sh(
         &["--stdin", input.to_str().unwrap(), "--file", &file_arg, "--copy-out", &copy],
-        "cat; cat /box/renamed.bin; echo; stat -c %u /box/renamed.bin; echo computed > /box/result.txt",
+        "cat; cat /box/renamed.bin; echo; [ $(stat -c %u /box/renamed.bin) = $(id -u) ] && echo mine; echo computed > /box/result.txt",
     );
-    assert_eq!(stdout_of(&v), "hello from host\npayload\n65534\n", "{v}");
+    assert_eq!(stdout_of(&v), "hello from host\npayload\nmine\n", "{v}");
     assert_eq!(std::fs::read_to_string(&out).unwrap(), "computed\n");
 }
 
@@ -676,5 +679,77 @@ fn file_and_stdin_never_follow_a_symlink_or_open_a_fifo() {
             stderr.contains(name) && stderr.contains(why),
             "{flag} {path}: {stderr}"
         );
+    }
+}
+
+#[test]
+fn each_run_has_its_own_uid_so_per_user_kernel_limits_are_its_own() {
+    use std::io::{BufRead, BufReader};
+    // Three runs each take inotify instances until the kernel refuses (128 per user by
+    // default); while they hold them, a fourth run's single inotify_init must succeed.
+    let root = rootfs().to_str().unwrap();
+    let mut hogs = Vec::new();
+    for _ in 0..3 {
+        let mut child = Command::new(BIN)
+            .args([
+                "run",
+                "--rootfs",
+                root,
+                "--nofile",
+                "1024",
+                "--wall-time",
+                "20",
+            ])
+            .args(["--", "/probes/inotify", "hog", "15"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert!(line.starts_with("held "), "hog: {line:?}");
+        hogs.push((child, line));
+    }
+    let (one, _) = run_json(&[], &["/probes/inotify", "one"]);
+    for (child, _) in hogs.iter_mut() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let held: Vec<String> = hogs.iter().map(|(_, l)| l.trim().to_string()).collect();
+    assert_eq!(stdout_of(&one), "ok\n", "while hogs held {held:?}: {one}");
+    // Each hog got the whole per-user allowance: no run shared a uid with another.
+    for line in &held {
+        let n: u32 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+        assert!(n >= 100, "a hog got only {n} instances: {held:?}");
+    }
+}
+
+#[test]
+fn runs_lease_distinct_uids_from_the_configured_range_and_explicit_uid_wins() {
+    let script = "id -u; id -g; stat -c %u /box";
+    let a = sh(&["--uid-range", "3000000000-3000000001"], script);
+    let lines: Vec<u64> = stdout_of(&a).lines().map(|l| l.parse().unwrap()).collect();
+    assert_eq!(lines.len(), 3, "{a}");
+    assert!((3_000_000_000..=3_000_000_001).contains(&lines[0]), "{a}");
+    assert!(
+        lines.iter().all(|v| *v == lines[0]),
+        "uid, gid and /box owner: {a}"
+    );
+    let fixed = sh(&["--uid", "1234"], script);
+    assert_eq!(stdout_of(&fixed), "1234\n1234\n1234\n");
+    for bad in ["1000-2000", "65534-70000", "5-1", "nope"] {
+        let out = judgebox(&[
+            "run",
+            "--rootfs",
+            rootfs().to_str().unwrap(),
+            "--uid-range",
+            bad,
+            "--",
+            "/bin/true",
+        ]);
+        assert_eq!(out.status.code(), Some(2), "{bad} accepted");
     }
 }

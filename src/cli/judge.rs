@@ -91,6 +91,9 @@ pub struct JudgeArgs {
     /// Do not use cgroups (degraded mode, reported in every result).
     #[arg(long)]
     no_cgroup: bool,
+    /// The uids the runs lease one of, each run its own (as `judgebox run --uid-range`).
+    #[arg(long, value_name = "FIRST-LAST", env = "JUDGEBOX_UID_RANGE", value_parser = parse::uid_range)]
+    uid_range: Option<judgebox::sandbox::uid::UidRange>,
 }
 
 fn parse_compare(s: &str) -> Result<Compare, String> {
@@ -127,6 +130,7 @@ fn test_cases(a: &JudgeArgs) -> Result<Vec<TestCase>> {
 
 pub fn execute(a: JudgeArgs) -> Result<i32> {
     sandbox::ensure_root()?;
+    parse::use_uid_range(a.uid_range)?;
     let catalog = a.languages.catalog()?;
     let lang = catalog.find(&a.lang)?;
     // Checked before the image and tests (the judge checks again as it starts): without

@@ -118,6 +118,19 @@ pub mod parse {
         }
     }
 
+    /// `FIRST-LAST`, checked against the host's accounts and subordinate id ranges.
+    pub fn uid_range(s: &str) -> Result<judgebox::sandbox::uid::UidRange, String> {
+        judgebox::sandbox::uid::UidRange::parse(s).map_err(|e| e.to_string())
+    }
+
+    /// Makes `range` (when given) the one every run of this process leases its uid from.
+    pub fn use_uid_range(range: Option<judgebox::sandbox::uid::UidRange>) -> anyhow::Result<()> {
+        if let Some(r) = range {
+            judgebox::sandbox::uid::configure(r)?;
+        }
+        Ok(())
+    }
+
     pub fn env_pair(s: &str) -> Result<String, String> {
         match s.split_once('=') {
             Some((k, _)) if !k.is_empty() && !k.contains('\0') => Ok(s.to_string()),

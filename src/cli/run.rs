@@ -97,10 +97,15 @@ pub struct RunArgs {
     /// Network: none (default) or loopback.
     #[arg(long, value_enum, default_value = "none")]
     net: Net,
-    /// Unprivileged uid the program runs as (default 65534; without a pids cgroup, a
-    /// per-run uid so RLIMIT_NPROC caps this run alone).
+    /// Unprivileged uid the program runs as (default: a uid of its own leased from
+    /// --uid-range, so per-user kernel limits such as RLIMIT_NPROC or inotify instances are
+    /// this run's alone).
     #[arg(long)]
     uid: Option<u32>,
+    /// The uids runs lease one of (FIRST-LAST; each also used as the gid). Must not touch any
+    /// account, group or /etc/subuid/subgid range.
+    #[arg(long, value_name = "FIRST-LAST", env = "JUDGEBOX_UID_RANGE", value_parser = parse::uid_range)]
+    uid_range: Option<judgebox::sandbox::uid::UidRange>,
     /// Unprivileged gid the program runs as (default: as the uid).
     #[arg(long)]
     gid: Option<u32>,
@@ -264,6 +269,7 @@ fn apply_image(a: &RunArgs, config: &mut Config) -> Result<Option<Resolved>> {
 pub fn execute(args: RunArgs) -> Result<i32> {
     let started = Instant::now();
     sandbox::ensure_root()?;
+    parse::use_uid_range(args.uid_range)?;
     let mut config = build_config(&args)?;
     let _image = apply_image(&args, &mut config)?;
     let filter = seccomp::Filter::load(&args.seccomp)

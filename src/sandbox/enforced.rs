@@ -1,6 +1,6 @@
-//! A run with everything that enforces its limits plugged in: its cgroup (or, where no
-//! cgroup does the job, rlimits and a per-run uid for RLIMIT_NPROC), the seccomp filter and
-//! optionally a network namespace to join. `judgebox run` and the judge both start runs so.
+//! A run with everything that enforces its limits plugged in: a per-run uid, its cgroup
+//! (or, where no cgroup does the job, rlimits), the seccomp filter and optionally a
+//! network namespace to join. `judgebox run` and the judge both start runs so.
 
 use std::os::fd::RawFd;
 
@@ -24,12 +24,12 @@ pub struct Enforced<'a> {
     pub fixed_gid: bool,
 }
 
-/// Runs `config` under `e`. Without a pids cgroup, RLIMIT_NPROC counts every process of a
-/// uid, so the run gets a uid (and, unless fixed, gid) no concurrent run shares unless
-/// `fixed_uid`.
+/// Runs `config` under `e`. The kernel counts RLIMIT_NPROC, inotify instances and watches
+/// and pipe pages per uid, whatever the namespaces and cgroups: so, unless `fixed_uid`, the
+/// run gets a leased uid (and, unless fixed, gid) no concurrent run shares, in every mode.
 pub fn run_enforced(mut config: Config, e: Enforced) -> Result<RunResult, SandboxError> {
     let rlimit_pids = e.enforcement.pids == Mechanism::Rlimit;
-    let _uid_lease = if rlimit_pids && !e.fixed_uid {
+    let _uid_lease = if !e.fixed_uid {
         let lease = uid::lease_run_uid().map_err(SandboxError::UidLease)?;
         config.uid = lease.uid;
         if !e.fixed_gid {
