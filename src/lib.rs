@@ -3,6 +3,7 @@
 //! The library holds every mechanism (sandbox, cgroups, seccomp, images, judging);
 //! `src/main.rs` and `src/cli/` are a thin command-line edge over it.
 
+pub mod boxdir;
 pub mod cgroup;
 pub mod display;
 pub mod flock;

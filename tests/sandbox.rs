@@ -753,3 +753,73 @@ fn runs_lease_distinct_uids_from_the_configured_range_and_explicit_uid_wins() {
         assert_eq!(out.status.code(), Some(2), "{bad} accepted");
     }
 }
+
+/// A tmpfs of `size` mounted on a fresh directory; unmounted and removed on drop.
+struct SmallMount {
+    dir: tempfile::TempDir,
+}
+
+impl SmallMount {
+    fn new(size: &str) -> SmallMount {
+        let dir = tempfile::tempdir().unwrap();
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0777")])
+            .arg("tmpfs")
+            .arg(dir.path())
+            .status()
+            .unwrap();
+        assert!(status.success(), "mount tmpfs");
+        SmallMount { dir }
+    }
+}
+
+impl Drop for SmallMount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.dir.path()).status();
+    }
+}
+
+#[test]
+fn box_dir_needs_a_size_policy_and_the_size_bounds_what_a_run_leaves() {
+    let root = rootfs().to_str().unwrap();
+    let disk = tempfile::tempdir().unwrap();
+    let d = disk.path().to_str().unwrap();
+    let run = |extra: &[&str]| {
+        let mut args = vec!["run", "--rootfs", root, "--json"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--", "/bin/sh", "-c"]);
+        // The attack: twelve 64 MiB files.
+        args.push("for i in 1 2 3 4 5 6 7 8 9 10 11 12; do head -c 67108864 /dev/zero > /box/f$i; done; true");
+        judgebox(&args)
+    };
+    let out = run(&["--box-dir", d]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--box-dir-size"));
+    let out = run(&["--box-dir", d, "--box-dir-size", "8M"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("more than --box-dir-size"), "{stderr}");
+    assert_eq!(
+        std::fs::read_dir(disk.path()).unwrap().count(),
+        0,
+        "the run ran"
+    );
+
+    let small = SmallMount::new("8M");
+    let s = small.dir.path().to_str().unwrap();
+    let out = run(&["--box-dir", s, "--box-dir-size", "8M"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let used: u64 = std::fs::read_dir(small.dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum();
+    assert!(used > 0 && used <= 8 << 20, "{used} bytes left on the host");
+
+    let out = run(&["--box-dir", s, "--box-dir-size", "unlimited"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("may fill"));
+}

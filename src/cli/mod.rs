@@ -118,6 +118,15 @@ pub mod parse {
         }
     }
 
+    /// A size or `unlimited`, for --box-dir-size.
+    pub fn box_dir_size(s: &str) -> Result<judgebox::boxdir::BoxDirSize, String> {
+        use judgebox::boxdir::BoxDirSize;
+        Ok(match size_or_unlimited(s)?.0 {
+            Some(n) => BoxDirSize::AtMost(n),
+            None => BoxDirSize::Unlimited,
+        })
+    }
+
     /// `FIRST-LAST`, checked against the host's accounts and subordinate id ranges.
     pub fn uid_range(s: &str) -> Result<judgebox::sandbox::uid::UidRange, String> {
         judgebox::sandbox::uid::UidRange::parse(s).map_err(|e| e.to_string())

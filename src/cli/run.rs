@@ -72,9 +72,14 @@ pub struct RunArgs {
     /// Copy a host file into /box before the run (NAME defaults to the file's name). Repeatable.
     #[arg(long = "file", value_name = "HOSTPATH[:NAME]")]
     files: Vec<String>,
-    /// Bind-mount a host directory read-write at /box instead of a fresh tmpfs.
+    /// Bind-mount a host directory read-write at /box instead of a fresh tmpfs. Needs
+    /// --box-dir-size: what the run writes there stays on the host.
     #[arg(long, value_name = "HOSTDIR")]
     box_dir: Option<PathBuf>,
+    /// What --box-dir may hold: SIZE (its filesystem, e.g. a tmpfs mounted there, must be no
+    /// larger; that is what bounds the run) or `unlimited` (the run may fill that filesystem).
+    #[arg(long, value_name = "SIZE|unlimited", value_parser = parse::box_dir_size, requires = "box_dir")]
+    box_dir_size: Option<judgebox::boxdir::BoxDirSize>,
     /// Copy a file out of /box after the run (no symlinks followed, regular files only). Repeatable.
     #[arg(long = "copy-out", value_name = "NAME:HOSTPATH")]
     copy_out: Vec<String>,
@@ -274,6 +279,16 @@ pub fn execute(args: RunArgs) -> Result<i32> {
     let _image = apply_image(&args, &mut config)?;
     let filter = seccomp::Filter::load(&args.seccomp)
         .with_context(|| format!("--seccomp {}", args.seccomp))?;
+    if let Some(dir) = &args.box_dir {
+        let capacity = judgebox::boxdir::check(dir, args.box_dir_size)?;
+        if args.box_dir_size == Some(judgebox::boxdir::BoxDirSize::Unlimited) {
+            eprintln!(
+                "judgebox: warning: --box-dir {} --box-dir-size unlimited: the run may fill its filesystem ({})",
+                esc(&dir.display().to_string()),
+                judgebox::units::human_bytes(capacity)
+            );
+        }
+    }
     let cgroup_started = Instant::now();
     let manager = Manager::new(&ManagerOptions {
         root: args.cgroup_root.clone(),
