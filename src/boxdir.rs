@@ -2,9 +2,7 @@
 //! only its filesystem's capacity bounds what a run leaves on the host. A run gets one only
 //! with a policy: a capacity (checked) or an explicit `unlimited`.
 
-use std::ffi::CString;
 use std::io;
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use thiserror::Error;
@@ -40,7 +38,7 @@ pub enum BoxDirSize {
 /// policy a box dir is refused: a run could otherwise fill the host's disk.
 pub fn check(dir: &Path, policy: Option<BoxDirSize>) -> Result<u64, BoxDirError> {
     let policy = policy.ok_or_else(|| BoxDirError::NoPolicy(dir.to_path_buf()))?;
-    let capacity = fs_capacity(dir).map_err(|source| BoxDirError::Stat {
+    let capacity = crate::fsinfo::capacity(dir).map_err(|source| BoxDirError::Stat {
         path: dir.to_path_buf(),
         source,
     })?;
@@ -52,19 +50,6 @@ pub fn check(dir: &Path, policy: Option<BoxDirSize>) -> Result<u64, BoxDirError>
         }),
         _ => Ok(capacity),
     }
-}
-
-/// Total size of the filesystem holding `dir` (statvfs: blocks * fragment size).
-fn fs_capacity(dir: &Path) -> io::Result<u64> {
-    let c = CString::new(dir.as_os_str().as_bytes())
-        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-    // SAFETY: st is a plain C struct statvfs fills completely on success.
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: c is a valid NUL-terminated path and st a valid out-pointer.
-    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok((st.f_blocks as u64).saturating_mul(st.f_frsize as u64))
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ pub mod boxdir;
 pub mod cgroup;
 pub mod display;
 pub mod flock;
+pub mod fsinfo;
 pub mod image;
 pub mod judge;
 pub mod lang;
