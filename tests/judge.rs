@@ -72,17 +72,7 @@ impl Fixture {
 
     fn judge(&self, lang: &str, source: &str, extra: &[&str]) -> Output {
         let src = self.file("src/main.sh", source);
-        Command::new(env!("CARGO_BIN_EXE_judgebox"))
-            .args(["judge", "--lang", lang])
-            .arg(&src)
-            .arg("--manifests")
-            .arg(self.dir.path().join("manifests"))
-            .arg("--rootfs")
-            .arg(rootfs())
-            .args(extra)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
+        judge_source(self, lang, &src, extra)
     }
 
     fn judge_json(&self, lang: &str, source: &str, extra: &[&str]) -> Value {
@@ -501,6 +491,291 @@ fn a_language_whose_image_is_missing_says_how_to_get_it() {
         stderr.contains("scripts/build-images.sh python3"),
         "{stderr}"
     );
+}
+
+// ---- Hardening (issue 15): hostile inputs, bounded memory, escaped output ----
+
+/// A root-only host file whose marker must never show up in anything judgebox prints.
+const MARKER: &str = "HOST-SECRET-7f3a91";
+
+fn host_secret(f: &Fixture) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = f.file("host/secret", &format!("{MARKER}\n"));
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    path
+}
+
+/// `judgebox judge --lang LANG SOURCE ...` with SOURCE used as is (it may be a symlink).
+fn judge_source(f: &Fixture, lang: &str, source: &std::path::Path, extra: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_judgebox"))
+        .args(["judge", "--lang", lang])
+        .arg(source)
+        .arg("--manifests")
+        .arg(f.dir.path().join("manifests"))
+        .arg("--rootfs")
+        .arg(rootfs())
+        .args(extra)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// Exit 2, an error naming `name` and `why`, and the secret nowhere in the output.
+fn assert_refused(out: &Output, name: &str, why: &str) {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stdout.contains(MARKER) && !stderr.contains(MARKER),
+        "host file leaked: {stdout} {stderr}"
+    );
+    assert_eq!(out.status.code(), Some(2), "{stdout} {stderr}");
+    assert!(
+        stderr.contains(name) && stderr.contains(why),
+        "expected {name:?} and {why:?} in: {stderr}"
+    );
+}
+
+#[test]
+fn symlinked_inputs_are_refused_and_no_host_file_is_read() {
+    use std::os::unix::fs::symlink;
+    let f = Fixture::new();
+    let secret = host_secret(&f);
+    let echo_stdin = "cat";
+
+    // A tests dir whose input, or expected output, is a symlink to the host file.
+    for (link, other) in [("1.in", "1.out"), ("2.out", "2.in")] {
+        let dir = f.dir.path().join(format!("tests-{link}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        symlink(&secret, dir.join(link)).unwrap();
+        std::fs::write(dir.join(other), format!("{MARKER}\n")).unwrap();
+        let out = f.judge(
+            "sh",
+            echo_stdin,
+            &["--tests", dir.to_str().unwrap(), "--json"],
+        );
+        assert_refused(&out, link, "symlink");
+    }
+
+    // --stdin and --expected naming a symlink.
+    let link = f.dir.path().join("stdin-link");
+    symlink(&secret, &link).unwrap();
+    let plain = f.file("plain.in", "1 2\n");
+    for flag in ["--stdin", "--expected"] {
+        let other = if flag == "--stdin" {
+            "--expected"
+        } else {
+            "--stdin"
+        };
+        let out = f.judge(
+            "sh",
+            echo_stdin,
+            &[flag, link.to_str().unwrap(), other, plain.to_str().unwrap()],
+        );
+        assert_refused(&out, "stdin-link", "symlink");
+    }
+
+    // A source that is a symlink: neither the interpreter nor a compiler may see it.
+    let source = f.dir.path().join("main.sh");
+    symlink(&secret, &source).unwrap();
+    for lang in ["sh", "shc"] {
+        let out = judge_source(&f, lang, &source, &["--json"]);
+        assert_refused(&out, "main.sh", "symlink");
+    }
+}
+
+/// Runs `cmd` and fails the test if it is still running after `secs` (then kills it).
+fn output_within(mut cmd: Command, secs: u64) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("judgebox hung for {secs} s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn mkfifo(path: &std::path::Path) {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    // SAFETY: c is a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+}
+
+/// `judgebox judge` of a program that echoes its stdin, to be given its tests.
+fn cat_judge(f: &Fixture) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_judgebox"));
+    cmd.args(["judge", "--lang", "sh"])
+        .arg(f.file("src/main.sh", "cat"))
+        .arg("--manifests")
+        .arg(f.dir.path().join("manifests"))
+        .arg("--rootfs")
+        .arg(rootfs());
+    cmd
+}
+
+#[test]
+fn a_fifo_among_the_inputs_is_refused_without_hanging() {
+    let f = Fixture::new();
+    for fifo_name in ["1.in", "1.out"] {
+        let dir = f.dir.path().join(format!("fifo-{fifo_name}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        mkfifo(&dir.join(fifo_name));
+        let other = if fifo_name == "1.in" { "1.out" } else { "1.in" };
+        std::fs::write(dir.join(other), "1\n").unwrap();
+        let mut cmd = cat_judge(&f);
+        cmd.arg("--tests").arg(&dir);
+        let out = output_within(cmd, 20);
+        assert_eq!(out.status.code(), Some(2));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(fifo_name) && stderr.contains("fifo"),
+            "{stderr}"
+        );
+    }
+    let fifo = f.dir.path().join("stdin.fifo");
+    mkfifo(&fifo);
+    let mut cmd = cat_judge(&f);
+    cmd.arg("--stdin").arg(&fifo);
+    let out = output_within(cmd, 20);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("stdin.fifo"));
+}
+
+/// Peak resident memory (KiB) of judgebox itself, polled from its VmHWM (monotonic, so
+/// the last reading before exit is its peak up to then), and its stdout. wait4's
+/// ru_maxrss cannot be used: it keeps the forking test process's size across exec.
+fn peak_rss_kib(mut cmd: Command) -> (u64, Vec<u8>) {
+    use std::io::Read;
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        stdout.read_to_end(&mut v).unwrap();
+        v
+    });
+    let status = format!("/proc/{}/status", child.id());
+    let mut peak = 0;
+    while child.try_wait().unwrap().is_none() {
+        let hwm = std::fs::read_to_string(&status).ok().and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        });
+        peak = peak.max(hwm.unwrap_or(0));
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    assert!(peak > 0, "VmHWM never read");
+    (peak, reader.join().unwrap())
+}
+
+#[test]
+fn the_judges_memory_stays_bounded_with_huge_outputs_and_expected_files() {
+    const OUTPUT: u64 = 64 << 20;
+    const TESTS: usize = 24;
+    let f = Fixture::new();
+    let dir = f.dir.path().join("big");
+    std::fs::create_dir_all(&dir).unwrap();
+    // The even tests expect exactly what the program prints (64 MiB, one file hard-linked);
+    // the odd ones a sparse 4 GiB .out (judgebox used to read each .out whole).
+    let expected = f.dir.path().join("expected-64M");
+    let line = b"abcdefghijklmno\n";
+    let text: Vec<u8> = line.iter().copied().cycle().take(OUTPUT as usize).collect();
+    std::fs::write(&expected, &text).unwrap();
+    drop(text);
+    for i in 1..=TESTS {
+        std::fs::write(dir.join(format!("{i}.in")), "").unwrap();
+        let out = dir.join(format!("{i}.out"));
+        if i % 2 == 0 {
+            std::fs::hard_link(&expected, &out).unwrap();
+        } else {
+            std::fs::File::create(&out)
+                .unwrap()
+                .set_len(4 << 30)
+                .unwrap();
+        }
+    }
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_judgebox"));
+    cmd.args(["judge", "--lang", "sh"])
+        .arg(f.file(
+            "src/main.sh",
+            &format!("yes abcdefghijklmno | head -c {OUTPUT}"),
+        ))
+        .arg("--manifests")
+        .arg(f.dir.path().join("manifests"))
+        .arg("--rootfs")
+        .arg(rootfs())
+        .arg("--tests")
+        .arg(&dir)
+        .args(["--parallel", "2", "--output-limit", "65M", "--time", "10"])
+        .args(["--wall-time", "60", "--json"]);
+    let (peak_kib, stdout) = peak_rss_kib(cmd);
+    let v: Value = serde_json::from_slice(&stdout).expect("one JSON object");
+    for (i, (name, verdict)) in verdicts(&v).iter().enumerate() {
+        let want = if (i + 1) % 2 == 0 {
+            "accepted"
+        } else {
+            "wrong_answer"
+        };
+        assert_eq!(verdict, want, "test {name}: {v}");
+    }
+    eprintln!(
+        "judge peak RSS: {:.1} MiB for {TESTS} tests of 64 MiB output",
+        peak_kib as f64 / 1024.0
+    );
+    assert!(
+        peak_kib <= 64 * 1024,
+        "judgebox peaked at {peak_kib} KiB for {TESTS} tests of 64 MiB output"
+    );
+}
+
+#[test]
+fn control_characters_in_names_are_escaped_in_human_output() {
+    let f = Fixture::new();
+    let dir = f.dir.path().join("ctl");
+    std::fs::create_dir_all(&dir).unwrap();
+    // A name that, printed raw, would end its row and forge an accepted one below it.
+    let forged = "a\n   9  forged       AC     0.000    0.000   0.1 MiB  \x1b[2K";
+    for name in ["1", forged] {
+        std::fs::write(dir.join(format!("{name}.in")), "1 1\n").unwrap();
+        std::fs::write(dir.join(format!("{name}.out")), "3\n").unwrap();
+    }
+    let out = f.judge("sh", SUM, &["--tests", dir.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!text.contains('\x1b'), "raw ESC in: {text:?}");
+    assert!(
+        !text
+            .lines()
+            .any(|l| l.trim_start().starts_with("9  forged")),
+        "a forged row: {text}"
+    );
+    assert!(text.contains("a\\n   9  forged"), "{text}");
+    assert!(text.contains("\\x1b[2K"), "{text}");
+    // Language, header, one row per test, summary.
+    assert_eq!(text.lines().count(), 5, "{text}");
+
+    // Error messages naming a path escape it too.
+    let missing = f.dir.path().join("no\x1b[31mpe\n.in");
+    let out = f.judge("sh", SUM, &["--stdin", missing.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        !stderr.contains('\x1b') && stderr.trim_end().lines().count() == 1,
+        "{stderr:?}"
+    );
+    assert!(stderr.contains("no\\x1b[31mpe\\n.in"), "{stderr}");
 }
 
 /// The program's pid in each test, in test order (the script prints `$$` first).

@@ -88,7 +88,10 @@ fn runs_as_nobody_with_no_capabilities_and_no_new_privs() {
     );
     let out = stdout_of(&v);
     let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(&lines[..3], &["65534", "65534", "65534"], "{out}");
+    // A uid of its own from the per-run range, also as gid and only group.
+    let uid: u32 = lines[0].parse().unwrap();
+    assert!(uid >= 2_000_000_000, "not a per-run uid: {out}");
+    assert_eq!(&lines[1..3], &[lines[0], lines[0]], "{out}");
     for cap in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
         assert!(
             out.contains(&format!("{cap}:\t0000000000000000")),
@@ -336,9 +339,9 @@ fn files_in_stdin_and_copy_out() {
     let copy = format!("result.txt:{}", out.display());
     let v = sh(
         &["--stdin", input.to_str().unwrap(), "--file", &file_arg, "--copy-out", &copy],
-        "cat; cat /box/renamed.bin; echo; stat -c %u /box/renamed.bin; echo computed > /box/result.txt",
+        "cat; cat /box/renamed.bin; echo; [ $(stat -c %u /box/renamed.bin) = $(id -u) ] && echo mine; echo computed > /box/result.txt",
     );
-    assert_eq!(stdout_of(&v), "hello from host\npayload\n65534\n", "{v}");
+    assert_eq!(stdout_of(&v), "hello from host\npayload\nmine\n", "{v}");
     assert_eq!(std::fs::read_to_string(&out).unwrap(), "computed\n");
 }
 
@@ -628,4 +631,195 @@ fn help_explains_the_flags() {
     ] {
         assert!(text.contains(flag), "help lacks {flag}");
     }
+}
+
+#[test]
+fn file_and_stdin_never_follow_a_symlink_or_open_a_fifo() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, "HOST-SECRET-52e1\n").unwrap();
+    let link = dir.path().join("innocent.txt");
+    std::os::unix::fs::symlink(&secret, &link).unwrap();
+    let fifo = dir.path().join("pipe.in");
+    let c = std::ffi::CString::new(fifo.as_os_str().as_bytes()).unwrap();
+    // SAFETY: c is a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+    let root = rootfs().to_str().unwrap();
+    let cases = [
+        ("--file", link.to_str().unwrap(), "innocent.txt", "symlink"),
+        ("--stdin", link.to_str().unwrap(), "innocent.txt", "symlink"),
+        ("--file", fifo.to_str().unwrap(), "pipe.in", "fifo"),
+        ("--stdin", fifo.to_str().unwrap(), "pipe.in", "fifo"),
+    ];
+    for (flag, path, name, why) in cases {
+        let started = std::time::Instant::now();
+        let out = judgebox(&[
+            "run",
+            "--rootfs",
+            root,
+            "--json",
+            flag,
+            path,
+            "--",
+            "/bin/sh",
+            "-c",
+            "cat /box/* 2>/dev/null; cat",
+        ]);
+        assert!(started.elapsed().as_secs() < 10, "{flag} {path}: hung");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stdout.contains("HOST-SECRET") && !stderr.contains("HOST-SECRET"));
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{flag} {path}: {stdout} {stderr}"
+        );
+        assert!(
+            stderr.contains(name) && stderr.contains(why),
+            "{flag} {path}: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn each_run_has_its_own_uid_so_per_user_kernel_limits_are_its_own() {
+    use std::io::{BufRead, BufReader};
+    // Three runs each take inotify instances until the kernel refuses (128 per user by
+    // default); while they hold them, a fourth run's single inotify_init must succeed.
+    let root = rootfs().to_str().unwrap();
+    let mut hogs = Vec::new();
+    for _ in 0..3 {
+        let mut child = Command::new(BIN)
+            .args([
+                "run",
+                "--rootfs",
+                root,
+                "--nofile",
+                "1024",
+                "--wall-time",
+                "20",
+            ])
+            .args(["--", "/probes/inotify", "hog", "15"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert!(line.starts_with("held "), "hog: {line:?}");
+        hogs.push((child, line));
+    }
+    let (one, _) = run_json(&[], &["/probes/inotify", "one"]);
+    for (child, _) in hogs.iter_mut() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let held: Vec<String> = hogs.iter().map(|(_, l)| l.trim().to_string()).collect();
+    assert_eq!(stdout_of(&one), "ok\n", "while hogs held {held:?}: {one}");
+    // Each hog got the whole per-user allowance: no run shared a uid with another.
+    for line in &held {
+        let n: u32 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+        assert!(n >= 100, "a hog got only {n} instances: {held:?}");
+    }
+}
+
+#[test]
+fn runs_lease_distinct_uids_from_the_configured_range_and_explicit_uid_wins() {
+    let script = "id -u; id -g; stat -c %u /box";
+    let a = sh(&["--uid-range", "3000000000-3000000001"], script);
+    let lines: Vec<u64> = stdout_of(&a).lines().map(|l| l.parse().unwrap()).collect();
+    assert_eq!(lines.len(), 3, "{a}");
+    assert!((3_000_000_000..=3_000_000_001).contains(&lines[0]), "{a}");
+    assert!(
+        lines.iter().all(|v| *v == lines[0]),
+        "uid, gid and /box owner: {a}"
+    );
+    let fixed = sh(&["--uid", "1234"], script);
+    assert_eq!(stdout_of(&fixed), "1234\n1234\n1234\n");
+    for bad in ["1000-2000", "65534-70000", "5-1", "nope"] {
+        let out = judgebox(&[
+            "run",
+            "--rootfs",
+            rootfs().to_str().unwrap(),
+            "--uid-range",
+            bad,
+            "--",
+            "/bin/true",
+        ]);
+        assert_eq!(out.status.code(), Some(2), "{bad} accepted");
+    }
+}
+
+/// A tmpfs of `size` mounted on a fresh directory; unmounted and removed on drop.
+struct SmallMount {
+    dir: tempfile::TempDir,
+}
+
+impl SmallMount {
+    fn new(size: &str) -> SmallMount {
+        let dir = tempfile::tempdir().unwrap();
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0777")])
+            .arg("tmpfs")
+            .arg(dir.path())
+            .status()
+            .unwrap();
+        assert!(status.success(), "mount tmpfs");
+        SmallMount { dir }
+    }
+}
+
+impl Drop for SmallMount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.dir.path()).status();
+    }
+}
+
+#[test]
+fn box_dir_needs_a_size_policy_and_the_size_bounds_what_a_run_leaves() {
+    let root = rootfs().to_str().unwrap();
+    let disk = tempfile::tempdir().unwrap();
+    let d = disk.path().to_str().unwrap();
+    let run = |extra: &[&str]| {
+        let mut args = vec!["run", "--rootfs", root, "--json"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--", "/bin/sh", "-c"]);
+        // The issue's attack: twelve 64 MiB files.
+        args.push("for i in 1 2 3 4 5 6 7 8 9 10 11 12; do head -c 67108864 /dev/zero > /box/f$i; done; true");
+        judgebox(&args)
+    };
+    let out = run(&["--box-dir", d]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--box-dir-size"));
+    let out = run(&["--box-dir", d, "--box-dir-size", "8M"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("more than --box-dir-size"), "{stderr}");
+    assert_eq!(
+        std::fs::read_dir(disk.path()).unwrap().count(),
+        0,
+        "the run ran"
+    );
+
+    let small = SmallMount::new("8M");
+    let s = small.dir.path().to_str().unwrap();
+    let out = run(&["--box-dir", s, "--box-dir-size", "8M"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let used: u64 = std::fs::read_dir(small.dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum();
+    assert!(used > 0 && used <= 8 << 20, "{used} bytes left on the host");
+
+    let out = run(&["--box-dir", s, "--box-dir-size", "unlimited"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("may fill"));
 }

@@ -5,6 +5,7 @@ use super::{images, parse};
 use anyhow::{Context, Result};
 use clap::Args;
 use judgebox::cgroup::{self, Manager, ManagerOptions};
+use judgebox::display::escape_controls as esc;
 use judgebox::image::store::DEFAULT_ROOT;
 use judgebox::judge::{self, cases, Compare, Job, Overrides, Report, TestCase, Verdict};
 use judgebox::lang::Catalog;
@@ -94,6 +95,9 @@ pub struct JudgeArgs {
     /// (slower; every test is isolated either way).
     #[arg(long)]
     no_reuse: bool,
+    /// The uids the runs lease one of, each run its own (as `judgebox run --uid-range`).
+    #[arg(long, value_name = "FIRST-LAST", env = "JUDGEBOX_UID_RANGE", value_parser = parse::uid_range)]
+    uid_range: Option<judgebox::sandbox::uid::UidRange>,
 }
 
 fn parse_compare(s: &str) -> Result<Compare, String> {
@@ -130,11 +134,13 @@ fn test_cases(a: &JudgeArgs) -> Result<Vec<TestCase>> {
 
 pub fn execute(a: JudgeArgs) -> Result<i32> {
     sandbox::ensure_root()?;
+    parse::use_uid_range(a.uid_range)?;
     let catalog = a.languages.catalog()?;
     let lang = catalog.find(&a.lang)?;
-    if !a.source.is_file() {
-        anyhow::bail!("source {}: not a readable file", a.source.display());
-    }
+    // Checked before the image and tests (the judge checks again as it starts): without
+    // following a symlink, regular files only.
+    judgebox::safe_open::open_regular(&a.source)
+        .map_err(|e| anyhow::anyhow!("source {}: {}", a.source.display(), e.into_io()))?;
     let tests = test_cases(&a)?;
     // `_lease` keeps the image's rootfs from being pruned while the tests run.
     let (env, _lease) = match &a.rootfs {
@@ -192,7 +198,7 @@ pub fn execute(a: JudgeArgs) -> Result<i32> {
     };
     let report = judge::judge(&job)?;
     if a.json {
-        println!("{}", report.to_json());
+        print_json(&report)?;
     } else {
         print_table(&report);
     }
@@ -203,8 +209,19 @@ pub fn execute(a: JudgeArgs) -> Result<i32> {
     })
 }
 
+/// Serialized straight to stdout: a report of thousands of tests is never also held as
+/// one string.
+fn print_json(r: &Report) -> Result<()> {
+    use std::io::Write;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    serde_json::to_writer(&mut out, &r.to_json()).context("writing the JSON result")?;
+    writeln!(out)
+        .and_then(|_| out.flush())
+        .context("writing the JSON result")
+}
+
 fn print_table(r: &Report) {
-    println!("{} ({})", r.language, r.display);
+    println!("{} ({})", esc(&r.language), esc(&r.display));
     if let Some(c) = &r.compile {
         println!(
             "compile: {}  cpu {:.3} s  wall {:.3} s  memory {}",
@@ -216,10 +233,10 @@ fn print_table(r: &Report) {
         if c.verdict != Verdict::Accepted {
             let out = judge::compile_output(&c.run);
             for line in out.lines().take(40) {
-                println!("  | {line}");
+                println!("  | {}", esc(line));
             }
             if !c.run.message.is_empty() {
-                println!("  {}", c.run.message);
+                println!("  {}", esc(&c.run.message));
             }
         }
     }
@@ -238,7 +255,7 @@ fn print_table(r: &Report) {
                 if t.verdict == Verdict::Accepted || t.verdict == Verdict::WrongAnswer {
                     String::new()
                 } else {
-                    run.message.clone()
+                    esc(&run.message).into_owned()
                 },
             ),
             None => ("-".into(), "-".into(), "-".into(), String::new()),
@@ -246,7 +263,7 @@ fn print_table(r: &Report) {
         println!(
             "{:>4}  {:<12} {:<4} {:>8} {:>8} {:>9}  {}",
             i + 1,
-            t.name,
+            esc(&t.name),
             t.verdict.short(),
             cpu,
             wall,

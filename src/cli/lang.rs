@@ -4,6 +4,7 @@
 use super::{images, judge::Languages};
 use anyhow::Result;
 use clap::{Args, Subcommand};
+use judgebox::display::escape_controls as esc;
 use judgebox::image::store::Store;
 use serde_json::json;
 
@@ -70,10 +71,10 @@ pub fn execute(a: LangArgs) -> Result<i32> {
         };
         println!(
             "{:<11} {:<30} {:<13} {:<27} {state}",
-            l.name,
-            l.display,
+            esc(&l.name),
+            esc(&l.display),
             ids.join(","),
-            l.image
+            esc(&l.image)
         );
     }
     Ok(0)

@@ -48,7 +48,11 @@ pub fn main() -> i32 {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("judgebox: error: {}", describe(&e));
+            // Errors name paths, test names and image names: never raw to the terminal.
+            eprintln!(
+                "judgebox: error: {}",
+                judgebox::display::escape_controls(&describe(&e))
+            );
             2
         }
     }
@@ -115,6 +119,28 @@ pub mod parse {
                 "invalid fraction '{s}': expected a positive number of CPUs, e.g. 0.5"
             )),
         }
+    }
+
+    /// A size or `unlimited`, for --box-dir-size.
+    pub fn box_dir_size(s: &str) -> Result<judgebox::boxdir::BoxDirSize, String> {
+        use judgebox::boxdir::BoxDirSize;
+        Ok(match size_or_unlimited(s)?.0 {
+            Some(n) => BoxDirSize::AtMost(n),
+            None => BoxDirSize::Unlimited,
+        })
+    }
+
+    /// `FIRST-LAST`, checked against the host's accounts and subordinate id ranges.
+    pub fn uid_range(s: &str) -> Result<judgebox::sandbox::uid::UidRange, String> {
+        judgebox::sandbox::uid::UidRange::parse(s).map_err(|e| e.to_string())
+    }
+
+    /// Makes `range` (when given) the one every run of this process leases its uid from.
+    pub fn use_uid_range(range: Option<judgebox::sandbox::uid::UidRange>) -> anyhow::Result<()> {
+        if let Some(r) = range {
+            judgebox::sandbox::uid::configure(r)?;
+        }
+        Ok(())
     }
 
     pub fn env_pair(s: &str) -> Result<String, String> {

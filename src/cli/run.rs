@@ -4,6 +4,7 @@ use super::parse;
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use judgebox::cgroup::{self, Manager, ManagerOptions};
+use judgebox::display::escape_controls as esc;
 use judgebox::image::store::Resolved;
 use judgebox::sandbox::{self, Config, CopyIn, CopyOut, Enforced, Limits, TimedCgroup};
 use judgebox::seccomp;
@@ -70,9 +71,14 @@ pub struct RunArgs {
     /// Copy a host file into /box before the run (NAME defaults to the file's name). Repeatable.
     #[arg(long = "file", value_name = "HOSTPATH[:NAME]")]
     files: Vec<String>,
-    /// Bind-mount a host directory read-write at /box instead of a fresh tmpfs.
+    /// Bind-mount a host directory read-write at /box instead of a fresh tmpfs. Needs
+    /// --box-dir-size: what the run writes there stays on the host.
     #[arg(long, value_name = "HOSTDIR")]
     box_dir: Option<PathBuf>,
+    /// What --box-dir may hold: SIZE (its filesystem, e.g. a tmpfs mounted there, must be no
+    /// larger; that is what bounds the run) or `unlimited` (the run may fill that filesystem).
+    #[arg(long, value_name = "SIZE|unlimited", value_parser = parse::box_dir_size, requires = "box_dir")]
+    box_dir_size: Option<judgebox::boxdir::BoxDirSize>,
     /// Copy a file out of /box after the run (no symlinks followed, regular files only). Repeatable.
     #[arg(long = "copy-out", value_name = "NAME:HOSTPATH")]
     copy_out: Vec<String>,
@@ -95,10 +101,15 @@ pub struct RunArgs {
     /// Network: none (default) or loopback.
     #[arg(long, value_enum, default_value = "none")]
     net: Net,
-    /// Unprivileged uid the program runs as (default 65534; without a pids cgroup, a
-    /// per-run uid so RLIMIT_NPROC caps this run alone).
+    /// Unprivileged uid the program runs as (default: a uid of its own leased from
+    /// --uid-range, so per-user kernel limits such as RLIMIT_NPROC or inotify instances are
+    /// this run's alone).
     #[arg(long)]
     uid: Option<u32>,
+    /// The uids runs lease one of (FIRST-LAST; each also used as the gid). Must not touch any
+    /// account, group or /etc/subuid/subgid range.
+    #[arg(long, value_name = "FIRST-LAST", env = "JUDGEBOX_UID_RANGE", value_parser = parse::uid_range)]
+    uid_range: Option<judgebox::sandbox::uid::UidRange>,
     /// Unprivileged gid the program runs as (default: as the uid).
     #[arg(long)]
     gid: Option<u32>,
@@ -262,10 +273,21 @@ fn apply_image(a: &RunArgs, config: &mut Config) -> Result<Option<Resolved>> {
 pub fn execute(args: RunArgs) -> Result<i32> {
     let started = Instant::now();
     sandbox::ensure_root()?;
+    parse::use_uid_range(args.uid_range)?;
     let mut config = build_config(&args)?;
     let _image = apply_image(&args, &mut config)?;
     let filter = seccomp::Filter::load(&args.seccomp)
         .with_context(|| format!("--seccomp {}", args.seccomp))?;
+    if let Some(dir) = &args.box_dir {
+        let capacity = judgebox::boxdir::check(dir, args.box_dir_size)?;
+        if args.box_dir_size == Some(judgebox::boxdir::BoxDirSize::Unlimited) {
+            eprintln!(
+                "judgebox: warning: --box-dir {} --box-dir-size unlimited: the run may fill its filesystem ({})",
+                esc(&dir.display().to_string()),
+                judgebox::units::human_bytes(capacity)
+            );
+        }
+    }
     let cgroup_started = Instant::now();
     let manager = Manager::new(&ManagerOptions {
         root: args.cgroup_root.clone(),
@@ -312,7 +334,7 @@ pub fn execute(args: RunArgs) -> Result<i32> {
     let removal_started = Instant::now();
     if let Some(cg) = run_cgroup {
         if let Err(e) = cg.remove() {
-            eprintln!("judgebox: warning: {e}");
+            eprintln!("judgebox: warning: {}", esc(&e.to_string()));
         }
     }
     if args.timings {
@@ -336,7 +358,7 @@ pub fn execute(args: RunArgs) -> Result<i32> {
     if args.json {
         println!("{}", result.to_json(args.base64));
     } else {
-        eprintln!("{}", result.summary());
+        eprintln!("{}", esc(&result.summary()));
     }
     Ok(result.exit_code_for_cli())
 }

@@ -224,10 +224,11 @@ pub struct Manifest {
     pub annotations: Option<BTreeMap<String, String>>,
 }
 
-/// A manifest-like document, told apart by its fields and media type. Parsed once per
-/// pull or import, so the size difference of the variants costs nothing worth a Box.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A manifest-like document, told apart by its fields and media type.
+// Parsed a few times per pull or import and matched at once: boxing the larger variant
+// would buy nothing.
 #[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Document {
     Index(Index),
     Manifest(Manifest),

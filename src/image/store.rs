@@ -8,6 +8,7 @@
 //! exclusive while unpacking and shared by runs using that rootfs). All 0700, root-owned.
 
 mod index;
+mod quota;
 mod rootfs;
 
 use std::collections::HashSet;
@@ -30,6 +31,7 @@ use super::unpack::{self, LayerSource, Limits, UnpackError, UnpackStats};
 use crate::flock::{self as lock, FileLock, Mode};
 use index::IndexFile;
 pub use index::{rfc3339, ImageRecord, LayerRecord};
+pub use quota::Quota;
 pub use rootfs::MOUNT_POINTS;
 
 pub const DEFAULT_ROOT: &str = "/var/lib/judgebox";
@@ -81,6 +83,12 @@ pub enum StoreError {
         "disk full under {root} while {step}; nothing was kept: free space or use another --root"
     )]
     DiskFull { root: PathBuf, step: String },
+    #[error("store {root}: image {name} does not fit: {detail}; nothing was kept (prune, or raise --max-store / lower --min-free)")]
+    Full {
+        root: PathBuf,
+        name: String,
+        detail: String,
+    },
     #[error("no image '{0}' in the store")]
     NotFound(String),
     #[error("'{0}' matches several images; use a longer digest or the name")]
@@ -149,6 +157,7 @@ pub struct Store {
     root: PathBuf,
     blobs: BlobDir,
     limits: Limits,
+    quota: Quota,
     /// Shared `gc` lock, taken on first use by an import or pull.
     gc: OnceLock<FileLock>,
 }
@@ -173,6 +182,7 @@ impl Store {
             root: root.to_path_buf(),
             blobs: BlobDir::open(&root.join("blobs"))?,
             limits: Limits::default(),
+            quota: Quota::default(),
             gc: OnceLock::new(),
         };
         store.clean_stale()?;
@@ -185,6 +195,11 @@ impl Store {
 
     pub fn set_limits(&mut self, limits: Limits) {
         self.limits = limits;
+    }
+
+    /// Store-wide cap and free-space reserve every later import or pull stays within.
+    pub fn set_quota(&mut self, quota: Quota) {
+        self.quota = quota;
     }
 
     /// The blob dir to ingest pulled blobs into (the manifest too) before [`add_image`].
@@ -358,12 +373,14 @@ impl Store {
                     .as_ref()
                     .and_then(|c| c.working_dir.as_deref());
                 let sizes: Vec<u64> = manifest.layers.iter().map(|l| l.size).collect();
+                let budget = self.unpack_budget(staged, &name, &manifest)?;
                 let job = Unpack {
                     name: &name,
                     manifest: manifest_digest,
                     layers: &layers,
                     sizes: &sizes,
                     working_dir,
+                    budget,
                 };
                 let (stats, bytes) = self.unpack(&job, progress)?;
                 unpacked = Some(stats);
@@ -413,6 +430,38 @@ impl Store {
             unpacked,
             replaced,
         })
+    }
+
+    /// What this image's rootfs may take under the store's quota: the room left, less the
+    /// staged blobs that will move into the store with it. Refused outright when those do
+    /// not fit; the unpack is capped at the rest (a bomb stops there, nothing kept).
+    fn unpack_budget(
+        &self,
+        staged: Option<&BlobDir>,
+        name: &str,
+        manifest: &Manifest,
+    ) -> Result<(u64, String), StoreError> {
+        let images = IndexFile::load(&self.index_path())?.images;
+        let room = quota::room(&self.root, &self.quota, &images, &self.blobs)
+            .map_err(io_at(&self.root))?;
+        let incoming: u64 = staged.map_or(0, |s| {
+            manifest
+                .layers
+                .iter()
+                .filter(|l| {
+                    s.contains(&l.digest, l.size) && !self.blobs.contains(&l.digest, l.size)
+                })
+                .map(|l| l.size)
+                .sum()
+        });
+        if incoming > room.bytes {
+            return Err(StoreError::Full {
+                root: self.root.clone(),
+                name: name.to_string(),
+                detail: format!("its layers take {incoming} bytes; {}", room.binding),
+            });
+        }
+        Ok((room.bytes - incoming, room.binding))
     }
 
     /// Reads, verifies and parses a manifest; an index is an error here.
@@ -525,18 +574,30 @@ impl Store {
                 total,
             })
         };
-        let stats = unpack::unpack_layers(staging, job.layers, &self.limits, &mut report).map_err(
-            |source| {
+        let (budget, binding) = &job.budget;
+        let limits = Limits {
+            max_image_bytes: self.limits.max_image_bytes.min(*budget),
+            ..self.limits
+        };
+        let stats =
+            unpack::unpack_layers(staging, job.layers, &limits, &mut report).map_err(|source| {
                 if is_disk_full(&source) {
                     self.disk_full(format!("unpacking {}", job.name))
+                } else if *budget < self.limits.max_image_bytes && over_image_cap(&source) {
+                    StoreError::Full {
+                        root: self.root.clone(),
+                        name: job.name.to_string(),
+                        detail: format!(
+                            "its layers unpack to more than the {budget} bytes left ({binding})"
+                        ),
+                    }
                 } else {
                     StoreError::Unpack {
                         name: job.name.to_string(),
                         source,
                     }
                 }
-            },
-        )?;
+            })?;
         let finish_err = |source: io::Error| {
             if is_disk_full(&source) {
                 self.disk_full(format!("unpacking {}", job.name))
@@ -665,6 +726,8 @@ struct Unpack<'a> {
     layers: &'a [LayerSource],
     sizes: &'a [u64],
     working_dir: Option<&'a str>,
+    /// Uncompressed bytes the store's quota leaves for this rootfs, and which bound that is.
+    budget: (u64, String),
 }
 
 impl Staging {
@@ -819,6 +882,11 @@ fn now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// Whether an unpack error is the image-wide size cap (in whichever layer).
+fn over_image_cap(err: &UnpackError) -> bool {
+    matches!(err.innermost(), UnpackError::ImageTooBig { .. })
+}
+
 /// Whether an error (or anything in its source chain) is ENOSPC or EDQUOT.
 pub fn is_disk_full(err: &(dyn std::error::Error + 'static)) -> bool {
     let mut current = Some(err);
@@ -836,37 +904,50 @@ pub fn is_disk_full(err: &(dyn std::error::Error + 'static)) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::image::spec::{OCI_CONFIG, OCI_INDEX, OCI_LAYER_TAR, OCI_MANIFEST};
+    use crate::image::spec::{OCI_CONFIG, OCI_INDEX, OCI_LAYER_GZIP, OCI_LAYER_TAR, OCI_MANIFEST};
 
     /// A one-layer image put straight into the store's blobs, as a registry pull does.
     fn put_image(store: &Store, file: &str) -> Digest {
+        put_one_file_image(store.blobs(), file, b"hi\n", false)
+    }
+
+    /// A one-layer image whose layer holds `file` with `content`, gzipped or not, in `blobs`.
+    fn put_one_file_image(blobs: &BlobDir, file: &str, content: &[u8], gzip: bool) -> Digest {
         let mut b = tar::Builder::new(Vec::new());
         let mut h = tar::Header::new_gnu();
-        h.set_size(3);
+        h.set_size(content.len() as u64);
         h.set_mode(0o644);
         h.set_uid(0);
         h.set_gid(0);
         h.set_mtime(0);
         h.set_entry_type(tar::EntryType::Regular);
-        b.append_data(&mut h, file, &b"hi\n"[..]).unwrap();
-        let layer = b.into_inner().unwrap();
+        b.append_data(&mut h, file, content).unwrap();
+        let tar = b.into_inner().unwrap();
+        let diff_id = Digest::of(&tar);
+        let (layer, media_type) = if gzip {
+            use std::io::Write;
+            let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+            enc.write_all(&tar).unwrap();
+            (enc.finish().unwrap(), OCI_LAYER_GZIP)
+        } else {
+            (tar, OCI_LAYER_TAR)
+        };
         let layer_d = Digest::of(&layer);
         let config = serde_json::json!({
             "architecture": "amd64", "os": "linux",
             "config": {"Env": ["A=1", "B=2"], "Cmd": ["/bin/x"], "WorkingDir": "/w/d"},
-            "rootfs": {"type": "layers", "diff_ids": [layer_d.to_string()]},
+            "rootfs": {"type": "layers", "diff_ids": [diff_id.to_string()]},
         });
         let config = serde_json::to_vec(&config).unwrap();
         let manifest = serde_json::json!({
             "schemaVersion": 2, "mediaType": OCI_MANIFEST,
             "config": {"mediaType": OCI_CONFIG, "digest": Digest::of(&config).to_string(), "size": config.len()},
-            "layers": [{"mediaType": OCI_LAYER_TAR, "digest": layer_d.to_string(), "size": layer.len()}],
+            "layers": [{"mediaType": media_type, "digest": layer_d.to_string(), "size": layer.len()}],
         });
         let manifest = serde_json::to_vec(&manifest).unwrap();
         for bytes in [&layer, &config, &manifest] {
             let d = Digest::of(bytes);
-            store
-                .blobs()
+            blobs
                 .ingest(&d, bytes.len() as u64, &mut &bytes[..])
                 .unwrap();
         }
@@ -881,6 +962,71 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let store = Store::open(&tmp.path().join("root")).unwrap();
         (tmp, store)
+    }
+
+    /// Everything under the store's rootfs/ and staging/ dirs, and its names.
+    fn store_state(store: &Store) -> (Vec<String>, usize, usize) {
+        let count = |d: &str| fs::read_dir(store.root().join(d)).unwrap().count();
+        let names = store
+            .images()
+            .unwrap()
+            .into_iter()
+            .map(|r| r.name)
+            .collect();
+        (names, count("rootfs"), count("staging"))
+    }
+
+    #[test]
+    fn an_image_over_the_store_cap_or_reserve_stops_and_leaves_the_store_as_it_was() {
+        let (_tmp, mut store) = store();
+        let small = put_image(&store, "hello");
+        store
+            .add_image(&reference("judge/small:1"), &small, &mut |_| {})
+            .unwrap();
+        let before = store_state(&store);
+        // A 64 MiB file of zeros: a gzipped layer of ~64 KiB (the 1.5 MB -> 1.6 GB).
+        let zeros = vec![0u8; 64 << 20];
+        store.set_quota(Quota {
+            max_bytes: 16 << 20,
+            min_free: 0,
+        });
+        // Pulled (blobs already in the store) and imported (blobs staged).
+        let pulled = put_one_file_image(store.blobs(), "bomb", &zeros, true);
+        let err = store
+            .add_image(&reference("judge/bomb:1"), &pulled, &mut |_| {})
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Full { .. }), "{err}");
+        assert!(
+            err.to_string().contains("the store may take 16.0 MiB"),
+            "{err}"
+        );
+        assert_eq!(store_state(&store), before);
+        let staging = store.staging().unwrap();
+        let staged = put_one_file_image(staging.blobs(), "bomb2", &zeros, true);
+        let err = store
+            .add_staged(&staging, &reference("judge/bomb:2"), &staged, &mut |_| {})
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Full { .. }), "{err}");
+        drop(staging);
+        assert_eq!(store_state(&store), before);
+        assert!(!store.blobs().contains(&staged, 0) && store.blobs().size(&staged).is_none());
+
+        // The reserve: the filesystem must keep more free than it has.
+        store.set_quota(Quota {
+            max_bytes: u64::MAX,
+            min_free: u64::MAX / 2,
+        });
+        let other = put_image(&store, "other");
+        let err = store
+            .add_image(&reference("judge/other:1"), &other, &mut |_| {})
+            .unwrap_err();
+        assert!(err.to_string().contains("must stay free"), "{err}");
+        assert_eq!(store_state(&store), before);
+        // Within both bounds the same store takes it.
+        store.set_quota(Quota::default());
+        store
+            .add_image(&reference("judge/other:1"), &other, &mut |_| {})
+            .unwrap();
     }
 
     #[test]

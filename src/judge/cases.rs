@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
+use crate::safe_open;
+
 #[derive(Debug, Error)]
 pub enum CaseError {
     #[error("tests directory {0}: {1}")]
@@ -43,20 +45,18 @@ impl TestCase {
         Ok(case)
     }
 
-    /// Opens each file once so an unreadable one is reported before anything runs.
+    /// Opens each file once so an unreadable one is reported before anything runs: as
+    /// every later open, without following a symlink and refusing anything but a regular
+    /// file before it could block (a FIFO) or read a host file as root.
     fn check_readable(&self) -> Result<(), CaseError> {
         for path in self.input.iter().chain(self.expected.iter()) {
-            let meta = std::fs::File::open(path).and_then(|f| f.metadata());
-            let err = match meta {
-                Ok(m) if m.is_file() => continue,
-                Ok(_) => std::io::Error::other("not a regular file"),
-                Err(e) => e,
-            };
-            return Err(CaseError::Unreadable {
-                name: self.name.clone(),
-                path: path.clone(),
-                source: err,
-            });
+            if let Err(e) = safe_open::open_regular(path) {
+                return Err(CaseError::Unreadable {
+                    name: self.name.clone(),
+                    path: path.clone(),
+                    source: e.into_io(),
+                });
+            }
         }
         Ok(())
     }

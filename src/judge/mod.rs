@@ -2,6 +2,7 @@
 //! sandbox (own cgroup, compiled artifacts copied in read-only, the test's input as
 //! stdin), compare the output and turn each run into a verdict with its Judge0 status.
 
+pub mod capture;
 pub mod cases;
 pub mod compare;
 pub mod verdict;
@@ -20,12 +21,19 @@ use crate::lang::{Language, Step};
 use crate::sandbox::{self, Config, CopyIn, CopyOut, Enforced, Limits, RunResult, WarmRuns};
 use crate::seccomp::Filter;
 
+use capture::{CaptureError, Captured, ExcerptBudget};
 pub use cases::TestCase;
-pub use compare::Compare;
+pub use compare::{Compare, CompareError};
 pub use verdict::{judge0_status, Judge0Status, Verdict};
 
-/// The most of a test's stdout/stderr kept in a report (the whole output is compared).
+/// The most of a step's stdout/stderr a report shows (the whole output is compared, as a
+/// stream from the file it was captured in).
 const REPORT_OUTPUT_BYTES: usize = 64 << 10;
+/// What each test keeps of its stdout and of its stderr for the report.
+const TEST_EXCERPT_BYTES: usize = 8 << 10;
+/// What all tests' excerpts may take together: with thousands of tests, the later ones
+/// keep none rather than let the judge's memory grow with the number of tests.
+const EXCERPT_BUDGET: usize = 16 << 20;
 
 #[derive(Debug, Error)]
 pub enum JudgeError {
@@ -41,6 +49,15 @@ pub enum JudgeError {
         #[source]
         source: std::io::Error,
     },
+    #[error("test {test}: comparing with {expected}: {source}")]
+    Compare {
+        test: String,
+        expected: PathBuf,
+        #[source]
+        source: CompareError,
+    },
+    #[error("{0}")]
+    Capture(#[from] CaptureError),
     #[error("cannot create the run's cgroup (see `judgebox doctor`): {0}")]
     Cgroup(#[from] cgroup::CgroupError),
     #[error("{0}")]
@@ -150,18 +167,15 @@ pub fn judge(job: &Job) -> Result<Report, JudgeError> {
     })
 }
 
+/// The source must be a regular file not reached through a symlink (judgebox reads it as
+/// root; the sandbox opens it the same way when it copies it in).
 fn check_source(path: &Path) -> Result<(), JudgeError> {
-    let meta = std::fs::metadata(path).map_err(|source| JudgeError::Source {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    if !meta.is_file() {
-        return Err(JudgeError::Source {
+    crate::safe_open::open_regular(path)
+        .map(drop)
+        .map_err(|e| JudgeError::Source {
             path: path.to_path_buf(),
-            source: std::io::Error::other("not a regular file"),
-        });
-    }
-    Ok(())
+            source: e.into_io(),
+        })
 }
 
 /// The submission's verdict: the compile's when it failed, else the first failing test's
@@ -201,17 +215,16 @@ fn compile(job: &Job, step: &Step, work: &WorkDir) -> Result<StepReport, JudgeEr
             dest: work.path.join(a),
         })
         .collect();
-    let run = run_sandboxed(
-        job,
+    let spec = StepSpec {
         argv,
         step,
-        &Overrides::default(),
+        overrides: &Overrides::default(),
         files,
-        None,
+        stdin: None,
         copy_out,
-        CgroupSource::Inline,
-        None,
-    )?;
+    };
+    let (mut run, captured) = run_sandboxed(job, work, spec, CgroupSource::Inline, None)?;
+    (run.stdout, run.stderr) = captured.excerpts(REPORT_OUTPUT_BYTES)?;
     let produced = job
         .lang
         .artifacts
@@ -269,6 +282,7 @@ fn run_tests(job: &Job, work: &WorkDir) -> Result<Vec<TestReport>, JudgeError> {
     let workers = job.parallel.clamp(1, n.max(1));
     let pooled = job.cgroups.mode() != cgroup::Mode::None;
     let limits = test_cgroup_limits(job);
+    let budget = ExcerptBudget::new(EXCERPT_BUDGET);
     let (ready_tx, ready_rx) = mpsc::sync_channel(workers);
     let ready = Mutex::new(ready_rx);
     let (retire_tx, retire_rx) = mpsc::channel::<RunCgroup>();
@@ -285,14 +299,17 @@ fn run_tests(job: &Job, work: &WorkDir) -> Result<Vec<TestReport>, JudgeError> {
             s.spawn(move || {
                 for cg in retire_rx {
                     if let Err(e) = cg.remove() {
-                        eprintln!("judgebox: warning: {e}");
+                        eprintln!(
+                            "judgebox: warning: {}",
+                            crate::display::escape_controls(&e.to_string())
+                        );
                     }
                 }
             });
         }
         for _ in 0..workers {
             let retire = retire_tx.clone();
-            let (ready, next, failed, slots) = (&ready, &next, &failed, &slots);
+            let (ready, next, failed, slots, budget) = (&ready, &next, &failed, &slots, &budget);
             s.spawn(move || {
                 // One network namespace per worker, joined by each of its tests (a fresh one
                 // per run costs more kernel time than the rest of the sandbox setup). Tests
@@ -337,7 +354,7 @@ fn run_tests(job: &Job, work: &WorkDir) -> Result<Vec<TestReport>, JudgeError> {
                         }
                         Ok(skipped(case))
                     } else {
-                        run_test(job, work, case, source, netns_fd, &mut warm)
+                        run_test(job, work, case, source, netns_fd, &mut warm, budget)
                     };
                     let bad = report
                         .as_ref()
@@ -394,41 +411,34 @@ fn run_test(
     source: CgroupSource,
     netns: Option<RawFd>,
     warm: &mut Option<WarmRuns>,
+    budget: &ExcerptBudget,
 ) -> Result<TestReport, JudgeError> {
     let lang = job.lang;
     let (argv, files) = test_program(job, work);
-    let run = match job.reuse {
-        true => run_warm(job, work, warm, case.input.as_deref(), source, netns)?,
-        false => run_sandboxed(
-            job,
-            argv,
-            &lang.run,
-            &job.overrides,
-            files,
-            case.input.clone(),
-            Vec::new(),
-            source,
-            netns,
-        )?,
+    let spec = StepSpec {
+        argv,
+        step: &lang.run,
+        overrides: &job.overrides,
+        files,
+        stdin: case.input.clone(),
+        copy_out: Vec::new(),
+    };
+    let (mut run, captured) = match job.reuse {
+        true => run_warm(job, work, warm, spec, source, netns)?,
+        false => run_sandboxed(job, work, spec, source, netns)?,
     };
     let verdict = match verdict::verdict_of_run(&run) {
-        Some(Verdict::RuntimeError) if ran_out_of_memory(lang, &run) => Verdict::MemoryLimit,
+        Some(Verdict::RuntimeError) if captured.stderr_contains_any(&lang.memory_errors)? => {
+            Verdict::MemoryLimit
+        }
         Some(v) => v,
         None => match &case.expected {
             None => Verdict::Accepted,
-            Some(path) => {
-                let expected = std::fs::read(path).map_err(|source| JudgeError::Source {
-                    path: path.clone(),
-                    source,
-                })?;
-                if job.compare.matches(&run.stdout, &expected) {
-                    Verdict::Accepted
-                } else {
-                    Verdict::WrongAnswer
-                }
-            }
+            Some(path) => compare_output(job.compare, case, path, &captured)?,
         },
     };
+    let share = budget.take(2 * TEST_EXCERPT_BYTES) / 2;
+    (run.stdout, run.stderr) = captured.excerpts(share)?;
     Ok(TestReport {
         name: case.name.clone(),
         verdict,
@@ -462,93 +472,121 @@ fn test_program(job: &Job, work: &WorkDir) -> (Vec<String>, Vec<CopyIn>) {
     (argv, files)
 }
 
+/// The program's captured stdout against the expected file, both read as streams. The
+/// expected file is opened as the tests were checked: no symlink, regular files only.
+fn compare_output(
+    compare: Compare,
+    case: &TestCase,
+    expected: &Path,
+    captured: &Captured,
+) -> Result<Verdict, JudgeError> {
+    let file = crate::safe_open::open_regular(expected).map_err(|e| JudgeError::Source {
+        path: expected.to_path_buf(),
+        source: e.into_io(),
+    })?;
+    let actual = captured.open_stdout()?;
+    let same = compare
+        .matches_stream(actual, file)
+        .map_err(|source| JudgeError::Compare {
+            test: case.name.clone(),
+            expected: expected.to_path_buf(),
+            source,
+        })?;
+    Ok(if same {
+        Verdict::Accepted
+    } else {
+        Verdict::WrongAnswer
+    })
+}
+
+/// What one sandboxed step runs: its command, limits, files in and out, and stdin.
+struct StepSpec<'a> {
+    argv: Vec<String>,
+    step: &'a Step,
+    overrides: &'a Overrides,
+    files: Vec<CopyIn>,
+    stdin: Option<PathBuf>,
+    copy_out: Vec<CopyOut>,
+}
+
 /// A test in the worker's warm sandbox (started at its first test, or again after one
-/// that lost its init); a fresh sandbox for the test when none can be had.
+/// that lost its init); a fresh sandbox for the test when none can be had. Its output
+/// goes to files in the work dir, as [`run_sandboxed`]'s.
 fn run_warm(
     job: &Job,
     work: &WorkDir,
     warm: &mut Option<WarmRuns>,
-    stdin: Option<&Path>,
+    spec: StepSpec,
     source: CgroupSource,
     netns: Option<RawFd>,
-) -> Result<RunResult, JudgeError> {
-    let limits = step_limits(&job.lang.run, &job.overrides);
-    let enforcement = job.cgroups.enforcement(&limits.cgroup());
+) -> Result<(RunResult, Captured), JudgeError> {
     if warm.as_ref().is_none_or(|w| !w.usable()) {
-        let (argv, files) = test_program(job, work);
-        let config = Config {
-            rootfs: job.env.rootfs.clone(),
-            argv,
-            env: sandbox::overlay_env(&job.env.image_env, &job.lang.env),
-            files,
-            limits,
-            ..Config::default()
-        };
+        let limits = step_limits(spec.step, spec.overrides);
         let enforced = Enforced {
             cgroup: None,
-            enforcement,
+            enforcement: job.cgroups.enforcement(&limits.cgroup()),
             filter: job.filter.as_ref(),
             netns,
             fixed_uid: false,
             fixed_gid: false,
         };
+        let config = Config {
+            rootfs: job.env.rootfs.clone(),
+            argv: spec.argv.clone(),
+            env: sandbox::overlay_env(&job.env.image_env, &job.lang.env),
+            files: spec.files.clone(),
+            limits,
+            ..Config::default()
+        };
         *warm = WarmRuns::start(config, enforced).ok();
     }
-    let run_cgroup = take_cgroup(job, &source, &job.lang.run, &job.overrides)?;
+    let captured = Captured::in_dir(&work.path);
+    let run_cgroup = take_cgroup(job, &source, spec.step, spec.overrides)?;
     let outcome = match warm.as_mut() {
-        Some(w) => w.run(stdin, run_cgroup.as_deref()),
+        Some(w) => w.run(
+            spec.stdin.as_deref(),
+            (&captured.stdout, &captured.stderr),
+            run_cgroup.as_deref(),
+        ),
         None => Err(sandbox::SandboxError::WarmUnsupported),
     };
     retire_cgroup(run_cgroup, source);
     match outcome {
-        Ok(run) => Ok(run),
+        Ok(run) => Ok((run, captured)),
         Err(sandbox::SandboxError::WarmUnsupported | sandbox::SandboxError::WarmSetup(_)) => {
-            let (argv, files) = test_program(job, work);
-            run_sandboxed(
-                job,
-                argv,
-                &job.lang.run,
-                &job.overrides,
-                files,
-                stdin.map(Path::to_path_buf),
-                Vec::new(),
-                CgroupSource::Inline,
-                netns,
-            )
+            run_sandboxed(job, work, spec, CgroupSource::Inline, netns)
         }
         Err(e) => Err(e.into()),
     }
 }
 
-/// Whether a failed run's stderr carries one of the language's out-of-memory messages.
-fn ran_out_of_memory(lang: &Language, run: &RunResult) -> bool {
-    let stderr = String::from_utf8_lossy(&run.stderr);
-    lang.memory_errors
-        .iter()
-        .any(|m| stderr.contains(m.as_str()))
-}
-
-/// One sandboxed run with its own cgroup and seccomp gate.
-#[allow(clippy::too_many_arguments)]
+/// One sandboxed run with its own cgroup and seccomp gate; its output goes to files in the
+/// work dir (returned, removed when dropped), never into the judge's memory.
 fn run_sandboxed(
     job: &Job,
-    argv: Vec<String>,
-    step: &Step,
-    overrides: &Overrides,
-    files: Vec<CopyIn>,
-    stdin: Option<PathBuf>,
-    copy_out: Vec<CopyOut>,
+    work: &WorkDir,
+    spec: StepSpec,
     source: CgroupSource,
     netns: Option<RawFd>,
-) -> Result<RunResult, JudgeError> {
-    let env = sandbox::overlay_env(&job.env.image_env, &job.lang.env);
+) -> Result<(RunResult, Captured), JudgeError> {
+    let StepSpec {
+        argv,
+        step,
+        overrides,
+        files,
+        stdin,
+        copy_out,
+    } = spec;
+    let captured = Captured::in_dir(&work.path);
     let config = Config {
         rootfs: job.env.rootfs.clone(),
         argv,
-        env,
+        env: sandbox::overlay_env(&job.env.image_env, &job.lang.env),
         files,
         copy_out,
         stdin,
+        stdout_file: Some(captured.stdout.clone()),
+        stderr_file: Some(captured.stderr.clone()),
         limits: step_limits(step, overrides),
         ..Config::default()
     };
@@ -566,7 +604,7 @@ fn run_sandboxed(
         },
     );
     retire_cgroup(run_cgroup, source);
-    Ok(outcome?)
+    Ok((outcome?, captured))
 }
 
 /// The run's cgroup: made here, or the next one the creator thread made ahead.
@@ -598,7 +636,10 @@ fn retire_cgroup(run_cgroup: Option<RunCgroup>, source: CgroupSource) {
         }
         (Some(cg), CgroupSource::Inline) => {
             if let Err(e) = cg.remove() {
-                eprintln!("judgebox: warning: {e}");
+                eprintln!(
+                    "judgebox: warning: {}",
+                    crate::display::escape_controls(&e.to_string())
+                );
             }
         }
         (None, _) => {}

@@ -1,6 +1,6 @@
-//! A run with everything that enforces its limits plugged in: its cgroup (or, where no
-//! cgroup does the job, rlimits and a per-run uid for RLIMIT_NPROC), the seccomp filter and
-//! optionally a network namespace to join. `judgebox run` and the judge both start runs so.
+//! A run with everything that enforces its limits plugged in: a per-run uid, its cgroup
+//! (or, where no cgroup does the job, rlimits), the seccomp filter and optionally a
+//! network namespace to join. `judgebox run` and the judge both start runs so.
 
 use std::os::fd::RawFd;
 
@@ -38,13 +38,9 @@ fn hooks_for<'a>(e: &Enforced<'a>, gate: Option<&'a SeccompGate>, rlimit_pids: b
     }
 }
 
-/// A per-run uid when RLIMIT_NPROC must cap processes (see [`run_enforced`]).
-fn lease_uid(
-    config: &mut Config,
-    e: &Enforced,
-    rlimit_pids: bool,
-) -> Result<Option<uid::UidLease>, SandboxError> {
-    if !rlimit_pids || e.fixed_uid {
+/// The run's own uid (see [`run_enforced`]), unless the caller fixed one.
+fn lease_uid(config: &mut Config, e: &Enforced) -> Result<Option<uid::UidLease>, SandboxError> {
+    if e.fixed_uid {
         return Ok(None);
     }
     let lease = uid::lease_run_uid().map_err(SandboxError::UidLease)?;
@@ -55,12 +51,12 @@ fn lease_uid(
     Ok(Some(lease))
 }
 
-/// Runs `config` under `e`. Without a pids cgroup, RLIMIT_NPROC counts every process of a
-/// uid, so the run gets a uid (and, unless fixed, gid) no concurrent run shares unless
-/// `fixed_uid`.
+/// Runs `config` under `e`. The kernel counts RLIMIT_NPROC, inotify instances and watches
+/// and pipe pages per uid, whatever the namespaces and cgroups: so, unless `fixed_uid`, the
+/// run gets a leased uid (and, unless fixed, gid) no concurrent run shares, in every mode.
 pub fn run_enforced(mut config: Config, e: Enforced) -> Result<RunResult, SandboxError> {
     let rlimit_pids = e.enforcement.pids == Mechanism::Rlimit;
-    let _uid_lease = lease_uid(&mut config, &e, rlimit_pids)?;
+    let _uid_lease = lease_uid(&mut config, &e)?;
     let gate = e.filter.cloned().map(SeccompGate::new);
     let hooks = hooks_for(&e, gate.as_ref(), rlimit_pids);
     let mut result = super::run(&config, &hooks)?;
@@ -84,7 +80,7 @@ impl WarmRuns {
     /// Starts the sandbox for `config` under `e` (whose `cgroup` is ignored).
     pub fn start(mut config: Config, e: Enforced) -> Result<WarmRuns, SandboxError> {
         let rlimit_pids = e.enforcement.pids == Mechanism::Rlimit;
-        let uid_lease = lease_uid(&mut config, &e, rlimit_pids)?;
+        let uid_lease = lease_uid(&mut config, &e)?;
         let gate = e.filter.cloned().map(SeccompGate::new);
         let hooks = hooks_for(&e, gate.as_ref(), rlimit_pids);
         let sandbox = WarmSandbox::start(config, &hooks)?;
@@ -104,10 +100,12 @@ impl WarmRuns {
         self.sandbox.usable()
     }
 
-    /// One run with `stdin`, in `cgroup` (a fresh one per run).
+    /// One run with `stdin`, its stdout and stderr into the `outputs` files, in `cgroup`
+    /// (a fresh one per run).
     pub fn run(
         &mut self,
         stdin: Option<&Path>,
+        outputs: (&Path, &Path),
         cgroup: Option<&dyn Cgroup>,
     ) -> Result<RunResult, SandboxError> {
         let hooks = Hooks {
@@ -118,7 +116,7 @@ impl WarmRuns {
             filter: self.gate.as_ref().map(|g| g as &dyn ExecFilter),
             netns: self.netns,
         };
-        let mut result = self.sandbox.run(stdin, &hooks)?;
+        let mut result = self.sandbox.run(stdin, Some(outputs), &hooks)?;
         result.seccomp = self.seccomp.clone();
         Ok(result)
     }

@@ -172,11 +172,10 @@ fn open_copy_in(config: &Config) -> Result<Vec<InFile>, SandboxError> {
             path: f.source.clone(),
             source,
         };
-        let file = File::open(&f.source).map_err(err)?;
+        // Never through a symlink, regular files only: judgebox reads as root, and the
+        // path may name a file a hostile submitter placed.
+        let file = crate::safe_open::open_regular(&f.source).map_err(|e| err(e.into_io()))?;
         let meta = file.metadata().map_err(err)?;
-        if !meta.is_file() {
-            return Err(SandboxError::CopyInNotFile(f.source.clone()));
-        }
         let executable = meta.permissions().mode() & 0o111 != 0;
         let mode = match (executable, f.read_only) {
             (true, false) => 0o755,
@@ -237,19 +236,21 @@ fn open_stdin(config: &Config) -> Result<OwnedFd, SandboxError> {
     open_stdin_at(config.stdin.as_deref())
 }
 
-/// The program's stdin: `path`, or /dev/null.
+/// The program's stdin: `path`, or /dev/null. A named stdin is a regular file reached
+/// without a symlink: never a host file a symlink points at, never a FIFO that would
+/// block the supervisor.
 pub(super) fn open_stdin_at(path: Option<&Path>) -> Result<OwnedFd, SandboxError> {
-    let path = path.unwrap_or(Path::new("/dev/null"));
-    let file = File::open(path).map_err(|source| SandboxError::Stdin {
+    let Some(path) = path else {
+        let null = File::open("/dev/null").map_err(|source| SandboxError::Stdin {
+            path: "/dev/null".into(),
+            source,
+        })?;
+        return Ok(null.into());
+    };
+    let file = crate::safe_open::open_regular(path).map_err(|e| SandboxError::Stdin {
         path: path.to_path_buf(),
-        source,
+        source: e.into_io(),
     })?;
-    if file.metadata().map(|m| m.is_dir()).unwrap_or(false) {
-        return Err(SandboxError::Stdin {
-            path: path.to_path_buf(),
-            source: std::io::Error::from_raw_os_error(libc::EISDIR),
-        });
-    }
     Ok(file.into())
 }
 

@@ -24,18 +24,31 @@ pub struct Sinks {
 
 impl Sinks {
     pub fn open(config: &Config) -> Result<Sinks, SandboxError> {
+        Sinks::for_outputs(
+            config.stdout_file.as_deref(),
+            config.stderr_file.as_deref(),
+            config.stream_output,
+        )
+    }
+
+    /// Output files (created, truncated), else passthrough when `stream`, else memory.
+    pub fn for_outputs(
+        stdout: Option<&Path>,
+        stderr: Option<&Path>,
+        stream: bool,
+    ) -> Result<Sinks, SandboxError> {
         let open = |path: &Path| {
             File::create(path).map_err(|source| SandboxError::OutputFile {
                 path: path.to_path_buf(),
                 source,
             })
         };
-        let out = match (&config.stdout_file, config.stream_output) {
+        let out = match (stdout, stream) {
             (Some(p), _) => Sink::File(open(p)?),
             (None, true) => Sink::Passthrough(std::io::stdout()),
             (None, false) => Sink::Memory(Vec::new()),
         };
-        let err = match (&config.stderr_file, config.stream_output) {
+        let err = match (stderr, stream) {
             (Some(p), _) => Sink::File(open(p)?),
             (None, true) => Sink::PassthroughErr(std::io::stderr()),
             (None, false) => Sink::Memory(Vec::new()),

@@ -112,9 +112,15 @@ impl WarmSandbox {
         !self.gone
     }
 
-    /// One run with `stdin` (default /dev/null) under `hooks` (its own cgroup). The
-    /// program's output goes where the sandbox's config says (kept in the result).
-    pub fn run(&mut self, stdin: Option<&Path>, hooks: &Hooks) -> Result<RunResult, SandboxError> {
+    /// One run with `stdin` (default /dev/null) under `hooks` (its own cgroup); the
+    /// program's stdout and stderr go to the `outputs` files, or where the sandbox's
+    /// config says.
+    pub fn run(
+        &mut self,
+        stdin: Option<&Path>,
+        outputs: Option<(&Path, &Path)>,
+        hooks: &Hooks,
+    ) -> Result<RunResult, SandboxError> {
         if self.gone {
             return Err(SandboxError::WarmSetup("the sandbox's init is gone".into()));
         }
@@ -129,7 +135,10 @@ impl WarmSandbox {
             return Err(SandboxError::WarmUnsupported);
         }
         let stdin = open_stdin_at(stdin)?;
-        let mut sinks = Sinks::open(&self.config)?;
+        let mut sinks = match outputs {
+            Some((out, err)) => Sinks::for_outputs(Some(out), Some(err), false)?,
+            None => Sinks::open(&self.config)?,
+        };
         let (out_r, out_w) = pipe()?;
         let (err_r, err_w) = pipe()?;
         let monitor = Monitor::new(self.init_pid, Instant::now(), &self.config, hooks).warm();

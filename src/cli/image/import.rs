@@ -1,5 +1,6 @@
 //! `judgebox image import`: an OCI layout (directory or tar) or a docker save archive.
 
+use judgebox::display::escape_controls as esc;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -82,19 +83,23 @@ pub fn execute(args: ImportArgs, root: &Path) -> Result<i32> {
         };
         println!(
             "imported {} ({}, {}, {} layers, {how})",
-            r.name,
+            esc(&r.name),
             short(&r.manifest),
-            r.platform,
+            esc(&r.platform),
             r.layers.len()
         );
         for note in i.added.unpacked.iter().flat_map(|s| &s.skipped) {
-            eprintln!("judgebox: note: {}: not applied: {note}", r.name);
+            eprintln!(
+                "judgebox: note: {}: not applied: {}",
+                esc(&r.name),
+                esc(&note.to_string())
+            );
         }
     }
     if !report.ignored.is_empty() {
         eprintln!(
             "judgebox: note: ignored archive entries: {}",
-            report.ignored.join(", ")
+            esc(&report.ignored.join(", "))
         );
     }
     eprintln!("done in {seconds:.1} s");

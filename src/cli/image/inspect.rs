@@ -1,5 +1,6 @@
 //! `judgebox image inspect`: one image's record, config, layers and rootfs.
 
+use judgebox::display::escape_controls as esc;
 use std::path::Path;
 
 use anyhow::Result;
@@ -41,28 +42,29 @@ pub fn execute(args: InspectArgs, root: &Path) -> Result<i32> {
     }
     let exec = image.config.config.clone().unwrap_or_default();
     let list = |v: &Option<Vec<String>>| v.as_ref().map_or("-".to_string(), |v| format!("{v:?}"));
-    println!("Name:        {}", r.name);
+    println!("Name:        {}", esc(&r.name));
     println!("Manifest:    {}", r.manifest);
     println!("Config:      {}", r.config);
-    println!("Platform:    {}", r.platform);
-    println!("Added:       {}", r.added);
+    println!("Platform:    {}", esc(&r.platform));
+    println!("Added:       {}", esc(&r.added));
     println!(
         "Rootfs:      {} ({})",
         image.rootfs.display(),
         r.rootfs_bytes.map_or("?".into(), mib)
     );
-    println!("Entrypoint:  {}", list(&exec.entrypoint));
-    println!("Cmd:         {}", list(&exec.cmd));
+    println!("Entrypoint:  {}", esc(&list(&exec.entrypoint)));
+    println!("Cmd:         {}", esc(&list(&exec.cmd)));
     println!(
         "WorkingDir:  {}",
-        exec.working_dir
+        esc(exec
+            .working_dir
             .as_deref()
             .filter(|d| !d.is_empty())
-            .unwrap_or("-")
+            .unwrap_or("-"))
     );
     println!("Env:");
     for e in exec.env.iter().flatten() {
-        println!("  {e}");
+        println!("  {}", esc(e));
     }
     println!(
         "Layers:      {} ({} compressed)",
@@ -75,7 +77,7 @@ pub fn execute(args: InspectArgs, root: &Path) -> Result<i32> {
             i + 1,
             l.digest,
             mib(l.size),
-            l.media_type
+            esc(&l.media_type)
         );
         println!("      diff_id {}", l.diff_id);
     }

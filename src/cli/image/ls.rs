@@ -1,5 +1,6 @@
 //! `judgebox image ls`: the names in the store.
 
+use judgebox::display::escape_controls as esc;
 use std::path::Path;
 
 use anyhow::Result;
@@ -25,12 +26,12 @@ pub fn execute(args: LsArgs, root: &Path) -> Result<i32> {
         .iter()
         .map(|r| {
             [
-                r.name.clone(),
+                esc(&r.name).into_owned(),
                 short(&r.manifest).to_string(),
-                r.platform.clone(),
+                esc(&r.platform).into_owned(),
                 r.layers.len().to_string(),
                 r.rootfs_bytes.map_or_else(|| "?".to_string(), mib),
-                r.added.clone(),
+                esc(&r.added).into_owned(),
             ]
         })
         .collect();

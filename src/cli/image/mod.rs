@@ -15,7 +15,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use judgebox::image::digest::Digest;
-use judgebox::image::store::{Resolved, Store, StoreError, UnpackProgress, DEFAULT_ROOT};
+use judgebox::image::store::{Quota, Resolved, Store, StoreError, UnpackProgress, DEFAULT_ROOT};
 
 /// Manage the local image store: pull from registries, import OCI layouts and docker save
 /// archives, list,
@@ -25,9 +25,19 @@ pub struct ImageArgs {
     /// Image store directory (created 0700, root-owned).
     #[arg(long, global = true, env = "JUDGEBOX_ROOT", default_value = DEFAULT_ROOT, value_name = "DIR")]
     pub root: PathBuf,
+    /// What the whole store (blobs and unpacked rootfs) may take; an import or pull that
+    /// would go over stops and keeps nothing.
+    #[arg(long, global = true, env = "JUDGEBOX_STORE_MAX", default_value = "64G", value_name = "SIZE", value_parser = super::parse::size)]
+    pub max_store: u64,
+    /// Free space an import or pull must leave on the store's filesystem.
+    #[arg(long, global = true, env = "JUDGEBOX_STORE_MIN_FREE", default_value = "1G", value_name = "SIZE", value_parser = super::parse::size)]
+    pub min_free: u64,
     #[command(subcommand)]
     pub command: ImageCommand,
 }
+
+/// The quota of this process's store (set once from the flags, before any command runs).
+static QUOTA: std::sync::OnceLock<Quota> = std::sync::OnceLock::new();
 
 #[derive(Subcommand)]
 pub enum ImageCommand {
@@ -41,6 +51,10 @@ pub enum ImageCommand {
 
 pub fn execute(args: ImageArgs) -> Result<i32> {
     let root = args.root.as_path();
+    let _ = QUOTA.set(Quota {
+        max_bytes: args.max_store,
+        min_free: args.min_free,
+    });
     match args.command {
         ImageCommand::Import(a) => import::execute(a, root),
         ImageCommand::Ls(a) => ls::execute(a, root),
@@ -53,7 +67,10 @@ pub fn execute(args: ImageArgs) -> Result<i32> {
 
 /// Opens the store (which also clears what killed imports left behind).
 pub fn open_store(root: &Path) -> Result<Store> {
-    Store::open(root).with_context(|| format!("cannot open the image store {}", root.display()))
+    let mut store = Store::open(root)
+        .with_context(|| format!("cannot open the image store {}", root.display()))?;
+    store.set_quota(QUOTA.get().copied().unwrap_or_default());
+    Ok(store)
 }
 
 /// The image `run --image` asks for, from the store only (never the network). A missing

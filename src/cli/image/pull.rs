@@ -85,11 +85,13 @@ pub fn execute(args: &PullArgs, blobs: &BlobDir) -> Result<Pulled> {
     };
     let start = Instant::now();
     let pulled = registry::pull(&reference, blobs, &opts)?;
-    eprintln!("{}", summary(&reference, &pulled, start.elapsed()));
+    let esc = judgebox::display::escape_controls;
+    eprintln!("{}", esc(&summary(&reference, &pulled, start.elapsed())));
     if args.platform.is_none() && !Platform::host().matches(&pulled.platform) {
         eprintln!(
-            "judgebox: warning: {reference} is for {}, not this host's {}",
-            pulled.platform,
+            "judgebox: warning: {} is for {}, not this host's {}",
+            esc(&reference.to_string()),
+            esc(&pulled.platform.to_string()),
             Platform::host()
         );
     }

@@ -1,5 +1,6 @@
 //! `judgebox image rm`: drops names; `image prune` frees the space.
 
+use judgebox::display::escape_controls as esc;
 use std::path::Path;
 
 use anyhow::Result;
@@ -22,7 +23,7 @@ pub fn execute(args: RmArgs, root: &Path) -> Result<i32> {
     }
     for name in &args.names {
         let record = store.remove(name)?;
-        println!("removed {}", record.name);
+        println!("removed {}", esc(&record.name));
     }
     Ok(0)
 }

@@ -1,0 +1,32 @@
+//! Filesystem facts judgebox bounds writes by: a filesystem's capacity (the `--box-dir`
+//! size policy) and its free space (the image store's reserve), both from statvfs.
+
+use std::ffi::CString;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+/// Total size in bytes of the filesystem holding `path` (blocks * fragment size).
+pub fn capacity(path: &Path) -> io::Result<u64> {
+    let st = statvfs(path)?;
+    Ok((st.f_blocks as u64).saturating_mul(st.f_frsize as u64))
+}
+
+/// Bytes still free on the filesystem of `path` for non-root writers (f_bavail): the
+/// blocks a filesystem reserves for root stay out of reach too.
+pub fn available(path: &Path) -> io::Result<u64> {
+    let st = statvfs(path)?;
+    Ok((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
+}
+
+fn statvfs(path: &Path) -> io::Result<libc::statvfs> {
+    let c = CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: st is a plain C struct statvfs fills completely on success.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: c is a valid NUL-terminated path and st a valid out-pointer.
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(st)
+}
