@@ -6,6 +6,7 @@
 pub mod cgroup;
 pub mod flock;
 pub mod image;
+pub mod isolate;
 pub mod judge;
 pub mod lang;
 pub mod sandbox;

@@ -4,6 +4,7 @@
 mod doctor;
 mod image;
 mod images;
+mod isolate;
 mod judge;
 mod lang;
 mod run;
@@ -34,6 +35,15 @@ enum Command {
 /// Parses arguments and runs; returns the process exit code.
 pub fn main() -> i32 {
     ensure_std_fds();
+    let mut args = std::env::args_os();
+    let argv0 = args.next();
+    if isolate::invoked_as_isolate(argv0.as_ref()) {
+        return isolate::main(args.collect());
+    }
+    let mut rest = args.peekable();
+    if rest.peek().is_some_and(|a| a == "isolate") {
+        return isolate::main(rest.skip(1).collect());
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(args) => run::execute(args),

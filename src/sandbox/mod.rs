@@ -6,6 +6,7 @@ mod caps;
 mod enforced;
 mod filter;
 mod init;
+pub mod mounts;
 mod namespaces;
 mod prepare;
 mod process;
@@ -18,9 +19,12 @@ pub(crate) mod sys;
 mod timed;
 pub mod uid;
 
+use std::fs::File;
 use std::path::PathBuf;
+use std::sync::Arc;
 use thiserror::Error;
 
+pub use mounts::{FsKind, MountPlan, MountRule, MountSource};
 pub use result::{RunResult, Status};
 
 /// Default PATH inside the sandbox.
@@ -136,6 +140,15 @@ pub struct Config {
     /// Write the program's output through to our own stdout/stderr as it arrives
     /// (still counted against the output limit) instead of keeping it in the result.
     pub stream_output: bool,
+    /// A mount plan instead of the rootfs's contents: a tmpfs root mounted on `rootfs`
+    /// (then just an empty directory) with the plan's rules applied (see [`mounts`]).
+    pub mounts: Option<MountPlan>,
+    /// An open file for the program's stdin (takes precedence over `stdin`).
+    pub stdin_from: Option<Arc<File>>,
+    /// Open files for the program's stdout / stderr (take precedence over the path
+    /// fields); when both are the same file they share one offset.
+    pub stdout_to: Option<Arc<File>>,
+    pub stderr_to: Option<Arc<File>>,
 }
 
 impl Default for Config {
@@ -161,6 +174,10 @@ impl Default for Config {
             allow_host_root: false,
             workdir: "/box".into(),
             stream_output: false,
+            mounts: None,
+            stdin_from: None,
+            stdout_to: None,
+            stderr_to: None,
         }
     }
 }
@@ -272,6 +289,8 @@ pub enum SandboxError {
     RootUid,
     #[error("judgebox must run as root (it creates namespaces and mounts); run it with sudo or from a root service")]
     NotRoot,
+    #[error(transparent)]
+    Mounts(#[from] mounts::MountError),
     #[error("{step}: {source}")]
     Sys {
         step: &'static str,

@@ -162,15 +162,23 @@ impl Sinks {
                 source,
             })
         };
-        let out = match (&config.stdout_file, config.stream_output) {
-            (Some(p), _) => Sink::File(open(p)?),
-            (None, true) => Sink::Passthrough(std::io::stdout()),
-            (None, false) => Sink::Memory(Vec::new()),
+        let given = |f: &File| {
+            f.try_clone().map_err(|source| SandboxError::OutputFile {
+                path: "(open file)".into(),
+                source,
+            })
         };
-        let err = match (&config.stderr_file, config.stream_output) {
-            (Some(p), _) => Sink::File(open(p)?),
-            (None, true) => Sink::PassthroughErr(std::io::stderr()),
-            (None, false) => Sink::Memory(Vec::new()),
+        let out = match (&config.stdout_to, &config.stdout_file, config.stream_output) {
+            (Some(f), _, _) => Sink::File(given(f)?),
+            (None, Some(p), _) => Sink::File(open(p)?),
+            (None, None, true) => Sink::Passthrough(std::io::stdout()),
+            (None, None, false) => Sink::Memory(Vec::new()),
+        };
+        let err = match (&config.stderr_to, &config.stderr_file, config.stream_output) {
+            (Some(f), _, _) => Sink::File(given(f)?),
+            (None, Some(p), _) => Sink::File(open(p)?),
+            (None, None, true) => Sink::PassthroughErr(std::io::stderr()),
+            (None, None, false) => Sink::Memory(Vec::new()),
         };
         Ok(Sinks {
             out,
