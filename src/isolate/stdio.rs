@@ -139,40 +139,38 @@ fn openat2(dir: i32, rel: &CString, flags: i32, resolve: u64) -> Result<OwnedFd,
     }
 }
 
-/// Opens the place's file with the calling thread's credentials.
-fn open_place(place: &Place, flags: i32) -> Result<(OwnedFd, bool), i32> {
+/// The directory a place's file is resolved beneath, opened by us (root): the box user
+/// needs no access to its ancestors, as in the sandbox.
+fn open_base(place: &Place) -> Result<OwnedFd, i32> {
     let dir_flags = libc::O_PATH | libc::O_DIRECTORY;
-    let strict = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
     match place {
-        Place::Device(name) => {
-            let dev = cstring(Path::new("/dev"))?;
-            let dir = openat2(libc::AT_FDCWD, &dev, dir_flags, RESOLVE_NO_SYMLINKS)?;
-            let name = CString::new(name.as_str()).map_err(|_| libc::EINVAL)?;
-            Ok((
-                openat2(std::os::fd::AsRawFd::as_raw_fd(&dir), &name, flags, strict)?,
-                true,
-            ))
-        }
-        Place::Dir {
-            dir,
-            trusted,
-            rel,
-            dev,
-            ..
-        } => {
-            let base_flags = if *trusted {
+        Place::Device(_) => openat2(
+            libc::AT_FDCWD,
+            &cstring(Path::new("/dev"))?,
+            dir_flags,
+            RESOLVE_NO_SYMLINKS,
+        ),
+        Place::Dir { dir, trusted, .. } => {
+            let flags = if *trusted {
                 dir_flags
             } else {
                 dir_flags | libc::O_NOFOLLOW
             };
-            let base = openat2(libc::AT_FDCWD, &cstring(dir)?, base_flags, 0)?;
-            let rel = CString::new(rel.as_str()).map_err(|_| libc::EINVAL)?;
-            Ok((
-                openat2(std::os::fd::AsRawFd::as_raw_fd(&base), &rel, flags, strict)?,
-                *dev,
-            ))
+            openat2(libc::AT_FDCWD, &cstring(dir)?, flags, 0)
         }
     }
+}
+
+/// Opens the place's file beneath `base` with the calling thread's credentials.
+fn open_beneath(place: &Place, base: &OwnedFd, flags: i32) -> Result<(OwnedFd, bool), i32> {
+    let strict = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+    let (name, devices_ok) = match place {
+        Place::Device(name) => (name.as_str(), true),
+        Place::Dir { rel, dev, .. } => (rel.as_str(), *dev),
+    };
+    let name = CString::new(name).map_err(|_| libc::EINVAL)?;
+    let fd = openat2(std::os::fd::AsRawFd::as_raw_fd(base), &name, flags, strict)?;
+    Ok((fd, devices_ok))
 }
 
 /// Drops this thread's (only this thread's: raw syscalls, not glibc's process-wide
@@ -240,10 +238,11 @@ pub fn open(
         } else {
             libc::O_RDONLY
         };
+    let base = open_base(&place).map_err(|e| fail(path, errno_text(e)))?;
     let opened = std::thread::scope(|s| {
         s.spawn(|| {
             become_box_user(uid, gid)?;
-            open_place(&place, flags)
+            open_beneath(&place, &base, flags)
         })
         .join()
         .unwrap_or(Err(libc::EIO))
