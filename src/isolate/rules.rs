@@ -269,7 +269,8 @@ mod tests {
             .into_iter()
             .map(|r| r.inside)
             .collect();
-        assert_eq!(only, ["etc"]);
+        // A user rule that replaced a default one is a user rule: -D keeps it (as isolate).
+        assert_eq!(only, ["usr", "etc"]);
     }
 
     #[test]
