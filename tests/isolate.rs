@@ -420,6 +420,21 @@ fn verdicts_ok_re_sg_to() {
     assert_eq!(m["message"], "Time limit exceeded (wall clock)");
     assert_eq!(m["status"], "TO");
 
+    let (out, m) = run_verdict(
+        &f,
+        1,
+        &["-f", "4", "-o", "yes.txt", "-w", "5"],
+        &["/usr/bin/yes"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!((m["status"].as_str(), m["exitsig"].as_str()), ("SG", "25"));
+    assert_eq!(
+        std::fs::metadata(f.box_dir(1).join("yes.txt"))
+            .unwrap()
+            .len(),
+        4096
+    );
+
     let (out, m) = run_verdict(&f, 1, &["-s"], &["/bin/true"]);
     assert_eq!(out.status.code(), Some(0));
     assert!(out.stderr.is_empty());
@@ -609,6 +624,31 @@ fn stdout_symlink_to_a_host_file_is_never_written() {
         std::fs::read_to_string(f.box_dir(1).join("out.txt")).unwrap(),
         "pwned\n"
     );
+    // A meta file named inside the box (Judge0 before 1.13.1) is not written through a
+    // symlink the program planted there.
+    let planted = f.box_dir(1).join("meta.txt");
+    let out = f.isolate(&[
+        "-b",
+        "1",
+        "-M",
+        planted.to_str().unwrap(),
+        "--run",
+        "--",
+        "/bin/ln",
+        "-s",
+        host.to_str().unwrap(),
+        "meta.txt",
+    ]);
+    assert!(std::fs::symlink_metadata(&planted)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert!(
+        text(&out.stderr).contains("Failed to write meta file"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(std::fs::read_to_string(&host).unwrap(), "precious\n");
     // A symlink in a directory of the path is refused as well.
     std::fs::create_dir(f.dir.path().join("hostdir")).unwrap();
     std::os::unix::fs::symlink(f.dir.path().join("hostdir"), f.box_dir(1).join("d")).unwrap();

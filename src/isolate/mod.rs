@@ -12,6 +12,7 @@ pub mod stdio;
 
 use options::{Command, Options, UsageError};
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 
 /// The isolate version whose interface this front end follows.
 pub const ISOLATE_VERSION: &str = "2.6";
@@ -139,12 +140,30 @@ fn execute(o: &Options, cmd: Command) -> Result<i32, IsolateError> {
     }
 }
 
+/// Writes the meta file without following a symlink at its name and without blocking on
+/// a FIFO there (callers have put it inside the box, where the program can plant either).
 fn write_meta(o: &Options, text: &str) {
-    if let Some(path) = &o.meta {
-        let written = std::fs::File::create(path).and_then(|mut f| f.write_all(text.as_bytes()));
-        if let Err(e) = written {
-            eprintln!("Failed to write meta file {}: {e}", path.display());
-        }
+    let Some(path) = &o.meta else {
+        return;
+    };
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .mode(0o644)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+        .and_then(|mut f| {
+            if !f.metadata()?.is_file() {
+                return Err(std::io::Error::other("not a regular file"));
+            }
+            f.set_len(0)?;
+            f.write_all(text.as_bytes())
+        });
+    if let Err(e) = written {
+        eprintln!(
+            "Failed to write meta file {}: {e}",
+            meta::escape(&path.display().to_string())
+        );
     }
 }
 

@@ -248,6 +248,7 @@ pub fn run(o: &Options, s: &Settings, b: &BoxId) -> Result<Outcome, IsolateError
                 .map_or("none".to_string(), |m| m.mode().to_string())
         );
     }
+    let netns = host_netns(o)?;
     let cg_limits = cgroup::Limits {
         memory: o.cg_mem.map(|k| k << 10),
         ..cgroup::Limits::default()
@@ -259,7 +260,6 @@ pub fn run(o: &Options, s: &Settings, b: &BoxId) -> Result<Outcome, IsolateError
         ),
         None => None,
     };
-    let netns = host_netns(o)?;
     let outcome = sandbox::run_enforced(
         config,
         Enforced {

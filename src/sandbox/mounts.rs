@@ -189,6 +189,8 @@ fn prepare_kind(
         }
         MountSource::Beneath { base, rel } => {
             check_base_dir(inside, base)?;
+            // Only for a clear error here: init resolves it again without symlinks.
+            check_base_dir(inside, &base.join(rel))?;
             if plain_components(rel).is_none() {
                 return Err(MountError::BadBeneath {
                     inside: inside.to_string(),
