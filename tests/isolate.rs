@@ -781,3 +781,61 @@ fn version_check_config_and_print_cg_root() {
         );
     }
 }
+
+#[test]
+fn directory_rule_options() {
+    let f = Fixture::new();
+    f.init(9, false);
+    let host = f.dir.path().join("shared");
+    std::fs::create_dir(&host).unwrap();
+    std::fs::set_permissions(&host, std::fs::Permissions::from_mode(0o777)).unwrap();
+    std::fs::copy("/bin/true", host.join("prog")).unwrap();
+    let rw = format!("/w={}:rw", host.display());
+    let ro = format!("/r={}", host.display());
+    let noexec = format!("/n={}:noexec", host.display());
+    let script = "echo hi > /w/made && echo rw-ok; echo x > /r/no 2>/dev/null || echo ro-refused; \
+                  /r/prog && echo exec-ok; /n/prog 2>/dev/null || echo noexec-refused; \
+                  echo t > /scratch/t && echo tmp-ok; test -d /maybe || echo maybe-skipped; \
+                  test -e /sys/kernel && echo sysfs-mounted";
+    let (out, m) = run_verdict(
+        &f,
+        9,
+        &[
+            "-p",
+            "-d",
+            &rw,
+            "-d",
+            &ro,
+            "-d",
+            &noexec,
+            "-d",
+            "/scratch:tmp",
+            "-d",
+            "/maybe=/nonexistent-judgebox:maybe",
+            "-d",
+            "/sys=sysfs:fs",
+            "-o",
+            "o.txt",
+        ],
+        &["/bin/sh", "-c", script],
+    );
+    assert_eq!(out.status.code(), Some(0), "{} {m:?}", text(&out.stderr));
+    let o = std::fs::read_to_string(f.box_dir(9).join("o.txt")).unwrap();
+    for want in [
+        "rw-ok",
+        "ro-refused",
+        "exec-ok",
+        "noexec-refused",
+        "tmp-ok",
+        "maybe-skipped",
+        "sysfs-mounted",
+    ] {
+        assert!(o.contains(want), "{want} missing in {o}");
+    }
+    assert_eq!(std::fs::read_to_string(host.join("made")).unwrap(), "hi\n");
+    assert!(!host.join("no").exists());
+    // -o into a read-only rule is refused before the run.
+    let (out, m) = run_verdict(&f, 9, &["-d", &ro, "-o", "/r/out"], &["/bin/true"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(m["message"].contains("Read-only file system"), "{m:?}");
+}

@@ -16,6 +16,10 @@ use clap::{Parser, Subcommand};
 /// Each run gets fresh mount, pid, ipc, uts, net and cgroup namespaces, a read-only
 /// rootfs (pivot_root), an unprivileged uid with no capabilities, and exact results.
 /// Must run as root.
+///
+/// `judgebox isolate [options] --init|--run -- CMD|--cleanup` (or the binary installed as
+/// `isolate`) takes isolate's command line instead: see "Switching from isolate" in the
+/// README.
 #[derive(Parser)]
 #[command(name = "judgebox", version, about, long_about, max_term_width = 100)]
 struct Cli {
