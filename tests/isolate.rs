@@ -839,3 +839,40 @@ fn directory_rule_options() {
     assert_eq!(out.status.code(), Some(2));
     assert!(m["message"].contains("Read-only file system"), "{m:?}");
 }
+
+#[test]
+fn cg_mode_degrades_to_rlimits_without_cgroups() {
+    let f = Fixture::new();
+    f.init(2, true);
+    f.compile(
+        2,
+        "hog",
+        "#include <stdlib.h>\n#include <string.h>\nint main(void){for(int i=0;i<64;i++){char*p=malloc(16<<20);if(!p)return 7;memset(p,1,16<<20);}return 0;}\n",
+    );
+    let meta = f.meta_path();
+    let out = f
+        .command(&[
+            "--cg",
+            "-b",
+            "2",
+            "-M",
+            meta.to_str().unwrap(),
+            "--cg-mem=65536",
+            "-t",
+            "5",
+            "--run",
+            "--",
+            "./hog",
+        ])
+        .env("JUDGEBOX_ISOLATE_NO_CGROUP", "1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let m = read_meta(&meta);
+    // --cg-mem became RLIMIT_AS: malloc failed and the program said so.
+    assert_eq!((m["status"].as_str(), m["exitcode"].as_str()), ("RE", "7"));
+    assert!(
+        !m.contains_key("cg-mem") && !m.contains_key("cg-oom-killed"),
+        "{m:?}"
+    );
+}

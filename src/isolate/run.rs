@@ -20,6 +20,10 @@ pub struct Outcome {
     pub verdict: Verdict,
 }
 
+/// Set to 1: `--cg` runs in judgebox's degraded mode (rlimits and judgebox's clock), as
+/// on hosts where no cgroup is usable (isolate itself refuses to run there).
+pub const NO_CGROUP_ENV: &str = "JUDGEBOX_ISOLATE_NO_CGROUP";
+
 /// Size of the fresh /tmp and /dev/shm filesystems.
 const TMP_SIZE: u64 = 256 << 20;
 /// RLIMIT_NOFILE for `--open-files=0` (the kernel's default nr_open).
@@ -235,7 +239,12 @@ pub fn run(o: &Options, s: &Settings, b: &BoxId) -> Result<Outcome, IsolateError
     let config = build_config(o, b, plan, redirects);
     let filter = crate::seccomp::Filter::load("default")
         .map_err(|e| IsolateError::Setup(format!("Cannot load the seccomp profile: {e}")))?;
-    let manager = o.cg.then(|| Manager::new(&ManagerOptions::default()));
+    let manager = o.cg.then(|| {
+        Manager::new(&ManagerOptions {
+            root: None,
+            disabled: std::env::var_os(NO_CGROUP_ENV).is_some_and(|v| v == "1"),
+        })
+    });
     let manager = manager.filter(|m| m.mode() != cgroup::Mode::None);
     let enforcement = enforcement(o, manager.as_ref());
     if o.verbose > 0 {
