@@ -121,7 +121,7 @@ impl DirRules {
                     return Err("Right-hand side must start with '/' or './'".into())
                 }
                 Some(o) => Some(o.to_string()),
-                None => Some(format!("/{inside}")),
+                None => Some(format!("/{}", inside.trim_start_matches('/'))),
             }
         };
         let inside = sanitize(inside).ok_or("Invalid path")?;

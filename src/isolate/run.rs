@@ -228,12 +228,36 @@ fn report_exec_failure(o: &Options, r: &RunResult, stderr: Option<&Arc<File>>) {
     }
 }
 
+/// isolate's -v lines about directory rules ("Binding /usr on usr").
+fn describe_plan(plan: &MountPlan) {
+    use crate::sandbox::MountSource;
+    for r in &plan.rules {
+        let what = match &r.source {
+            MountSource::Host(p) => format!("Binding {}", p.display()),
+            MountSource::Beneath { base, rel } => format!("Binding {}", base.join(rel).display()),
+            MountSource::Proc => "Mounting judgebox's proc".into(),
+            MountSource::Dev => "Mounting judgebox's dev".into(),
+            MountSource::Tmp => "Mounting a fresh tmpfs".into(),
+            MountSource::Fs(kind) => format!("Mounting {kind:?}"),
+        };
+        let mode = if r.rw { "rw" } else { "ro" };
+        eprintln!(
+            "{} on {} ({mode})",
+            meta::escape(&what),
+            meta::escape(&r.inside)
+        );
+    }
+}
+
 /// Runs the program in box `b`.
 pub fn run(o: &Options, s: &Settings, b: &BoxId) -> Result<Outcome, IsolateError> {
     refuse_unsupported(o)?;
     let _lock = boxes::lock_for_run(s, b, o.wait, o.cg)?;
     boxes::chown_tree(&b.box_dir(), b.uid, b.gid, o.special_files)?;
     let plan = o.dirs.to_plan(&b.dir);
+    if o.verbose > 0 {
+        describe_plan(&plan);
+    }
     let redirects = redirects(o, &plan, b)?;
     let stderr_target = redirects.stderr.clone();
     let config = build_config(o, b, plan, redirects);
