@@ -5,7 +5,8 @@
 #   scripts/bench.sh [--runs N] [--rootfs DIR] [--python-rootfs DIR] [--only SECTION]
 #
 # SECTION: run (per-run latency vs peers), cgroup (added cost of cgroup limits),
-# seccomp, judge (throughput vs a bwrap loop). Default: all of them.
+# seccomp, judge (throughput vs a bwrap loop), isolate (the isolate front end against
+# judgebox run). Default: all of them.
 #
 # Compares, for /bin/true (and `python3 -c pass` in the python3 image, or --python-rootfs):
 #   host fork/exec, unshare (pid+mount+net+ipc+uts, --mount-proc), bwrap --unshare-all with the
@@ -23,7 +24,7 @@ while [ $# -gt 0 ]; do
     --rootfs) ROOTFS=$2; shift 2 ;;
     --python-rootfs) PYROOT=$2; shift 2 ;;
     --only) ONLY=$2; shift 2 ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
     *) echo "bench.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -75,7 +76,7 @@ report() { # label, prog, rootfs
 }
 
 want() { [ -z "$ONLY" ] || [ "$ONLY" = "$1" ]; }
-case "$ONLY" in ""|run|cgroup|seccomp|judge) ;; *) echo "bench.sh: --only run|cgroup|seccomp|judge" >&2; exit 2 ;; esac
+case "$ONLY" in ""|run|cgroup|seccomp|judge|isolate) ;; *) echo "bench.sh: --only run|cgroup|seccomp|judge|isolate" >&2; exit 2 ;; esac
 
 echo "judgebox bench on $(uname -r), $(nproc) CPUs; rootfs $ROOTFS"
 if want run; then
@@ -210,4 +211,26 @@ CPP
   else
     echo; echo "(Python judging throughput skipped: judgebox/python3:bookworm is not in the store)"
   fi
+fi
+
+# The isolate front end: `isolate --run -- /bin/true` through an `isolate` symlink (a box
+# initialised once, a temporary config) against `judgebox run /bin/true`, same run. isolate
+# mode builds a tmpfs root with its default directory rules from the host; without --cg it
+# uses no cgroup (as isolate), with --cg one run cgroup (as judgebox run). Target <= 1.1x.
+if want isolate; then
+  I=$WORK/isolate; mkdir -p "$I/bin"; chmod 755 "$I"
+  ln -s "$JB" "$I/bin/isolate"
+  printf 'box_root = %s/boxes\nlock_root = %s/locks\nfirst_uid = 64000\nfirst_gid = 64000\nnum_boxes = 2\n' "$I" "$I" >"$I/cf"
+  export ISOLATE_CONFIG_FILE=$I/cf
+  "$I/bin/isolate" --cg -b 0 --init >/dev/null
+  "$I/bin/isolate" -b 1 --init >/dev/null
+  jb_run=$(bench iso-jb "$JB" run --rootfs "$ROOTFS" -- /bin/true)
+  iso=$(bench iso-plain "$I/bin/isolate" -s -b 1 --run -- /bin/true)
+  iso_cg=$(bench iso-cg "$I/bin/isolate" -s --cg -b 0 --run -- /bin/true)
+  echo
+  echo "isolate front end (/bin/true, median of $RUNS runs, ms)"
+  printf '  %-36s %8.2f\n' "judgebox run (cgroup + seccomp)" "$jb_run" "isolate --run (no cgroup, as isolate)" "$iso" "isolate --cg --run" "$iso_cg"
+  awk -v j="$jb_run" -v i="$iso" -v c="$iso_cg" 'BEGIN {
+    printf "  isolate/run = %.2fx, isolate --cg/run = %.2fx (target <= 1.1x)\n", i/j, c/j }'
+  unset ISOLATE_CONFIG_FILE
 fi

@@ -9,6 +9,7 @@ pub mod display;
 pub mod flock;
 pub mod fsinfo;
 pub mod image;
+pub mod isolate;
 pub mod judge;
 pub mod lang;
 pub mod safe_open;

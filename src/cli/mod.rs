@@ -5,6 +5,7 @@ mod cleanup;
 mod doctor;
 mod image;
 mod images;
+mod isolate;
 mod judge;
 mod lang;
 mod run;
@@ -16,6 +17,10 @@ use clap::{Parser, Subcommand};
 /// Each run gets fresh mount, pid, ipc, uts, net and cgroup namespaces, a read-only
 /// rootfs (pivot_root), an unprivileged uid with no capabilities, and exact results.
 /// Must run as root.
+///
+/// `judgebox isolate [options] --init|--run -- CMD|--cleanup` (or the binary installed as
+/// `isolate`) takes isolate's command line instead: see "Switching from isolate" in the
+/// README.
 #[derive(Parser)]
 #[command(name = "judgebox", version, about, long_about, max_term_width = 100)]
 struct Cli {
@@ -36,6 +41,15 @@ enum Command {
 /// Parses arguments and runs; returns the process exit code.
 pub fn main() -> i32 {
     ensure_std_fds();
+    let mut args = std::env::args_os();
+    let argv0 = args.next();
+    if isolate::invoked_as_isolate(argv0.as_ref()) {
+        return isolate::main(args.collect());
+    }
+    let mut rest = args.peekable();
+    if rest.peek().is_some_and(|a| a == "isolate") {
+        return isolate::main(rest.skip(1).collect());
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(args) => run::execute(args),

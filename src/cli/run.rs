@@ -251,6 +251,7 @@ fn build_config(a: &RunArgs) -> Result<Config> {
         allow_host_root: a.allow_host_root,
         workdir: "/box".into(),
         stream_output: !a.json,
+        ..Config::default()
     })
 }
 

@@ -166,6 +166,6 @@ fn copy_out_problem(errno: i32, limit: u64) -> String {
         ),
         libc::EMLINK => "refused: the file has other hard links".to_string(),
         libc::ELOOP | libc::EXDEV => "refused: the path goes through a symlink".to_string(),
-        e => super::outcome::errno_text(e),
+        e => sys::errno_text(e),
     }
 }

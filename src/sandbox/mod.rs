@@ -9,6 +9,7 @@ mod enforced;
 mod filter;
 mod init;
 mod monitor;
+pub mod mounts;
 mod namespaces;
 pub mod netns_pool;
 mod outcome;
@@ -25,10 +26,13 @@ mod timed;
 pub mod uid;
 mod warm;
 
+use std::fs::File;
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
 use thiserror::Error;
 
 use crate::cgroup::Cgroup;
+pub use mounts::{FsKind, MountPlan, MountRule, MountSource};
 pub use protocol::SetupStep;
 pub use result::{RunResult, Status};
 
@@ -174,6 +178,15 @@ pub struct Config {
     /// Write the program's output through to our own stdout/stderr as it arrives
     /// (still counted against the output limit) instead of keeping it in the result.
     pub stream_output: bool,
+    /// A mount plan instead of the rootfs's contents: a tmpfs root mounted on `rootfs`
+    /// (then just an empty directory) with the plan's rules applied (see [`mounts`]).
+    pub mounts: Option<MountPlan>,
+    /// An open file for the program's stdin (takes precedence over `stdin`).
+    pub stdin_from: Option<Arc<File>>,
+    /// Open files for the program's stdout / stderr (take precedence over the path
+    /// fields); when both are the same file they share one offset.
+    pub stdout_to: Option<Arc<File>>,
+    pub stderr_to: Option<Arc<File>>,
 }
 
 impl Default for Config {
@@ -199,6 +212,10 @@ impl Default for Config {
             allow_host_root: false,
             workdir: "/box".into(),
             stream_output: false,
+            mounts: None,
+            stdin_from: None,
+            stdout_to: None,
+            stderr_to: None,
         }
     }
 }
@@ -287,6 +304,8 @@ pub enum SandboxError {
     WarmUnsupported,
     #[error("warm sandbox setup failed: {0}")]
     WarmSetup(String),
+    #[error(transparent)]
+    Mounts(#[from] mounts::MountError),
     #[error("{}: {source}", step.describe())]
     Sys {
         step: SetupStep,

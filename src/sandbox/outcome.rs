@@ -9,11 +9,6 @@ use super::sys;
 use super::{Config, Hooks};
 use crate::cgroup::Stats;
 
-pub fn errno_text(e: i32) -> String {
-    let s = std::io::Error::from_raw_os_error(e).to_string();
-    s.split(" (os error").next().unwrap_or(&s).to_string()
-}
-
 /// Turns what the monitor saw into a status, times and a message.
 pub fn interpret(config: &Config, hooks: &Hooks, o: &Observed) -> RunResult {
     if let Some(f) = &o.failure {
@@ -142,7 +137,7 @@ fn failure_result(config: &Config, m: &Message, o: &Observed) -> RunResult {
             format!(
                 "cannot execute '{}' inside the rootfs: {}",
                 config.argv[0],
-                errno_text(e.errno)
+                sys::errno_text(e.errno)
             ),
         ),
         (_, Some(e)) => (
@@ -151,14 +146,14 @@ fn failure_result(config: &Config, m: &Message, o: &Observed) -> RunResult {
                 "sandbox setup failed: {}{}: {}",
                 e.step.describe(),
                 step_detail(e),
-                errno_text(e.errno)
+                sys::errno_text(e.errno)
             ),
         ),
         (_, None) => (
             Status::InternalError,
             format!(
                 "sandbox setup failed: unknown step: {}",
-                errno_text(m.errno)
+                sys::errno_text(m.errno)
             ),
         ),
     };

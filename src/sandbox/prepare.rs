@@ -77,6 +77,8 @@ pub struct Prepared {
     pub copy_out_limit: u64,
     pub rlimits: Vec<(libc::__rlimit_resource_t, u64)>,
     pub cap_last: u32,
+    /// The mount plan, when the config has one (then `root` is only its mount point).
+    pub mounts: Option<super::mounts::PreparedPlan>,
 }
 
 fn cstr(s: impl AsRef<[u8]>) -> Result<CString, SandboxError> {
@@ -233,6 +235,15 @@ fn open_copy_out(config: &Config) -> Result<Vec<OutFile>, SandboxError> {
 }
 
 fn open_stdin(config: &Config) -> Result<OwnedFd, SandboxError> {
+    if let Some(file) = &config.stdin_from {
+        return file
+            .try_clone()
+            .map(OwnedFd::from)
+            .map_err(|source| SandboxError::Stdin {
+                path: PathBuf::from("(open file)"),
+                source,
+            });
+    }
     open_stdin_at(config.stdin.as_deref())
 }
 
@@ -352,9 +363,20 @@ pub fn prepare(config: &Config, hooks: &Hooks) -> Result<Prepared, SandboxError>
         )?),
         None => None,
     };
+    let mounts = match &config.mounts {
+        Some(plan) => Some(super::mounts::prepare(
+            plan,
+            config.uid,
+            config.gid,
+            config.tmp_size,
+        )?),
+        None => None,
+    };
     // Host-side changes only after every check passed: mount points, then copy-out temps.
-    for what in MOUNT_POINTS {
-        ensure_mountpoint(&root_path, what)?;
+    if mounts.is_none() {
+        for what in MOUNT_POINTS {
+            ensure_mountpoint(&root_path, what)?;
+        }
     }
     let outs = open_copy_out(config)?;
     let prepared = Prepared {
@@ -397,6 +419,7 @@ pub fn prepare(config: &Config, hooks: &Hooks) -> Result<Prepared, SandboxError>
         copy_out_limit: config.copy_out_limit,
         rlimits: rlimit_list(config, hooks),
         cap_last: read_cap_last(),
+        mounts,
     };
     Ok(prepared)
 }

@@ -84,6 +84,8 @@ setup_steps! {
     MountBox => "mount /box",
     BindBoxDir => "bind --box-dir at /box",
     RemountBoxDir => "remount /box nosuid,nodev",
+    MountRoot => "mount the tmpfs root of the mount plan",
+    MountRule => "apply a mount plan rule",
     CopyIn => "copy a --file into /box",
     SetHostname => "set hostname",
     JoinNetns => "join the network namespace",

@@ -24,6 +24,9 @@ pub enum Place {
 /// The whole sequence before pivot_root, in order.
 pub fn build(p: &Prepared) -> StepResult {
     make_mounts_private()?;
+    if let Some(plan) = &p.mounts {
+        return super::mounts::build(p, plan);
+    }
     bind_rootfs_readonly(p)?;
     mount_proc(p)?;
     mount_dev(p)?;
@@ -80,7 +83,7 @@ fn bind_rootfs_readonly(p: &Prepared) -> StepResult {
     )
 }
 
-fn mount_proc(p: &Prepared) -> StepResult {
+pub(super) fn mount_proc(p: &Prepared) -> StepResult {
     let flags = (libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC) as c_ulong;
     step(
         SetupStep::MountProc,
@@ -170,7 +173,7 @@ const DEV_LINKS: &[(&CStr, &CStr)] = &[
     (c"/proc/self/fd/2", c"stderr"),
 ];
 
-fn mount_dev(p: &Prepared) -> StepResult {
+pub(super) fn mount_dev(p: &Prepared) -> StepResult {
     // Not nodev: it holds the five harmless device nodes. It stays root-owned 0755, and the
     // program has no CAP_MKNOD, so nothing else can ever appear here.
     let flags = (libc::MS_NOSUID | libc::MS_NOEXEC) as c_ulong;

@@ -22,13 +22,29 @@ pub struct Sinks {
     pub err_truncated: bool,
 }
 
+fn clone_file(f: &File) -> Result<File, SandboxError> {
+    f.try_clone().map_err(|source| SandboxError::OutputFile {
+        path: "(open file)".into(),
+        source,
+    })
+}
+
 impl Sinks {
     pub fn open(config: &Config) -> Result<Sinks, SandboxError> {
-        Sinks::for_outputs(
+        let mut sinks = Sinks::for_outputs(
             config.stdout_file.as_deref(),
             config.stderr_file.as_deref(),
             config.stream_output,
-        )
+        )?;
+        // Already open files (the isolate front end's redirections) come first; clones
+        // share one offset, so stdout and stderr sent to the same file interleave.
+        if let Some(f) = &config.stdout_to {
+            sinks.out = Sink::File(clone_file(f)?);
+        }
+        if let Some(f) = &config.stderr_to {
+            sinks.err = Sink::File(clone_file(f)?);
+        }
+        Ok(sinks)
     }
 
     /// Output files (created, truncated), else passthrough when `stream`, else memory.

@@ -10,6 +10,13 @@ pub const CLOSE_RANGE_CLOEXEC: c_int = 4;
 
 pub type SysResult<T = ()> = Result<T, i32>;
 
+/// The text of errno `e` without Rust's " (os error N)" suffix (for messages; allocates,
+/// so never between clone and execve).
+pub fn errno_text(e: i32) -> String {
+    let s = std::io::Error::from_raw_os_error(e).to_string();
+    s.split(" (os error").next().unwrap_or(&s).to_string()
+}
+
 pub fn errno() -> i32 {
     std::io::Error::last_os_error()
         .raw_os_error()

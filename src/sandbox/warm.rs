@@ -95,7 +95,7 @@ impl WarmSandbox {
                 Err(SandboxError::WarmSetup(format!(
                     "{}: {}",
                     e.step.describe(),
-                    outcome::errno_text(e.errno)
+                    sys::errno_text(e.errno)
                 )))
             }
             _ => {

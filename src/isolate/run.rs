@@ -1,0 +1,355 @@
+//! `--run`: one fresh judgebox sandbox per call with isolate's filesystem model, limits,
+//! environment and redirections, enforced with a run cgroup under --cg (rlimits and the
+//! supervisor's clock otherwise, or where no cgroup is usable).
+
+use super::boxes::{self, BoxId};
+use super::config::Settings;
+use super::meta::{self, Verdict};
+use super::options::Options;
+use super::stdio;
+use super::IsolateError;
+use crate::cgroup::{self, Enforcement, Manager, ManagerOptions, Mechanism};
+use crate::sandbox::{self, Config, Enforced, Limits, MountPlan, RunResult};
+use std::fs::File;
+use std::io::Write;
+use std::sync::Arc;
+
+/// What a finished --run produced.
+pub struct Outcome {
+    pub result: RunResult,
+    pub verdict: Verdict,
+}
+
+/// Set to 1: `--cg` runs in judgebox's degraded mode (rlimits and judgebox's clock), as
+/// on hosts where no cgroup is usable (isolate itself refuses to run there).
+pub const NO_CGROUP_ENV: &str = "JUDGEBOX_ISOLATE_NO_CGROUP";
+
+/// Size of the fresh /tmp and /dev/shm filesystems.
+const TMP_SIZE: u64 = 256 << 20;
+/// RLIMIT_NOFILE for `--open-files=0` (the kernel's default nr_open).
+const NOFILE_UNLIMITED: u64 = 1 << 20;
+
+/// Options judgebox cannot honour: an error, never silently ignored.
+fn refuse_unsupported(o: &Options) -> Result<(), IsolateError> {
+    let refuse = |what: &str| Err(IsolateError::Unsupported(what.to_string()));
+    if o.quota.is_some() {
+        return refuse("--quota (judgebox has no disk quotas; bound the box by --fsize)");
+    }
+    if o.tty_hack {
+        return refuse("--tty-hack (the program never shares the caller's terminal)");
+    }
+    if o.core > 0 {
+        return refuse("--core above 0 (judgebox never writes core dumps)");
+    }
+    if o.inherit_fds {
+        return refuse("--inherit-fds (the sandbox closes every descriptor but 0-2)");
+    }
+    if o.syscalls.is_some() {
+        return refuse("--syscalls (judgebox applies its own seccomp allow-list)");
+    }
+    if o.as_uid.is_some() || o.as_gid.is_some() {
+        return refuse("--as-uid/--as-gid (judgebox runs for root only)");
+    }
+    Ok(())
+}
+
+/// isolate's environment: optionally the full one, then LIBC_FATAL_STDERR_=1, then each
+/// -E rule (VAR inherits, VAR=value sets, VAR= unsets).
+fn environment(o: &Options) -> Vec<String> {
+    let mut env: Vec<String> = if o.full_env {
+        std::env::vars().map(|(k, v)| format!("{k}={v}")).collect()
+    } else {
+        Vec::new()
+    };
+    let rules = std::iter::once("LIBC_FATAL_STDERR_=1".to_string()).chain(o.env.iter().cloned());
+    for rule in rules {
+        let (var, val) = match rule.split_once('=') {
+            Some((k, v)) => (k.to_string(), Some(v.to_string())),
+            None => (rule.clone(), None),
+        };
+        env.retain(|e| e.split_once('=').map(|(k, _)| k) != Some(var.as_str()));
+        match val {
+            Some(v) if v.is_empty() => {}
+            Some(v) => env.push(format!("{var}={v}")),
+            None => {
+                if let Ok(v) = std::env::var(&var) {
+                    env.push(format!("{var}={v}"));
+                }
+            }
+        }
+    }
+    env
+}
+
+/// `--chdir`: relative to /box (isolate changes there first), absolute as given.
+fn workdir(o: &Options) -> String {
+    match &o.chdir {
+        None => "/box".into(),
+        Some(d) if d.starts_with('/') => d.clone(),
+        Some(d) => format!("/box/{d}"),
+    }
+}
+
+/// A duplicate of one of our own descriptors as a File (inherited stdio).
+fn dup_own(fd: i32) -> Result<Arc<File>, IsolateError> {
+    // SAFETY: F_DUPFD_CLOEXEC on a descriptor we were given; the result is ours.
+    let new = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) };
+    if new < 0 {
+        return Err(IsolateError::Setup(format!(
+            "Cannot duplicate descriptor {fd}: {}",
+            std::io::Error::last_os_error()
+        )));
+    }
+    // SAFETY: `new` is a fresh descriptor owned by nobody else.
+    Ok(Arc::new(unsafe {
+        <File as std::os::fd::FromRawFd>::from_raw_fd(new)
+    }))
+}
+
+/// Stdin, stdout and stderr targets (None: the caller's own stdout/stderr, streamed).
+struct Redirects {
+    stdin: Arc<File>,
+    stdout: Option<Arc<File>>,
+    stderr: Option<Arc<File>>,
+}
+
+fn redirects(o: &Options, plan: &MountPlan, b: &BoxId) -> Result<Redirects, IsolateError> {
+    let open = |path: &str, write: bool| {
+        stdio::open(plan, path, write, b.uid, b.gid)
+            .map(Arc::new)
+            .map_err(|e| IsolateError::Setup(e.to_string()))
+    };
+    let stdin = match &o.stdin {
+        Some(p) => open(p, false)?,
+        None => dup_own(0)?,
+    };
+    let stdout = o.stdout.as_deref().map(|p| open(p, true)).transpose()?;
+    let stderr = match (&o.stderr, o.stderr_to_stdout, &stdout) {
+        (Some(p), _, _) => Some(open(p, true)?),
+        (None, true, Some(out)) => Some(out.clone()),
+        (None, true, None) => Some(dup_own(1)?),
+        (None, false, _) => None,
+    };
+    Ok(Redirects {
+        stdin,
+        stdout,
+        stderr,
+    })
+}
+
+fn limits(o: &Options) -> Limits {
+    Limits {
+        cpu_time: o.time,
+        wall_time: o.wall_time,
+        extra_time: o.extra_time,
+        output: o.fsize.map_or(u64::MAX, |k| k << 10),
+        nofile: if o.open_files == 0 {
+            NOFILE_UNLIMITED
+        } else {
+            o.open_files
+        },
+        fsize: o.fsize.map_or(u64::MAX, |k| k << 10),
+        stack: o.stack.map(|k| k << 10),
+        memory: o.mem.or(o.cg_mem).map(|k| k << 10),
+        pids: o.processes,
+        cpus: None,
+    }
+}
+
+fn build_config(o: &Options, b: &BoxId, plan: MountPlan, r: Redirects) -> Config {
+    Config {
+        rootfs: b.root_dir(),
+        argv: o.operands.clone(),
+        env: environment(o),
+        loopback: !o.share_net,
+        uid: b.uid,
+        gid: b.gid,
+        tmp_size: TMP_SIZE,
+        limits: limits(o),
+        workdir: workdir(o),
+        stream_output: true,
+        mounts: Some(plan),
+        stdin_from: Some(r.stdin),
+        stdout_to: r.stdout,
+        stderr_to: r.stderr,
+        ..Config::default()
+    }
+}
+
+/// Which mechanism enforces each limit: -m and -p are rlimits as in isolate (per
+/// process, per box uid), --cg-mem the cgroup when there is one.
+fn enforcement(o: &Options, manager: Option<&Manager>) -> Enforcement {
+    let cg_limits = cgroup::Limits {
+        memory: o.cg_mem.map(|k| k << 10),
+        ..cgroup::Limits::default()
+    };
+    let mut e = match manager {
+        Some(m) => m.enforcement(&cg_limits),
+        None => Enforcement {
+            memory: Mechanism::None,
+            pids: Mechanism::None,
+            cpu_time: Mechanism::Rlimit,
+            cpus: Mechanism::None,
+        },
+    };
+    if o.mem.is_some() || (o.cg_mem.is_some() && e.memory == Mechanism::None) {
+        e.memory = Mechanism::Rlimit;
+    }
+    e.pids = if o.processes.is_some() {
+        Mechanism::Rlimit
+    } else {
+        Mechanism::None
+    };
+    e
+}
+
+/// The network namespace to share with --share-net (ours).
+fn host_netns(o: &Options) -> Result<Option<File>, IsolateError> {
+    if !o.share_net {
+        return Ok(None);
+    }
+    File::open("/proc/self/ns/net")
+        .map(Some)
+        .map_err(|e| IsolateError::Setup(format!("Cannot open /proc/self/ns/net: {e}")))
+}
+
+/// isolate prints execve's failure on the program's stderr.
+fn report_exec_failure(o: &Options, r: &RunResult, stderr: Option<&Arc<File>>) {
+    if r.status != sandbox::Status::ExecError {
+        return;
+    }
+    let why = r.message.rsplit(": ").next().unwrap_or("cannot execute");
+    let line = format!("execve(\"{}\"): {}\n", meta::escape(&o.operands[0]), why);
+    match stderr {
+        Some(f) => {
+            let _ = (&**f).write_all(line.as_bytes());
+        }
+        None => eprint!("{line}"),
+    }
+}
+
+/// isolate's -v lines about directory rules ("Binding /usr on usr").
+fn describe_plan(plan: &MountPlan) {
+    use crate::sandbox::MountSource;
+    for r in &plan.rules {
+        let what = match &r.source {
+            MountSource::Host(p) => format!("Binding {}", p.display()),
+            MountSource::Beneath { base, rel } => format!("Binding {}", base.join(rel).display()),
+            MountSource::Proc => "Mounting judgebox's proc".into(),
+            MountSource::Dev => "Mounting judgebox's dev".into(),
+            MountSource::Tmp => "Mounting a fresh tmpfs".into(),
+            MountSource::Fs(kind) => format!("Mounting {kind:?}"),
+        };
+        let mode = if r.rw { "rw" } else { "ro" };
+        eprintln!(
+            "{} on {} ({mode})",
+            meta::escape(&what),
+            meta::escape(&r.inside)
+        );
+    }
+}
+
+/// Runs the program in box `b`.
+pub fn run(o: &Options, s: &Settings, b: &BoxId) -> Result<Outcome, IsolateError> {
+    refuse_unsupported(o)?;
+    let _lock = boxes::lock_for_run(s, b, o.wait, o.cg)?;
+    boxes::chown_tree(&b.box_dir(), b.uid, b.gid, o.special_files)?;
+    let plan = o.dirs.to_plan(&b.dir);
+    if o.verbose > 0 {
+        describe_plan(&plan);
+    }
+    let redirects = redirects(o, &plan, b)?;
+    let stderr_target = redirects.stderr.clone();
+    let config = build_config(o, b, plan, redirects);
+    let filter = crate::seccomp::Filter::load("default")
+        .map_err(|e| IsolateError::Setup(format!("Cannot load the seccomp profile: {e}")))?;
+    let manager = o.cg.then(|| {
+        Manager::new(&ManagerOptions {
+            root: None,
+            disabled: std::env::var_os(NO_CGROUP_ENV).is_some_and(|v| v == "1"),
+        })
+    });
+    let manager = manager.filter(|m| m.mode() != cgroup::Mode::None);
+    let enforcement = enforcement(o, manager.as_ref());
+    if o.verbose > 0 {
+        eprintln!(
+            "judgebox isolate: box {} (uid {}), cgroups: {}",
+            b.id,
+            b.uid,
+            manager
+                .as_ref()
+                .map_or("none".to_string(), |m| m.mode().to_string())
+        );
+    }
+    let netns = host_netns(o)?;
+    let cg_limits = cgroup::Limits {
+        memory: o.cg_mem.map(|k| k << 10),
+        ..cgroup::Limits::default()
+    };
+    let run_cgroup = match &manager {
+        Some(m) => Some(
+            m.create_run(&cg_limits)
+                .map_err(|e| IsolateError::Setup(format!("Failed to create control group: {e}")))?,
+        ),
+        None => None,
+    };
+    let outcome = sandbox::run_enforced(
+        config,
+        Enforced {
+            cgroup: run_cgroup.as_deref(),
+            enforcement,
+            filter: filter.as_ref(),
+            netns: netns.as_ref().map(std::os::fd::AsRawFd::as_raw_fd),
+            fixed_uid: true,
+            fixed_gid: true,
+        },
+    );
+    if let Some(cg) = run_cgroup {
+        if let Err(e) = cg.remove() {
+            eprintln!("judgebox isolate: warning: {e}");
+        }
+    }
+    let result = outcome.map_err(|e| IsolateError::Setup(e.to_string()))?;
+    report_exec_failure(o, &result, stderr_target.as_ref());
+    let verdict = meta::verdict(&result);
+    Ok(Outcome { result, verdict })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn environment_follows_isolate_rules() {
+        std::env::set_var("JUDGEBOX_ISOLATE_T", "inherited");
+        let o = Options {
+            env: vec![
+                "JUDGEBOX_ISOLATE_T".into(),
+                "HOME=/tmp".into(),
+                "X=1".into(),
+                "X=".into(),
+                "LIBC_FATAL_STDERR_=0".into(),
+            ],
+            ..Options::default()
+        };
+        assert_eq!(
+            environment(&o),
+            [
+                "JUDGEBOX_ISOLATE_T=inherited",
+                "HOME=/tmp",
+                "LIBC_FATAL_STDERR_=0"
+            ]
+        );
+        assert_eq!(environment(&Options::default()), ["LIBC_FATAL_STDERR_=1"]);
+    }
+
+    #[test]
+    fn chdir_is_relative_to_box() {
+        let mut o = Options::default();
+        assert_eq!(workdir(&o), "/box");
+        o.chdir = Some("sub".into());
+        assert_eq!(workdir(&o), "/box/sub");
+        o.chdir = Some("/tmp".into());
+        assert_eq!(workdir(&o), "/tmp");
+    }
+}
