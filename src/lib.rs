@@ -10,4 +10,5 @@ pub mod judge;
 pub mod lang;
 pub mod sandbox;
 pub mod seccomp;
+pub mod server;
 pub mod units;

@@ -7,6 +7,7 @@ mod images;
 mod judge;
 mod lang;
 mod run;
+mod serve;
 
 use clap::{Parser, Subcommand};
 
@@ -29,6 +30,7 @@ enum Command {
     Image(image::ImageArgs),
     Lang(lang::LangArgs),
     Doctor(doctor::DoctorArgs),
+    Serve(serve::ServeArgs),
 }
 
 /// Parses arguments and runs; returns the process exit code.
@@ -41,6 +43,7 @@ pub fn main() -> i32 {
         Command::Image(args) => image::execute(args),
         Command::Lang(args) => lang::execute(args),
         Command::Doctor(args) => doctor::execute(args),
+        Command::Serve(args) => serve::execute(args),
     };
     match result {
         Ok(code) => code,
