@@ -5,7 +5,8 @@
 #   scripts/bench.sh [--runs N] [--rootfs DIR] [--python-rootfs DIR] [--only SECTION]
 #
 # SECTION: run (per-run latency vs peers), cgroup (added cost of cgroup limits),
-# seccomp, judge (throughput vs a bwrap loop). Default: all of them.
+# seccomp, judge (throughput vs a bwrap loop), serve (the HTTP API vs judge vs the host,
+# scripts/bench-serve.py). Default: all of them.
 #
 # Compares, for /bin/true (and `python3 -c pass` in the python3 image, or --python-rootfs):
 #   host fork/exec, unshare (pid+mount+net+ipc+uts, --mount-proc), bwrap --unshare-all with the
@@ -75,7 +76,7 @@ report() { # label, prog, rootfs
 }
 
 want() { [ -z "$ONLY" ] || [ "$ONLY" = "$1" ]; }
-case "$ONLY" in ""|run|cgroup|seccomp|judge) ;; *) echo "bench.sh: --only run|cgroup|seccomp|judge" >&2; exit 2 ;; esac
+case "$ONLY" in ""|run|cgroup|seccomp|judge|serve) ;; *) echo "bench.sh: --only run|cgroup|seccomp|judge|serve" >&2; exit 2 ;; esac
 
 echo "judgebox bench on $(uname -r), $(nproc) CPUs; rootfs $ROOTFS"
 if want run; then
@@ -182,4 +183,13 @@ SH
 else
   echo
   echo "(judging throughput skipped: $GCC_IMAGE is not in the store; run scripts/build-images.sh gcc)"
+fi
+
+# judgebox serve: Python A+B through the API against judge and the host (needs python3 image).
+if want serve; then
+  if "$JB" image inspect judgebox/python3:bookworm >/dev/null 2>&1; then
+    python3 scripts/bench-serve.py "$JB" --workers 2
+  else
+    echo; echo "(serve benchmark skipped: judgebox/python3:bookworm is not in the store; run scripts/build-images.sh python3)"
+  fi
 fi

@@ -1,6 +1,6 @@
 //! Judge0's language table: every Judge0 id a manifest claims (C 48/49/50/75, C++ 52/53/
 //! 54/76, ...), plus 43 Plain Text, 44 Executable and 89 Multi-file program, which run in
-//! the image of the C language (or the first language when there is none).
+//! the image of the C language (or the first language with the default seccomp profile).
 
 use serde_json::{json, Value};
 
@@ -97,7 +97,7 @@ impl Table {
         let host = catalog
             .find("c")
             .ok()
-            .or_else(|| catalog.all().next())
+            .or_else(|| catalog.all().find(|l| l.seccomp == "default"))
             .cloned();
         if let Some(host) = host {
             for (id, name, lang) in synthetic(&host) {
