@@ -1,10 +1,9 @@
 //! `judgebox serve`: the Judge0-compatible HTTP API. Reads judge0.conf and the environment
 //! (Judge0's keys), opens the SQLite store and serves until SIGTERM.
 
-use super::judge::Languages;
+use super::judge::{cgroup_manager, Languages};
 use anyhow::{Context, Result};
 use clap::Args;
-use judgebox::cgroup::{self, Manager, ManagerOptions};
 use judgebox::image::store::Store as ImageStore;
 use judgebox::sandbox;
 use judgebox::server::config::{Config, Source};
@@ -81,16 +80,7 @@ pub fn execute(a: ServeArgs) -> Result<i32> {
         ),
     };
     let languages = Table::build(&catalog, images.as_ref());
-    let cgroups = Manager::new(&ManagerOptions {
-        root: a.cgroup_root.clone(),
-        disabled: a.no_cgroup,
-    });
-    if a.cgroup_root.is_some() && cgroups.mode() == cgroup::Mode::None {
-        anyhow::bail!(
-            "--cgroup-root: not usable: {}",
-            cgroups.none_reason().unwrap_or("unknown reason")
-        );
-    }
+    let cgroups = cgroup_manager(a.cgroup_root.clone(), a.no_cgroup)?;
     let workers = a
         .workers
         .or(config.count)

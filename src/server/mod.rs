@@ -141,6 +141,36 @@ impl State {
     }
 }
 
+/// With RESULT_RETENTION_DAYS set, a thread that deletes older finished submissions at
+/// start-up and then hourly (stops when the server drains).
+fn pruner(state: &Arc<State>) -> Option<std::thread::JoinHandle<()>> {
+    let days = state.config.result_retention_days;
+    if days == 0 {
+        return None;
+    }
+    let state = state.clone();
+    std::thread::Builder::new()
+        .name("judgebox-prune".into())
+        .spawn(move || {
+            let mut seen = 0;
+            while !state.is_draining() {
+                let before = now_ms() - days as i64 * 86_400_000;
+                match state.store.prune(before) {
+                    Ok(n) => log(
+                        "pruned",
+                        serde_json::json!({"deleted": n, "older_than_days": days}),
+                    ),
+                    Err(e) => log("store_error", serde_json::json!({"error": e.to_string()})),
+                }
+                let until = Instant::now() + Duration::from_secs(3600);
+                while Instant::now() < until && !state.is_draining() {
+                    state.idle(&mut seen, Duration::from_secs(1));
+                }
+            }
+        })
+        .ok()
+}
+
 /// How to serve.
 pub struct Options {
     pub listen: SocketAddr,
@@ -202,7 +232,8 @@ pub fn serve(opts: Options) -> Result<(), ServeError> {
         opts.runner,
         opts.workers,
     ));
-    let handles = worker::start(&state);
+    let mut handles = worker::start(&state);
+    handles.extend(pruner(&state));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

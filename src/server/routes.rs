@@ -48,6 +48,13 @@ fn error(code: StatusCode, message: impl Into<String>) -> Response {
     (code, Json(json!({"error": message.into()}))).into_response()
 }
 
+/// A response that ends a request early (boxed: `Response` is large).
+type Refusal = Box<Response>;
+
+fn refuse(code: StatusCode, message: impl Into<String>) -> Refusal {
+    Box::new(error(code, message))
+}
+
 fn not_found_error() -> Response {
     error(StatusCode::NOT_FOUND, "Not Found")
 }
@@ -117,12 +124,12 @@ fn constant_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn parse_json(body: &Bytes) -> Result<Value, Response> {
+fn parse_json(body: &Bytes) -> Result<Value, Refusal> {
     if body.is_empty() {
         return Ok(json!({}));
     }
     serde_json::from_slice(body).map_err(|e| {
-        error(
+        refuse(
             StatusCode::BAD_REQUEST,
             format!("malformed JSON body: {}", e.to_string().replace('\n', " ")),
         )
@@ -130,31 +137,31 @@ fn parse_json(body: &Bytes) -> Result<Value, Response> {
 }
 
 /// The checks Judge0 runs before creating: maintenance, queue room for `n` more.
-fn admission(state: &State, n: u64) -> Result<(), Response> {
+fn admission(state: &State, n: u64) -> Result<(), Refusal> {
     let c = &state.config;
     if c.maintenance_mode {
-        return Err(error(
+        return Err(refuse(
             StatusCode::SERVICE_UNAVAILABLE,
             c.maintenance_message.clone(),
         ));
     }
     if state.is_draining() {
-        return Err(error(
+        return Err(refuse(
             StatusCode::SERVICE_UNAVAILABLE,
             "server is shutting down",
         ));
     }
-    let queued = blocking(|| state.store.queued()).map_err(internal)?;
+    let queued = blocking(|| state.store.queued()).map_err(|e| Box::new(internal(e)))?;
     state.metrics.queue_depth.set(queued as i64);
     if queued + n > c.max_queue_size {
-        return Err(error(StatusCode::SERVICE_UNAVAILABLE, "queue is full"));
+        return Err(refuse(StatusCode::SERVICE_UNAVAILABLE, "queue is full"));
     }
     Ok(())
 }
 
-fn fields_param(q: &HashMap<String, String>) -> Result<Vec<&'static str>, Response> {
+fn fields_param(q: &HashMap<String, String>) -> Result<Vec<&'static str>, Refusal> {
     wire::parse_fields(q.get("fields").map(String::as_str))
-        .map_err(|e| error(StatusCode::BAD_REQUEST, e))
+        .map_err(|e| refuse(StatusCode::BAD_REQUEST, e))
 }
 
 fn new_submission(request: super::store::Request) -> Submission {
@@ -172,19 +179,19 @@ fn new_submission(request: super::store::Request) -> Submission {
 async fn create(AxState(st): St, Query(q): Q, body: Bytes) -> Response {
     let wait = q.get("wait").is_some_and(|w| w == "true");
     if let Err(r) = admission(&st, 1) {
-        return r;
+        return *r;
     }
     if wait && !st.config.enable_wait_result {
         return error(StatusCode::BAD_REQUEST, "wait not allowed");
     }
     let fields = match fields_param(&q) {
         Ok(f) => f,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let base64 = base64_param(&st, &q);
     let v = match parse_json(&body) {
         Ok(v) => v,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let parser = Parser {
         config: &st.config,
@@ -224,7 +231,7 @@ async fn create(AxState(st): St, Query(q): Q, body: Bytes) -> Response {
 async fn show(AxState(st): St, Path(token): Path<String>, Query(q): Q) -> Response {
     let fields = match fields_param(&q) {
         Ok(f) => f,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let sub = match blocking(|| st.store.fetch(&token)) {
         Ok(Some(s)) => s,
@@ -243,7 +250,7 @@ async fn list(AxState(st): St, Query(q): Q, headers: HeaderMap) -> Response {
     }
     let fields = match fields_param(&q) {
         Ok(f) => f,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let page = q.get("page").map_or(1, |p| ruby_to_i(p));
     let per_page = q.get("per_page").map_or(20, |p| ruby_to_i(p));
@@ -302,7 +309,7 @@ async fn destroy(
     }
     let fields = match fields_param(&q) {
         Ok(f) => f,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     if !st.config.enable_submission_delete {
         return error(StatusCode::BAD_REQUEST, "delete not allowed");
@@ -341,7 +348,7 @@ async fn batch_create(AxState(st): St, Query(q): Q, body: Bytes) -> Response {
     }
     let v = match parse_json(&body) {
         Ok(v) => v,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let items = v
         .get("submissions")
@@ -364,7 +371,7 @@ async fn batch_create(AxState(st): St, Query(q): Q, body: Bytes) -> Response {
         );
     }
     if let Err(r) = admission(&st, items.len() as u64) {
-        return r;
+        return *r;
     }
     let parser = Parser {
         config: c,
@@ -407,7 +414,7 @@ async fn batch_show(AxState(st): St, Query(q): Q, headers: HeaderMap) -> Respons
     }
     let fields = match fields_param(&q) {
         Ok(f) => f,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let raw = headers
         .get("tokens")
