@@ -90,7 +90,7 @@ pub fn execute(a: ServeArgs) -> Result<i32> {
     let scratch = std::env::temp_dir().join(format!("judgebox-serve-{}", std::process::id()));
     let runner = Runner {
         cgroups,
-        images: root.clone(),
+        images,
         rootfs: a.rootfs.clone(),
         scratch: scratch.clone(),
     };

@@ -17,10 +17,11 @@ use crate::judge::{self, Compare, Environment, Job, Overrides, Report, TestCase,
 use crate::lang::{Language, Step};
 use crate::seccomp::Filter;
 
-/// What every run shares: the cgroup manager, the image store or a rootfs override.
+/// What every run shares: the cgroup manager, the image store (opened once) or a rootfs
+/// that replaces every image.
 pub struct Runner {
     pub cgroups: Manager,
-    pub images: PathBuf,
+    pub images: Option<ImageStore>,
     pub rootfs: Option<PathBuf>,
     pub scratch: PathBuf,
 }
@@ -101,7 +102,10 @@ impl Runner {
             };
             return Ok((env, None));
         }
-        let store = ImageStore::open(&self.images).map_err(|e| e.to_string())?;
+        let store = self
+            .images
+            .as_ref()
+            .ok_or("no image store and no --rootfs")?;
         let resolved = store
             .resolve(&lang.image)
             .map_err(|e| format!("image {}: {e}", lang.image))?;

@@ -107,6 +107,30 @@ fn decode(r: RawRow) -> Result<Submission, StoreError> {
     })
 }
 
+/// Marks the oldest queued submission processing, in one immediate transaction.
+fn claim(conn: &mut Connection, now: i64) -> Result<Option<Submission>, StoreError> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let row = tx
+        .query_row(
+            &format!("SELECT {COLUMNS} FROM submissions WHERE status_id = ?1 ORDER BY seq LIMIT 1"),
+            [IN_QUEUE],
+            raw,
+        )
+        .optional()?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    tx.execute(
+        "UPDATE submissions SET status_id = ?1, started_at = ?2 WHERE token = ?3",
+        params![PROCESSING, now, row.0],
+    )?;
+    tx.commit()?;
+    let mut sub = decode(row)?;
+    sub.status_id = PROCESSING;
+    sub.started_at = Some(now);
+    Ok(Some(sub))
+}
+
 impl Store for Sqlite {
     fn create(&self, subs: &[Submission]) -> Result<(), StoreError> {
         let mut conn = self.conn();
@@ -163,28 +187,12 @@ impl Store for Sqlite {
 
     fn claim_next(&self, now: i64) -> Result<Option<Submission>, StoreError> {
         let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let row = tx
-            .query_row(
-                &format!(
-                    "SELECT {COLUMNS} FROM submissions WHERE status_id = ?1 ORDER BY seq LIMIT 1"
-                ),
-                [IN_QUEUE],
-                raw,
-            )
-            .optional()?;
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        tx.execute(
-            "UPDATE submissions SET status_id = ?1, started_at = ?2 WHERE token = ?3",
-            params![PROCESSING, now, row.0],
-        )?;
-        tx.commit()?;
-        let mut sub = decode(row)?;
-        sub.status_id = PROCESSING;
-        sub.started_at = Some(now);
-        Ok(Some(sub))
+        // A claim lost to a power failure only puts the submission back in the queue: it
+        // commits without an fsync (the next create or finish syncs the log).
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        let claimed = claim(&mut conn, now);
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        claimed
     }
 
     fn finish(&self, token: &str, outcome: &Outcome, now: i64) -> Result<bool, StoreError> {
