@@ -947,3 +947,89 @@ fn python_and_cpp_in_their_images() {
         "{names:?}"
     );
 }
+
+fn hs256(secret: &[u8], claims: &Value) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let h = b64.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
+    let p = b64.encode(claims.to_string());
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret);
+    let sig = ring::hmac::sign(&key, format!("{h}.{p}").as_bytes());
+    format!("{h}.{p}.{}", b64.encode(sig.as_ref()))
+}
+
+/// Short-lived bearer JWTs stand in for the static AUTHN token: signature, expiry,
+/// audience and the revocation list are checked.
+#[test]
+fn bearer_jwts_for_browsers() {
+    let dir = tempfile::tempdir().unwrap();
+    let revoked = dir.path().join("revoked.txt");
+    std::fs::write(&revoked, "revoked-1\n").unwrap();
+    let revoked_s = revoked.display().to_string();
+    let s = Server::start(
+        &[
+            ("AUTHN_TOKEN", "static"),
+            ("JWT_HS256_SECRET", "backend-secret"),
+            ("JWT_AUDIENCE", "judgebox"),
+            ("JWT_REVOKED_FILE", &revoked_s),
+        ],
+        1,
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let bearer = |claims: Value, secret: &[u8]| format!("Bearer {}", hs256(secret, &claims));
+    let good = bearer(
+        json!({"exp": now + 60, "aud": "judgebox", "jti": "ok-1"}),
+        b"backend-secret",
+    );
+    assert_eq!(
+        s.call("GET", "/languages", &[("Authorization", &good)], None)
+            .0,
+        200
+    );
+    assert_eq!(
+        s.call("GET", "/languages", &[("X-Auth-Token", "static")], None)
+            .0,
+        200
+    );
+    for (why, token) in [
+        (
+            "expired",
+            bearer(
+                json!({"exp": now - 1, "aud": "judgebox"}),
+                b"backend-secret",
+            ),
+        ),
+        (
+            "audience",
+            bearer(json!({"exp": now + 60, "aud": "other"}), b"backend-secret"),
+        ),
+        (
+            "revoked",
+            bearer(
+                json!({"exp": now + 60, "aud": "judgebox", "jti": "revoked-1"}),
+                b"backend-secret",
+            ),
+        ),
+        (
+            "signature",
+            bearer(json!({"exp": now + 60, "aud": "judgebox"}), b"guess"),
+        ),
+        ("garbage", "Bearer x.y.z".to_string()),
+    ] {
+        assert_eq!(
+            s.call("GET", "/languages", &[("Authorization", &token)], None)
+                .0,
+            401,
+            "{why}"
+        );
+    }
+    assert_eq!(
+        s.call("POST", "/authorize", &[("Authorization", &good)], None)
+            .0,
+        403,
+        "a JWT does not grant AUTHZ"
+    );
+}

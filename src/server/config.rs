@@ -22,6 +22,8 @@ pub enum ConfigError {
         line: usize,
         text: String,
     },
+    #[error("configuration key JWT_PUBLIC_KEY_FILE: {0}")]
+    Jwt(#[from] super::jwt::JwtError),
     #[error("configuration key {key}: '{value}' is not {expected}")]
     Value {
         key: String,
@@ -60,6 +62,10 @@ const EXTENSIONS: &[&str] = &[
     "CALLBACKS_ALLOWED_HOSTS",
     "RESULT_RETENTION_DAYS",
     "MAX_REQUEST_SIZE",
+    "JWT_HS256_SECRET",
+    "JWT_PUBLIC_KEY_FILE",
+    "JWT_AUDIENCE",
+    "JWT_REVOKED_FILE",
 ];
 
 /// The effective configuration.
@@ -122,6 +128,8 @@ pub struct Config {
     pub result_retention_days: u64,
     /// Largest request body in bytes (judgebox).
     pub max_request_size: u64,
+    /// Bearer JWTs accepted in place of the AUTHN token (judgebox).
+    pub jwt: super::jwt::Verifier,
 }
 
 /// Raw `KEY=VALUE` pairs, later sources overriding earlier ones.
@@ -254,6 +262,19 @@ impl Source {
     fn text(&self, key: &str, default: &str) -> String {
         self.get(key).unwrap_or(default).to_string()
     }
+}
+
+fn jwt_verifier(s: &Source) -> Result<super::jwt::Verifier, ConfigError> {
+    let public_key = s
+        .get("JWT_PUBLIC_KEY_FILE")
+        .map(|p| super::jwt::Verifier::load_public_key(Path::new(p)))
+        .transpose()?;
+    Ok(super::jwt::Verifier {
+        hs256_secret: s.get("JWT_HS256_SECRET").map(|v| v.as_bytes().to_vec()),
+        public_key,
+        audience: s.get("JWT_AUDIENCE").map(String::from),
+        revoked_file: s.get("JWT_REVOKED_FILE").map(std::path::PathBuf::from),
+    })
 }
 
 fn unquote(v: &str) -> String {
@@ -395,6 +416,7 @@ impl Config {
             callbacks_allowed_hosts: s.words("CALLBACKS_ALLOWED_HOSTS"),
             result_retention_days: s.uint("RESULT_RETENTION_DAYS", 0)?,
             max_request_size: s.uint("MAX_REQUEST_SIZE", 32 << 20)?,
+            jwt: jwt_verifier(s)?,
         })
     }
 

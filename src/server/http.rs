@@ -178,11 +178,24 @@ fn admit(state: &State, req: &Request, peer: Option<SocketAddr>) -> Result<(), S
                 .collect()
         })
         .unwrap_or_default();
-    if token_matches(&c.authn_header, &c.authn_token, req.headers(), &query) {
+    if token_matches(&c.authn_header, &c.authn_token, req.headers(), &query) || bearer_ok(c, req) {
         Ok(())
     } else {
         Err(StatusCode::UNAUTHORIZED)
     }
+}
+
+/// A valid `Authorization: Bearer <JWT>` (when JWT keys are configured).
+fn bearer_ok(c: &super::config::Config, req: &Request) -> bool {
+    if !c.jwt.enabled() {
+        return false;
+    }
+    let token = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    token.is_some_and(|t| c.jwt.verify(t.trim(), super::now_ms() / 1000).is_ok())
 }
 
 /// Query pairs, percent-decoded (lossy).

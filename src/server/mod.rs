@@ -6,6 +6,7 @@ pub mod callback;
 pub mod config;
 pub mod files;
 pub mod http;
+pub mod jwt;
 pub mod languages;
 pub mod metrics;
 pub mod openapi;
