@@ -6,7 +6,8 @@
 #
 # SECTION: run (per-run latency vs peers), cgroup (added cost of cgroup limits),
 # seccomp, judge (throughput vs a bwrap loop), isolate (the isolate front end against
-# judgebox run). Default: all of them.
+# judgebox run), serve (the HTTP API vs judge vs the host, scripts/bench-serve.py).
+# Default: all of them.
 #
 # Compares, for /bin/true (and `python3 -c pass` in the python3 image, or --python-rootfs):
 #   host fork/exec, unshare (pid+mount+net+ipc+uts, --mount-proc), bwrap --unshare-all with the
@@ -76,7 +77,7 @@ report() { # label, prog, rootfs
 }
 
 want() { [ -z "$ONLY" ] || [ "$ONLY" = "$1" ]; }
-case "$ONLY" in ""|run|cgroup|seccomp|judge|isolate) ;; *) echo "bench.sh: --only run|cgroup|seccomp|judge|isolate" >&2; exit 2 ;; esac
+case "$ONLY" in ""|run|cgroup|seccomp|judge|isolate|serve) ;; *) echo "bench.sh: --only run|cgroup|seccomp|judge|isolate|serve" >&2; exit 2 ;; esac
 
 echo "judgebox bench on $(uname -r), $(nproc) CPUs; rootfs $ROOTFS"
 if want run; then
@@ -233,4 +234,13 @@ if want isolate; then
   awk -v j="$jb_run" -v i="$iso" -v c="$iso_cg" 'BEGIN {
     printf "  isolate/run = %.2fx, isolate --cg/run = %.2fx (target <= 1.1x)\n", i/j, c/j }'
   unset ISOLATE_CONFIG_FILE
+fi
+
+# judgebox serve: Python A+B through the API against judge and the host (needs python3 image).
+if want serve; then
+  if "$JB" image inspect judgebox/python3:bookworm >/dev/null 2>&1; then
+    python3 scripts/bench-serve.py "$JB" --workers 2
+  else
+    echo; echo "(serve benchmark skipped: judgebox/python3:bookworm is not in the store; run scripts/build-images.sh python3)"
+  fi
 fi

@@ -4,8 +4,9 @@
 set -euo pipefail
 # debootstrap, umoci, skopeo: scripts/build-images.sh and image tests (docker-registry serves
 # a local registry for pull tests).
+# python3-venv: the serve tests make a venv with the Judge0 Python SDK and schemathesis.
 pkgs=(gcc libc6-dev busybox-static file iproute2 cpio qemu-system-x86 jq
-      debootstrap umoci skopeo docker-registry)
+      debootstrap umoci skopeo docker-registry python3-venv)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -15,4 +15,5 @@ pub mod lang;
 pub mod safe_open;
 pub mod sandbox;
 pub mod seccomp;
+pub mod server;
 pub mod units;

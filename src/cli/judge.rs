@@ -125,6 +125,20 @@ impl Languages {
     }
 }
 
+/// The cgroup manager for `--cgroup-root` / `--no-cgroup` (judge, serve); an unusable
+/// `--cgroup-root` is an error.
+pub fn cgroup_manager(root: Option<PathBuf>, disabled: bool) -> Result<Manager> {
+    let explicit = root.is_some();
+    let cgroups = Manager::new(&ManagerOptions { root, disabled });
+    if explicit && cgroups.mode() == cgroup::Mode::None {
+        anyhow::bail!(
+            "--cgroup-root: not usable: {}",
+            cgroups.none_reason().unwrap_or("unknown reason")
+        );
+    }
+    Ok(cgroups)
+}
+
 fn test_cases(a: &JudgeArgs) -> Result<Vec<TestCase>> {
     Ok(match &a.tests {
         Some(dir) => cases::from_dir(dir)?,
@@ -158,16 +172,7 @@ pub fn execute(a: JudgeArgs) -> Result<i32> {
     };
     let profile = a.seccomp.as_deref().unwrap_or(&lang.seccomp);
     let filter = Filter::load(profile).with_context(|| format!("seccomp profile {profile}"))?;
-    let cgroups = Manager::new(&ManagerOptions {
-        root: a.cgroup_root.clone(),
-        disabled: a.no_cgroup,
-    });
-    if a.cgroup_root.is_some() && cgroups.mode() == cgroup::Mode::None {
-        anyhow::bail!(
-            "--cgroup-root: not usable: {}",
-            cgroups.none_reason().unwrap_or("unknown reason")
-        );
-    }
+    let cgroups = cgroup_manager(a.cgroup_root.clone(), a.no_cgroup)?;
     let parallel = a
         .parallel
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));

@@ -9,6 +9,7 @@ mod isolate;
 mod judge;
 mod lang;
 mod run;
+mod serve;
 
 use clap::{Parser, Subcommand};
 
@@ -36,6 +37,7 @@ enum Command {
     Lang(lang::LangArgs),
     Doctor(doctor::DoctorArgs),
     Cleanup(cleanup::CleanupArgs),
+    Serve(serve::ServeArgs),
 }
 
 /// Parses arguments and runs; returns the process exit code.
@@ -58,6 +60,7 @@ pub fn main() -> i32 {
         Command::Lang(args) => lang::execute(args),
         Command::Doctor(args) => doctor::execute(args),
         Command::Cleanup(args) => cleanup::execute(args),
+        Command::Serve(args) => serve::execute(args),
     };
     match result {
         Ok(code) => code,

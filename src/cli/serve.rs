@@ -1,0 +1,129 @@
+//! `judgebox serve`: the Judge0-compatible HTTP API. Reads judge0.conf and the environment
+//! (Judge0's keys), opens the SQLite store and serves until SIGTERM.
+
+use super::judge::{cgroup_manager, Languages};
+use anyhow::{Context, Result};
+use clap::Args;
+use judgebox::image::store::Store as ImageStore;
+use judgebox::sandbox;
+use judgebox::server::config::{Config, Source};
+use judgebox::server::languages::Table;
+use judgebox::server::runner::Runner;
+use judgebox::server::{self, log, Options};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Serve a Judge0 CE 1.13-compatible HTTP API (submissions, languages, statuses, ...).
+///
+/// Configuration comes from Judge0's judge0.conf (--config) and the environment, with
+/// Judge0's keys and defaults; Redis, PostgreSQL and Rails keys are ignored.
+#[derive(Args)]
+#[command(
+    after_help = "Examples:\n  judgebox serve\n  judgebox serve --config /etc/judge0.conf --listen 0.0.0.0:2358"
+)]
+pub struct ServeArgs {
+    /// Address to listen on (loopback by default; see the README before exposing it).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:2358")]
+    listen: SocketAddr,
+    /// Judge0's judge0.conf (KEY=VALUE); the environment overrides it.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// The SQLite database (default: serve/judgebox.db under the store root).
+    #[arg(long, value_name = "PATH")]
+    db: Option<PathBuf>,
+    /// Worker threads judging submissions (default: COUNT, else the number of CPUs).
+    #[arg(long, value_name = "N")]
+    workers: Option<usize>,
+    #[command(flatten)]
+    languages: Languages,
+    /// Use this rootfs directory for every language instead of its image.
+    #[arg(long, value_name = "DIR")]
+    rootfs: Option<PathBuf>,
+    /// Parent cgroup for the runs (as `judgebox run --cgroup-root`).
+    #[arg(long, value_name = "PATH")]
+    cgroup_root: Option<PathBuf>,
+    /// Do not use cgroups (degraded mode, reported in every result).
+    #[arg(long)]
+    no_cgroup: bool,
+}
+
+fn load_config(path: Option<&PathBuf>) -> Result<Config> {
+    let mut source = match path {
+        Some(p) => Source::from_file(p)?,
+        None => Source::default(),
+    };
+    source.overlay_env();
+    for key in &source.ignored {
+        log(
+            "config",
+            serde_json::json!({"ignored": key, "note": "not used by judgebox"}),
+        );
+    }
+    for key in source.unknown() {
+        log(
+            "config",
+            serde_json::json!({"unknown": key, "note": "not a Judge0 key; ignored"}),
+        );
+    }
+    Ok(Config::from_source(&source)?)
+}
+
+pub fn execute(a: ServeArgs) -> Result<i32> {
+    sandbox::ensure_root()?;
+    let config = load_config(a.config.as_ref())?;
+    let catalog = a.languages.catalog()?;
+    let root = a.languages.root.clone();
+    let images = match &a.rootfs {
+        Some(_) => None,
+        None => Some(
+            ImageStore::open(&root).with_context(|| format!("image store {}", root.display()))?,
+        ),
+    };
+    let languages = Table::build(&catalog, images.as_ref());
+    let cgroups = cgroup_manager(a.cgroup_root.clone(), a.no_cgroup)?;
+    let workers = a
+        .workers
+        .or(config.count)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1);
+    remove_stale_scratch();
+    let scratch = std::env::temp_dir().join(format!("judgebox-serve-{}", std::process::id()));
+    let runner = Runner {
+        cgroups,
+        images,
+        rootfs: a.rootfs.clone(),
+        scratch: scratch.clone(),
+    };
+    let db =
+        a.db.clone()
+            .unwrap_or_else(|| root.join("serve/judgebox.db"));
+    let result = server::serve(Options {
+        listen: a.listen,
+        config,
+        db,
+        workers,
+        languages,
+        runner,
+    });
+    let _ = std::fs::remove_dir_all(&scratch);
+    result?;
+    Ok(0)
+}
+
+/// Scratch directories of servers that are gone (killed with -9) are removed at start-up.
+fn remove_stale_scratch() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let pid = name
+            .strip_prefix("judgebox-serve-")
+            .and_then(|p| p.parse::<u32>().ok());
+        if let Some(pid) = pid {
+            if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+}
