@@ -175,7 +175,7 @@ if want judge; then
       jc+=("$(judge_rate "$lang" "$src" --no-reuse)")
     done
     pm=$(loop_rate 20 podman --runtime runc --cgroup-manager cgroupfs run --rm -i --network none \
-      --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 --rootfs "$root:O" -v "$J:/tmp/j:ro" \
+      --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 -v "$J:/tmp/j:ro" --rootfs "$root:O" \
       $inbox 2>/dev/null || echo nan)
     local f b w c
     f=$(median3 "${fl[@]}") b=$(median3 "${bw[@]}") w=$(median3 "${jw[@]}") c=$(median3 "${jc[@]}")
