@@ -59,18 +59,39 @@ pub fn run(p: &Prepared, ch: &InitChannels, filter: Option<&dyn ExecFilter>) -> 
         cgroup_join: [-1; MAX_CGROUP_FDS],
         fresh_namespaces: false,
     };
-    let (start_ns, program, exec_error) = match start_program(p, program_fds, None, filter) {
-        Ok(started) => started,
+    let (reaped, start_ns) = match run_program(p, ch, filter, program_fds, None) {
+        Ok(Some(ran)) => ran,
+        Ok(None) => sys::exit_now(0),
         Err(e) => {
             send(ch, &Message::failure(Kind::SetupFailed, e));
             sys::exit_now(1);
         }
     };
+    if kills {
+        sys::close(ch.sync_read);
+    }
+    copy::copy_out(p, |m| send(ch, m));
+    send(ch, &finished_message(&reaped, start_ns));
+    sys::exit_now(0)
+}
+
+/// Starts the program and, once it is gone, every process it left: reports Started
+/// (waiting for the supervisor's ack when a seccomp kill must be attributed) and returns
+/// what was reaped with the start time; `None` when the program could not be executed
+/// (that failure is already reported).
+fn run_program(
+    p: &Prepared,
+    ch: &InitChannels,
+    filter: Option<&dyn ExecFilter>,
+    fds: ProgramFds,
+    clone_into: Option<i32>,
+) -> Result<Option<(Reaped, u64)>, ChildError> {
+    let (start_ns, program, exec_error) = start_program(p, fds, clone_into, filter)?;
     if let Some(mut m) = exec_error {
         reap_all(program);
         m.start_ns = start_ns;
         send(ch, &m);
-        sys::exit_now(0);
+        return Ok(None);
     }
     send(
         ch,
@@ -79,20 +100,15 @@ pub fn run(p: &Prepared, ch: &InitChannels, filter: Option<&dyn ExecFilter>) -> 
             ..Message::new(Kind::Started)
         },
     );
-    if kills {
+    if filter.is_some_and(|f| f.kills()) {
         wait_for_pid_noted(ch);
-        sys::close(ch.sync_read);
     }
-    let reaped = reap_all(program);
-    copy::copy_out(p, |m| send(ch, m));
-    send(ch, &finished_message(&reaped, start_ns));
-    sys::exit_now(0)
+    Ok(Some((reap_all(program), start_ns)))
 }
 
 /// A warm init's loop: one run per request, until the supervisor closes the socket.
 /// A run whose setup fails ends the sandbox (its state is no longer known to be fresh).
 fn serve_runs(p: &Prepared, ch: &InitChannels, filter: Option<&dyn ExecFilter>) -> ! {
-    let kills = filter.is_some_and(|f| f.kills());
     loop {
         let request = match protocol::receive_run(ch.sync_read) {
             Ok(Some(r)) => r,
@@ -102,7 +118,7 @@ fn serve_runs(p: &Prepared, ch: &InitChannels, filter: Option<&dyn ExecFilter>) 
                 sys::exit_now(1);
             }
         };
-        let outcome = serve_one(p, ch, filter, kills, &request);
+        let outcome = serve_one(p, ch, filter, &request);
         request.close();
         if let Err(e) = outcome {
             send(ch, &Message::failure(Kind::SetupFailed, e));
@@ -115,7 +131,6 @@ fn serve_one(
     p: &Prepared,
     ch: &InitChannels,
     filter: Option<&dyn ExecFilter>,
-    kills: bool,
     request: &protocol::RunRequest,
 ) -> Result<(), ChildError> {
     rootfs::renew_scratch(p)?;
@@ -128,25 +143,9 @@ fn serve_one(
         cgroup_join: request.cgroup_join,
         fresh_namespaces: true,
     };
-    let (start_ns, program, exec_error) = start_program(p, fds, request.clone_into, filter)?;
-    if let Some(mut m) = exec_error {
-        reap_all(program);
-        m.start_ns = start_ns;
-        send(ch, &m);
-        return Ok(());
+    if let Some((reaped, start_ns)) = run_program(p, ch, filter, fds, request.clone_into)? {
+        send(ch, &finished_message(&reaped, start_ns));
     }
-    send(
-        ch,
-        &Message {
-            start_ns,
-            ..Message::new(Kind::Started)
-        },
-    );
-    if kills {
-        wait_for_pid_noted(ch);
-    }
-    let reaped = reap_all(program);
-    send(ch, &finished_message(&reaped, start_ns));
     Ok(())
 }
 
@@ -154,7 +153,12 @@ fn serve_one(
 /// pivots into the new root: everything before the program is forked.
 fn build_sandbox(p: &Prepared, ch: &InitChannels) -> Result<(), ChildError> {
     join_cgroup(ch)?;
-    step(SetupStep::UnshareCgroup, namespaces::unshare_cgroup())?;
+    // A warm init places each run's program into a cgroup outside any namespace it
+    // could make here (systemd mounts cgroup2 with nsdelegate, which refuses such moves
+    // from inside a cgroup namespace): each program takes its own namespace instead.
+    if !ch.warm {
+        step(SetupStep::UnshareCgroup, namespaces::unshare_cgroup())?;
+    }
     // SAFETY: umask cannot fail; init creates nodes/files with exact modes.
     unsafe { libc::umask(0) };
     rootfs::build(p)?;
