@@ -11,7 +11,7 @@ cargo build --release --quiet
 # Lints first (cheap next to the tests): every unsafe block documented, no warnings.
 rustup component add clippy >/dev/null 2>&1 || true
 cargo clippy --quiet --all-targets -- -D warnings
-JUDGEBOX=$PWD/target/x86_64-unknown-linux-gnu/release/judgebox scripts/build-images.sh
+JUDGEBOX=$PWD/target/$(rustc -vV | sed -n "s/^host: //p")/release/judgebox scripts/build-images.sh
 JUDGEBOX_REQUIRE_IMAGES=1 cargo test --release -- --test-threads=2
 scripts/crosscheck-umoci.sh
-scripts/vm-test.sh --binary target/x86_64-unknown-linux-gnu/release/judgebox
+scripts/vm-test.sh --binary target/$(rustc -vV | sed -n "s/^host: //p")/release/judgebox
