@@ -32,7 +32,7 @@ judge() {
 no_leftovers() {
   local left i
   for i in $(seq 50); do
-    left=$(find /sys/fs/cgroup -type d \( -name 'judgebox-*.scope' -o -name 'run-*' \) 2>/dev/null)
+    left=$(find /sys/fs/cgroup -type d \( -name 'judgebox-*.scope' -o -name 'run-[0-9]*-[0-9]*-[0-9]*' \) 2>/dev/null)
     [ -z "$left" ] && break
     sleep 0.2
   done
@@ -40,7 +40,7 @@ no_leftovers() {
 }
 
 echo "INFO $TAG: own cgroup $(cut -d: -f3 /proc/self/cgroup)"
-judge cpp_accepted accepted cpp /payload/aplusb/solution.cpp --tests /payload/aplusb/tests --parallel 2
+judge cpp_accepted accepted cpp $P/ok.cpp --tests /payload/aplusb/tests --parallel 2
 judge cpp_mle memory_limit cpp $P/mle.cpp --memory 64M
 judge py_bomb runtime_error python3 $P/bomb.py --pids 16 --wall-time 5
 if [ "$SET" = full ]; then

@@ -3,6 +3,7 @@
 # .deb, then the checks; prints PASS/FAIL lines and VMTEST-DONE, then powers off.
 cd /payload
 exec 2>&1
+echo "INFO login after $(cut -d" " -f1 /proc/uptime) s of uptime"
 echo "INFO systemd $(systemctl --version | head -n1 | cut -d' ' -f2), kernel $(uname -r)"
 echo "INFO login shell cgroup: $(cut -d: -f3 /proc/self/cgroup)"
 if dpkg -i judgebox.deb >/tmp/dpkg.log 2>&1; then echo "PASS install_deb"; else
@@ -51,9 +52,9 @@ v=$(jq -r '[.verdict, .tests[0].enforcement.memory] | join(" ")' /tmp/reload.jso
 if [ "$v" = "accepted cgroup2" ] && [ -n "$scope" ]; then echo "PASS daemon_reload_during_run ($scope)"; else
   echo "FAIL daemon_reload_during_run: exit $rc, '$v', scope '$scope'"; sed 's/^/    | /' /tmp/reload.err | head
 fi
-left=$(find /sys/fs/cgroup -type d \( -name 'judgebox-*.scope' -o -name 'run-*' \) 2>/dev/null)
+left=$(find /sys/fs/cgroup -type d \( -name 'judgebox-*.scope' -o -name 'run-[0-9]*-[0-9]*-[0-9]*' \) 2>/dev/null)
 sleep 1
-left=$(find /sys/fs/cgroup -type d \( -name 'judgebox-*.scope' -o -name 'run-*' \) 2>/dev/null)
+left=$(find /sys/fs/cgroup -type d \( -name 'judgebox-*.scope' -o -name 'run-[0-9]*-[0-9]*-[0-9]*' \) 2>/dev/null)
 if [ -z "$left" ]; then echo "PASS final.no_cgroup_left"; else echo "FAIL final.no_cgroup_left: $left"; fi
 echo "VMTEST-DONE"
 systemctl poweroff
