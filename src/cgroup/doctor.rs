@@ -316,7 +316,7 @@ fn problem_fixes(i: &FixInput, problem: Problem, out: &mut Vec<String>) {
             "judgebox's own cgroup is not visible under the cgroup mount (another cgroup namespace): run it in the host's cgroup namespace, or pass --cgroup-root with a directory it may write".into(),
         ),
         Problem::BadRoot => out.push(
-            "--cgroup-root must be an absolute directory below a cgroup mount point, e.g. /sys/fs/cgroup/judgebox".into(),
+            "--cgroup-root must be an absolute directory below a cgroup mount point that judgebox may write, e.g. /sys/fs/cgroup/judgebox or a cgroup delegated to it (Delegate=yes); see none_reason".into(),
         ),
         Problem::CannotPrepare => {
             out.push("see none_reason; judgebox may write a cgroup delegated to it:".into());
