@@ -89,6 +89,10 @@ if ! "${PODMAN[@]}" image exists "$TAG"; then
   log "importing $TAG"
   tar -C "$ROOT" -c . | "${PODMAN[@]}" import -q - "$TAG" >/dev/null || die "podman import failed"
 fi
+# Older test images (other binaries) are outdated: drop them.
+for old in $("${PODMAN[@]}" images --format '{{.Repository}}:{{.Tag}}' | grep '^localhost/judgebox-ctest:' || true); do
+  [ "$old" = "$TAG" ] || "${PODMAN[@]}" rmi -f "$old" >/dev/null 2>&1 || true
+done
 
 PASSED=0 FAILED=0
 pass() { echo "PASS $1"; PASSED=$((PASSED + 1)); }
