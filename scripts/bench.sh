@@ -39,7 +39,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 cargo build --release --quiet
-JB=$PWD/target/x86_64-unknown-linux-gnu/release/judgebox
+JB=$PWD/target/$(rustc -vV | sed -n "s/^host: //p")/release/judgebox
 WORK=$(mktemp -d /tmp/judgebox-bench.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
 

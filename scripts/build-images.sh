@@ -36,6 +36,9 @@ declare -A CMD=([base]=bash [gcc]=gcc [python3]=python3 [node]=node [java]=jshel
 # is usually unwritable, so point it at /tmp (the runner may still override it).
 declare -A ENV_EXTRA=([go]="GOCACHE=/tmp/go-cache GOPATH=/tmp/go GOFLAGS=-mod=mod")
 
+# Language names as `judgebox lang ls` prints them (the manifests' `build` field) -> image.
+declare -A ALIAS=([c]=gcc [cpp]=gcc [javascript]=node)
+
 tag_of() { echo "judgebox/$1:$SUITE"; }
 log() { echo "build-images: $*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -49,7 +52,11 @@ usage() {
 # ---------- options ----------
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 OUT=${JUDGEBOX_IMAGE_CACHE:-/var/cache/judgebox/oci}
-JUDGEBOX=${JUDGEBOX:-$REPO/target/x86_64-unknown-linux-gnu/release/judgebox}
+# The repo's build (target/<host triple>/release/judgebox), else an installed judgebox.
+if [ -z "${JUDGEBOX:-}" ]; then
+  JUDGEBOX=$REPO/target/$(rustc -vV 2>/dev/null | sed -n "s/^host: //p")/release/judgebox
+  [ -x "$JUDGEBOX" ] || JUDGEBOX=$(command -v judgebox || echo "$JUDGEBOX")
+fi
 FORCE=0 IMPORT=1 REIMPORT=0 LIST=0
 WANT=()
 while [ $# -gt 0 ]; do
@@ -62,8 +69,9 @@ while [ $# -gt 0 ]; do
     --reimport) REIMPORT=1 ;;
     -h|--help) usage; exit 0 ;;
     -*) die "unknown option $1 (see --help)" ;;
-    *) [[ " ${LANGS[*]} " == *" $1 "* ]] || die "unknown language '$1' (one of: ${LANGS[*]})"
-       WANT+=("$1") ;;
+    *) l=${ALIAS[$1]:-$1}
+       [[ " ${LANGS[*]} " == *" $l "* ]] || die "unknown language '$1' (one of: ${LANGS[*]}, or a name \`judgebox lang ls\` prints: ${!ALIAS[*]})"
+       [[ " ${WANT[*]} " == *" $l "* ]] || WANT+=("$l") ;;
   esac
   shift
 done

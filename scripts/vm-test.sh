@@ -42,7 +42,7 @@ Boots a cgroup-v2-only VM (qemu TCG, Debian kernel, cgroup_no_v1=all) and runs
 judgebox's cgroup scenarios in it; the VM console streams to stdout.
 
 options:
-  --binary PATH     judgebox binary to test (default: target/x86_64-unknown-linux-gnu/release/judgebox, built
+  --binary PATH     judgebox binary to test (default: target/<host triple>/release/judgebox, built
                     with 'cargo build --release' if missing)
   --keep            keep the work dir (initramfs, staging tree) and print its path
   --bench           run the cgroup setup/teardown benchmark instead of the scenarios
@@ -329,7 +329,7 @@ build_probes() {
 # ---------------------------------------------------------------- judgebox binary
 ensure_binary() {
     if [ -z "$BINARY" ]; then
-        BINARY=$REPO/target/x86_64-unknown-linux-gnu/release/judgebox
+        BINARY=$REPO/target/$(rustc -vV | sed -n "s/^host: //p")/release/judgebox
         if [ ! -x "$BINARY" ]; then
             log "$BINARY missing; running cargo build --release"
             (cd "$REPO" && cargo build --release) || die "cargo build --release failed"

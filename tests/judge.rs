@@ -487,10 +487,7 @@ fn a_language_whose_image_is_missing_says_how_to_get_it() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(
-        stderr.contains("scripts/build-images.sh python3"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("judgebox lang build python3"), "{stderr}");
 }
 
 // ---- Hardening (issue 15): hostile inputs, bounded memory, escaped output ----

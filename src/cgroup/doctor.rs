@@ -117,7 +117,6 @@ pub(super) fn report(m: &Manager) -> DoctorReport {
         env: &environment,
         cgroup2_mount: m.layout.v2.as_ref().map(|v| v.mount.mount_point.clone()),
         cgroup2_controllers: &cgroup2_controllers,
-        own_v2: m.layout.v2.as_ref().map(|v| v.own_path.clone()),
         controllers: &controllers,
         parents: m.parents(),
     };
@@ -251,12 +250,11 @@ pub(super) struct FixInput<'a> {
     pub env: &'a Environment,
     pub cgroup2_mount: Option<PathBuf>,
     pub cgroup2_controllers: &'a [String],
-    pub own_v2: Option<String>,
     pub controllers: &'a [ControllerStatus],
     pub parents: Vec<PathBuf>,
 }
 
-const UNIT_FIX: &str = "run judgebox under the shipped systemd unit scripts/judgebox.service, which sets Delegate=yes (copy it to /etc/systemd/system/, run `systemctl daemon-reload`, then start it)";
+const UNIT_FIX: &str = "or run judgebox under a systemd unit with Delegate=yes, like the shipped judgebox.service (/lib/systemd/system/ from the .deb, scripts/judgebox.service in the source tree)";
 const SCOPE_FIX: &str = "or wrap each call in a delegated transient scope: `systemd-run --scope -p Delegate=yes judgebox ...`";
 const RLIMIT_NOTE: &str = "until then memory, pids and cpu time are limited per process with rlimits (RLIMIT_AS, RLIMIT_NPROC, RLIMIT_CPU) and cpus is not enforced";
 
@@ -286,14 +284,18 @@ fn problem_fixes(i: &FixInput, problem: Problem, out: &mut Vec<String>) {
     match problem {
         Problem::Disabled => out.push("remove --no-cgroup to use cgroups".into()),
         Problem::NotDelegated => {
+            // Never suggest --cgroup-root with the own cgroup: systemd manages it and would
+            // kill the whole unit at the first OOM below it (issue 16).
+            if std::env::var(super::SCOPE_ENV).is_ok_and(|v| v == "off") {
+                out.push(format!(
+                    "{}=off stops judgebox from obtaining a delegated transient scope by itself: unset it",
+                    super::SCOPE_ENV
+                ));
+            } else {
+                out.push("judgebox obtains a delegated transient scope by itself through `systemd-run --scope -p Delegate=yes` (as root, with systemd-run and /run/systemd/private present); here it could not: see none_reason".into());
+            }
             out.push(UNIT_FIX.into());
             out.push(SCOPE_FIX.into());
-            if let Some(own) = &i.own_v2 {
-                out.push(format!(
-                    "systemd older than 251 does not mark delegated cgroups: if this cgroup is already delegated, pass it explicitly with `--cgroup-root {}`",
-                    mount.join(own.trim_start_matches('/')).display()
-                ));
-            }
         }
         Problem::NotRoot => {
             out.push("run judgebox as root (creating cgroups and namespaces needs it)".into());
@@ -314,10 +316,10 @@ fn problem_fixes(i: &FixInput, problem: Problem, out: &mut Vec<String>) {
             "judgebox's own cgroup is not visible under the cgroup mount (another cgroup namespace): run it in the host's cgroup namespace, or pass --cgroup-root with a directory it may write".into(),
         ),
         Problem::BadRoot => out.push(
-            "--cgroup-root must be an absolute directory below a cgroup mount point, e.g. /sys/fs/cgroup/judgebox".into(),
+            "--cgroup-root must be an absolute directory below a cgroup mount point that judgebox may write, e.g. /sys/fs/cgroup/judgebox or a cgroup delegated to it (Delegate=yes); see none_reason".into(),
         ),
         Problem::CannotPrepare => {
-            out.push("see none_reason; a cgroup judgebox may write comes from:".into());
+            out.push("see none_reason; judgebox may write a cgroup delegated to it:".into());
             out.push(UNIT_FIX.into());
             out.push(SCOPE_FIX.into());
         }
@@ -403,7 +405,6 @@ mod tests {
             env,
             cgroup2_mount: Some(PathBuf::from("/sys/fs/cgroup")),
             cgroup2_controllers: &[],
-            own_v2: Some("/user.slice/session-2.scope".into()),
             controllers,
             parents: vec![PathBuf::from("/sys/fs/cgroup/judgebox")],
         }
@@ -416,9 +417,10 @@ mod tests {
             ..Default::default()
         };
         let f = fixes(&input(Mode::None, Some(Problem::NotDelegated), &env, &[]));
-        assert!(f[0].contains("scripts/judgebox.service") && f[0].contains("Delegate=yes"));
-        assert!(f[1].contains("systemd-run --scope -p Delegate=yes judgebox"));
-        assert!(f[2].contains("--cgroup-root /sys/fs/cgroup/user.slice/session-2.scope"));
+        assert!(f[0].contains("by itself"));
+        assert!(f[1].contains("judgebox.service") && f[1].contains("Delegate=yes"));
+        assert!(f[2].contains("systemd-run --scope -p Delegate=yes judgebox"));
+        assert!(f.iter().all(|s| !s.contains("--cgroup-root")));
         assert!(f.last().unwrap().contains("rlimits"));
     }
 

@@ -16,12 +16,14 @@
 //!   [`CLONE_INTO_CGROUP`] for `clone_args.flags`.
 //!
 //! Files: `detect` (mountinfo and /proc/self/cgroup parsing, mode), `v2` and `v1`
-//! (backends), `owner` (run names and liveness), `fs` (cgroupfs file helpers), `doctor`.
+//! (backends), `owner` (run names and liveness), `fs` (cgroupfs file helpers), `systemd`
+//! (re-executing in a delegated transient scope), `doctor`.
 
 mod detect;
 mod doctor;
 mod fs;
 mod owner;
+mod systemd;
 mod v1;
 mod v2;
 
@@ -34,6 +36,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use doctor::{ControllerStatus, DoctorReport, Environment};
+pub use systemd::{enter_delegated_scope, ScopeError, SCOPE_ENV};
 
 /// `CLONE_INTO_CGROUP` for `clone_args.flags` (libc 0.2 declares it as an overflowing
 /// `c_int`, so it is spelled out here).
@@ -429,7 +432,12 @@ impl Manager {
             .v2
             .as_ref()
             .ok_or((Problem::NothingMounted, "no cgroup2 mount".to_string()))?;
-        let plan = v2::plan_parent(v2, root, view.facts, &v2::xattr_delegated, &|dir| {
+        // The transient scope judgebox re-executed itself into is delegated by construction
+        // (it asked for Delegate=yes), even where systemd < 251 sets no xattr.
+        let scope = systemd::scope_from_env();
+        let marked =
+            |dir: &Path| v2::xattr_delegated(dir) || systemd::is_own_scope(dir, scope.as_deref());
+        let plan = v2::plan_parent(v2, root, view.facts, &marked, &|dir| {
             detect::is_real_root(&v2.mount, dir)
         })?;
         let parent = v2::prepare(&plan).map_err(|e| {
@@ -438,7 +446,12 @@ impl Manager {
                 format!("cannot prepare {}: {e}", plan.dir.display()),
             )
         })?;
-        let notes = parent.notes.clone();
+        let mut notes = parent.notes.clone();
+        if let Some(unit) = scope.filter(|u| systemd::is_own_scope(&parent.dir, Some(u))) {
+            notes.push(format!(
+                "judgebox obtained the delegated transient scope {unit} from systemd (own cgroup was not delegated)"
+            ));
+        }
         Ok((Backend::V2(parent), notes))
     }
 

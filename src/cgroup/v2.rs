@@ -90,6 +90,14 @@ pub fn plan_parent(
     real_root: &dyn Fn(&Path) -> bool,
 ) -> Result<Plan, (Problem, String)> {
     if let Some(dir) = explicit {
+        if let Some(unit) = undelegated_unit(v2, dir, facts, marked) {
+            let why = format!(
+                "--cgroup-root {}: inside {}, which systemd manages and has not delegated (no trusted.delegate xattr): systemd may kill or move what judgebox puts there; omit --cgroup-root (judgebox then obtains a delegated scope itself) or use a unit with Delegate=yes",
+                dir.display(),
+                unit.display()
+            );
+            return Err((Problem::BadRoot, why));
+        }
         return Ok(Plan {
             dir: dir.to_path_buf(),
             source: ParentSource::Explicit,
@@ -130,6 +138,31 @@ pub fn plan_parent(
         create: true,
         enable_in_parent: true,
     })
+}
+
+/// systemd unit cgroup suffixes (slices, scopes, services and the rest of its units).
+const UNIT_SUFFIXES: [&str; 5] = [".slice", ".scope", ".service", ".socket", ".mount"];
+
+/// On a systemd host: the innermost systemd unit cgroup containing `dir` when no
+/// ancestor-or-self of `dir` is delegated. Directories outside any unit (e.g.
+/// `/sys/fs/cgroup/judgebox`) are not systemd's.
+fn undelegated_unit(
+    v2: &V2Mount,
+    dir: &Path,
+    facts: HostFacts,
+    marked: &dyn Fn(&Path) -> bool,
+) -> Option<PathBuf> {
+    if !facts.systemd_booted || delegation_boundary(v2, dir, marked).is_some() {
+        return None;
+    }
+    dir.ancestors()
+        .take_while(|p| p.starts_with(&v2.mount.mount_point) && *p != v2.mount.mount_point)
+        .find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| UNIT_SUFFIXES.iter().any(|s| n.ends_with(s)))
+        })
+        .map(Path::to_path_buf)
 }
 
 fn delegated(dir: PathBuf) -> Plan {
@@ -589,6 +622,27 @@ mod tests {
         assert_eq!(p.source, ParentSource::Explicit);
         assert_eq!(p.dir, Path::new("/sys/fs/cgroup/jb"));
         assert!(p.create);
+    }
+
+    #[test]
+    fn plan_refuses_explicit_root_inside_undelegated_unit() {
+        let l = layout(V2_SYSTEMD_MOUNTINFO, V2_SYSTEMD_CGROUP);
+        let v2 = l.v2.as_ref().unwrap();
+        let own = Path::new("/sys/fs/cgroup/user.slice/user-1000.slice/session-2.scope");
+        let err = plan_parent(v2, Some(own), facts(0, true), &|_| false, &|_| true).unwrap_err();
+        assert_eq!(err.0, Problem::BadRoot);
+        assert!(
+            err.1.contains("session-2.scope, which systemd manages"),
+            "{err:?}"
+        );
+        let below = own.join("jb");
+        let delegated = |d: &Path| d == own;
+        let p = plan_parent(v2, Some(&below), facts(0, true), &delegated, &|_| true).unwrap();
+        assert_eq!(p.dir, below);
+        // Without systemd, or outside any unit, the operator's choice stands.
+        assert!(plan_parent(v2, Some(own), facts(0, false), &|_| false, &|_| true).is_ok());
+        let top = Path::new("/sys/fs/cgroup/judgebox/x");
+        assert!(plan_parent(v2, Some(top), facts(0, true), &|_| false, &|_| true).is_ok());
     }
 
     #[test]

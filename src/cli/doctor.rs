@@ -1,13 +1,16 @@
-//! `judgebox doctor`: what this host can enforce, by which mechanism, and how to fix what
-//! is missing. Exit 0 when cgroups enforce every limit, 1 otherwise.
+//! `judgebox doctor`: whether judgebox can run here at all (capabilities, namespaces and
+//! mounts, tried for real), what this host can enforce, by which mechanism, and how to fix
+//! what is missing. Exit 0 when cgroups enforce every limit, 1 when runs work with
+//! rlimits only (degraded), 3 when judgebox cannot run here.
 
 use anyhow::Result;
 use clap::Args;
 use judgebox::cgroup::{self, Manager, ManagerOptions, Mechanism};
 use std::path::PathBuf;
 
-/// Check the host: kernel, cgroup mode and controllers, namespaces, seccomp, clone3/pidfd,
-/// and for each limit the mechanism that will enforce it, with exact fixes.
+/// Check the host: capabilities, namespaces and mounts, kernel, cgroup mode and controllers,
+/// seccomp, clone3/pidfd, and for each limit the mechanism that will enforce it, with exact
+/// fixes. Exit status: 0 ok, 1 degraded (rlimits instead of cgroups), 3 cannot run here.
 #[derive(Args)]
 pub struct DoctorArgs {
     /// Print one JSON object instead of a report.
@@ -50,11 +53,149 @@ fn host_features() -> serde_json::Value {
     })
 }
 
+/// Capabilities a judgebox run uses, with the steps that need them.
+const NEEDED_CAPS: [(u32, &str, &str); 6] = [
+    (
+        21,
+        "CAP_SYS_ADMIN",
+        "new namespaces, mounts, pivot_root of the sandbox",
+    ),
+    (6, "CAP_SETGID", "switching the program to the sandbox gid"),
+    (7, "CAP_SETUID", "switching the program to the sandbox uid"),
+    (8, "CAP_SETPCAP", "emptying the program's bounding set"),
+    (0, "CAP_CHOWN", "handing the box files to the sandbox uid"),
+    (
+        5,
+        "CAP_KILL",
+        "killing the program's processes (another uid)",
+    ),
+];
+
+/// Exit status when judgebox cannot run here at all.
+const CANNOT_RUN: i32 = 3;
+
+/// `CapEff` of a /proc/<pid>/status text.
+fn effective_caps(status: &str) -> Option<u64> {
+    let hex = status.lines().find_map(|l| l.strip_prefix("CapEff:"))?;
+    u64::from_str_radix(hex.trim(), 16).ok()
+}
+
+/// The needed capabilities missing from `eff`: (name, why).
+fn missing_caps(eff: u64) -> Vec<(&'static str, &'static str)> {
+    NEEDED_CAPS
+        .iter()
+        .filter(|(bit, _, _)| eff & (1u64 << bit) == 0)
+        .map(|(_, name, why)| (*name, *why))
+        .collect()
+}
+
+/// Tries what every run does first, in a throwaway child: new mount, pid, ipc, uts and
+/// net namespaces, then a private tmpfs mount. `Err` names the step and errno.
+fn probe_namespaces() -> Result<(), String> {
+    let flags = libc::CLONE_NEWNS
+        | libc::CLONE_NEWPID
+        | libc::CLONE_NEWIPC
+        | libc::CLONE_NEWUTS
+        | libc::CLONE_NEWNET;
+    // SAFETY: doctor is single-threaded here; the child only makes raw syscalls and
+    // _exit()s (no allocation, no locks), the parent waits for it below.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(format!("fork: {}", std::io::Error::last_os_error()));
+    }
+    if pid == 0 {
+        // SAFETY: raw syscalls in the forked child on static C strings; _exit never returns.
+        unsafe {
+            if libc::unshare(flags) != 0 {
+                libc::_exit(10 + (*libc::__errno_location()).min(100));
+            }
+            let none = c"none".as_ptr();
+            let private = (libc::MS_REC | libc::MS_PRIVATE) as libc::c_ulong;
+            if libc::mount(
+                none,
+                c"/".as_ptr(),
+                std::ptr::null(),
+                private,
+                std::ptr::null(),
+            ) != 0
+            {
+                libc::_exit(120);
+            }
+            if libc::mount(
+                c"tmpfs".as_ptr(),
+                c"/tmp".as_ptr(),
+                c"tmpfs".as_ptr(),
+                0,
+                c"size=4k".as_ptr() as *const libc::c_void,
+            ) != 0
+            {
+                libc::_exit(121);
+            }
+            libc::_exit(0);
+        }
+    }
+    let mut status = 0;
+    // SAFETY: waits for the child forked above; status is a valid out-pointer.
+    if unsafe { libc::waitpid(pid, &mut status, 0) } != pid {
+        return Err(format!("waitpid: {}", std::io::Error::last_os_error()));
+    }
+    if !libc::WIFEXITED(status) {
+        return Err("the probe child died by a signal".into());
+    }
+    match libc::WEXITSTATUS(status) {
+        0 => Ok(()),
+        120 => Err("mount --make-rprivate / in a new mount namespace failed".into()),
+        121 => Err("mounting a tmpfs in a new mount namespace failed".into()),
+        c => Err(format!(
+            "unshare(mount, pid, ipc, uts, net namespaces): {}",
+            std::io::Error::from_raw_os_error(c - 10)
+        )),
+    }
+}
+
+/// Whether judgebox can run here: the blocking problems and what to add.
+fn can_run(container: Option<&str>) -> Vec<String> {
+    let mut problems = Vec::new();
+    if let Some(eff) = read("/proc/self/status")
+        .as_deref()
+        .and_then(effective_caps)
+    {
+        let missing = missing_caps(eff);
+        if !missing.is_empty() {
+            let names: Vec<&str> = missing.iter().map(|(n, _)| *n).collect();
+            for (name, why) in &missing {
+                problems.push(format!("missing capability {name} (needed for {why})"));
+            }
+            let short: Vec<&str> = names.iter().map(|n| &n[4..]).collect();
+            problems.push(match container {
+                Some(engine) => format!(
+                    "fix: start the {engine} container with {} (Kubernetes: securityContext.capabilities.add: [{}]); with a writable cgroupfs (`--privileged`, private cgroup namespace) cgroups enforce the limits too",
+                    short.iter().map(|c| format!("--cap-add {c}")).collect::<Vec<_>>().join(" "),
+                    short.join(", ")
+                ),
+                None => format!("fix: run judgebox as root with {}", names.join(", ")),
+            });
+        }
+    }
+    if problems.is_empty() {
+        if let Err(e) = probe_namespaces() {
+            problems.push(format!("cannot create the sandbox's namespaces: {e}"));
+            problems.push(match container {
+                Some(engine) => format!("fix: the {engine} container's seccomp/AppArmor profile blocks it: add `--cap-add SYS_ADMIN` (Docker's default seccomp profile allows unshare and mount only with it) or `--security-opt seccomp=unconfined`"),
+                None => "fix: check that user-visible namespaces are enabled in the kernel (CONFIG_NAMESPACES) and no LSM forbids unshare/mount for root".into(),
+            });
+        }
+    }
+    problems
+}
+
 pub fn execute(args: DoctorArgs) -> Result<i32> {
-    let manager = Manager::new(&ManagerOptions {
+    let opts = ManagerOptions {
         root: args.cgroup_root.clone(),
         disabled: false,
-    });
+    };
+    let scope_note = cgroup::enter_delegated_scope(&opts)?;
+    let manager = Manager::new(&opts);
     let report = manager.doctor();
     let limits = cgroup::Limits {
         memory: Some(256 << 20),
@@ -66,7 +207,10 @@ pub fn execute(args: DoctorArgs) -> Result<i32> {
     let all_cgroup = by_cgroup(enforcement.memory)
         && by_cgroup(enforcement.pids)
         && by_cgroup(enforcement.cpu_time);
-    let code = if all_cgroup && report.can_create {
+    let blockers = can_run(report.environment.container.as_deref());
+    let code = if !blockers.is_empty() {
+        CANNOT_RUN
+    } else if all_cgroup && report.can_create {
         0
     } else {
         1
@@ -74,6 +218,9 @@ pub fn execute(args: DoctorArgs) -> Result<i32> {
     if args.json {
         let out = serde_json::json!({
             "ok": code == 0,
+            "can_run": blockers.is_empty(),
+            "blockers": blockers,
+            "scope_note": scope_note,
             "host": host_features(),
             "enforcement": enforcement,
             "cgroup": report,
@@ -116,19 +263,42 @@ pub fn execute(args: DoctorArgs) -> Result<i32> {
     println!("  pids          {}", enforcement.pids);
     println!("  cpu time      {}", enforcement.cpu_time);
     println!("  cpu bandwidth {}", enforcement.cpus);
-    for note in &report.notes {
+    for note in report.notes.iter().chain(&scope_note) {
         println!("note: {note}");
+    }
+    for b in &blockers {
+        println!("cannot run: {b}");
     }
     for fix in &report.fixes {
         println!("fix:  {fix}");
     }
     println!(
         "{}",
-        if code == 0 {
+        if code == CANNOT_RUN {
+            "cannot run: judgebox cannot create sandboxes here (see above)"
+        } else if code == 0 {
             "ok: cgroups enforce every limit"
         } else {
             "degraded: some limits are not enforced by cgroups (see fixes)"
         }
     );
     Ok(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn caps_from_status() {
+        let status = "Name:\tx\nCapInh:\t0000000000000000\nCapEff:\t00000000a80425fb\n";
+        let eff = effective_caps(status).unwrap();
+        // podman's default set: everything judgebox needs but CAP_SYS_ADMIN.
+        let missing = missing_caps(eff);
+        assert_eq!(missing.len(), 1);
+        assert_eq!(missing[0].0, "CAP_SYS_ADMIN");
+        assert!(missing_caps(u64::MAX).is_empty());
+        assert_eq!(missing_caps(0).len(), NEEDED_CAPS.len());
+        assert_eq!(effective_caps("CapEff:\tzz\n"), None);
+    }
 }

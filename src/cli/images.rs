@@ -10,7 +10,7 @@ use std::path::Path;
 /// The command that puts a language's image in the store.
 pub fn how_to_get(lang: &Language) -> String {
     match &lang.build {
-        Some(short) => format!("scripts/build-images.sh {short}"),
+        Some(_) => format!("judgebox lang build {}", lang.name),
         None => format!("judgebox image pull {}", lang.image),
     }
 }

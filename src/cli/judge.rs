@@ -148,6 +148,11 @@ fn test_cases(a: &JudgeArgs) -> Result<Vec<TestCase>> {
 
 pub fn execute(a: JudgeArgs) -> Result<i32> {
     sandbox::ensure_root()?;
+    // Under systemd without delegation: continue in a delegated transient scope (re-exec).
+    cgroup::enter_delegated_scope(&ManagerOptions {
+        root: a.cgroup_root.clone(),
+        disabled: a.no_cgroup,
+    })?;
     parse::use_uid_range(a.uid_range)?;
     let catalog = a.languages.catalog()?;
     let lang = catalog.find(&a.lang)?;

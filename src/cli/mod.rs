@@ -11,7 +11,7 @@ mod lang;
 mod run;
 mod serve;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 /// judgebox: run untrusted code in a sandbox, without a daemon.
 ///
@@ -38,6 +38,14 @@ enum Command {
     Doctor(doctor::DoctorArgs),
     Cleanup(cleanup::CleanupArgs),
     Serve(serve::ServeArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), as the Debian package installs it.
+    #[command(hide = true)]
+    Manpage,
 }
 
 /// Parses arguments and runs; returns the process exit code.
@@ -61,6 +69,19 @@ pub fn main() -> i32 {
         Command::Doctor(args) => doctor::execute(args),
         Command::Cleanup(args) => cleanup::execute(args),
         Command::Serve(args) => serve::execute(args),
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "judgebox",
+                &mut std::io::stdout(),
+            );
+            Ok(0)
+        }
+        Command::Manpage => clap_mangen::Man::new(Cli::command())
+            .render(&mut std::io::stdout())
+            .map(|()| 0)
+            .map_err(anyhow::Error::from),
     };
     match result {
         Ok(code) => code,

@@ -274,6 +274,11 @@ fn apply_image(a: &RunArgs, config: &mut Config) -> Result<Option<Resolved>> {
 pub fn execute(args: RunArgs) -> Result<i32> {
     let started = Instant::now();
     sandbox::ensure_root()?;
+    // Under systemd without delegation: continue in a delegated transient scope (re-exec).
+    cgroup::enter_delegated_scope(&ManagerOptions {
+        root: args.cgroup_root.clone(),
+        disabled: args.no_cgroup,
+    })?;
     parse::use_uid_range(args.uid_range)?;
     let mut config = build_config(&args)?;
     let _image = apply_image(&args, &mut config)?;

@@ -77,7 +77,7 @@ setup_steps! {
     MaskProcPath => "mask a /proc path",
     ReadonlyProcPath => "make a /proc path read-only",
     MountDev => "mount /dev tmpfs",
-    MakeDevNode => "create a /dev node",
+    MakeDevNode => "bind a host /dev node",
     MakeDevSymlink => "create a /dev symlink",
     MountDevShm => "mount /dev/shm",
     MountTmp => "mount /tmp",

@@ -158,13 +158,14 @@ fn mask(path: &CStr) -> SysResult {
     }
 }
 
-/// Device nodes offered in /dev: name, major, minor.
-const DEVICES: &[(&CStr, u32, u32)] = &[
-    (c"null", 1, 3),
-    (c"zero", 1, 5),
-    (c"full", 1, 7),
-    (c"random", 1, 8),
-    (c"urandom", 1, 9),
+/// Device nodes offered in /dev: the host's own nodes, bind-mounted (as bubblewrap does),
+/// so no CAP_MKNOD is needed (containers often lack it). Name, then the host path.
+const DEVICES: &[(&CStr, &CStr)] = &[
+    (c"null", c"/dev/null"),
+    (c"zero", c"/dev/zero"),
+    (c"full", c"/dev/full"),
+    (c"random", c"/dev/random"),
+    (c"urandom", c"/dev/urandom"),
 ];
 const DEV_LINKS: &[(&CStr, &CStr)] = &[
     (c"/proc/self/fd", c"fd"),
@@ -174,9 +175,10 @@ const DEV_LINKS: &[(&CStr, &CStr)] = &[
 ];
 
 pub(super) fn mount_dev(p: &Prepared) -> StepResult {
-    // Not nodev: it holds the five harmless device nodes. It stays root-owned 0755, and the
-    // program has no CAP_MKNOD, so nothing else can ever appear here.
-    let flags = (libc::MS_NOSUID | libc::MS_NOEXEC) as c_ulong;
+    // nodev: the five device nodes are bind mounts of the host's, which keep their own
+    // mount's flags; nothing created in this tmpfs itself can ever be a usable device. It
+    // stays root-owned 0755.
+    let flags = (libc::MS_NOSUID | libc::MS_NOEXEC | libc::MS_NODEV) as c_ulong;
     let opts = c"mode=0755,size=64k,nr_inodes=64";
     step(
         SetupStep::MountDev,
@@ -215,9 +217,14 @@ fn mount_shm(p: &Prepared, dir: &CStr) -> StepResult {
 }
 
 fn populate_dev(dir: i32) -> StepResult {
-    for (i, (name, major, minor)) in DEVICES.iter().enumerate() {
-        let dev = libc::makedev(*major, *minor);
-        sys::mknodat(dir, name.as_ptr(), libc::S_IFCHR | 0o666, dev)
+    // Bind targets are named relative to /dev (cwd), so no path is built here; pivot()
+    // later changes the cwd to the new root anyway.
+    // SAFETY: fchdir on an O_PATH directory fd this function's caller owns.
+    if unsafe { libc::fchdir(dir) } != 0 {
+        return Err(ChildError::new(SetupStep::MakeDevNode, sys::errno()));
+    }
+    for (i, (name, host)) in DEVICES.iter().enumerate() {
+        bind_dev_node(dir, name, host)
             .map_err(|e| ChildError::at(SetupStep::MakeDevNode, e, i as u32))?;
     }
     for (i, (target, name)) in DEV_LINKS.iter().enumerate() {
@@ -227,6 +234,24 @@ fn populate_dev(dir: i32) -> StepResult {
     step(
         SetupStep::MountDevShm,
         sys::mkdirat(dir, c"shm".as_ptr(), 0o1777),
+    )
+}
+
+/// An empty file `name` in the /dev tmpfs with the host's node `host` bound over it.
+fn bind_dev_node(dir: i32, name: &CStr, host: &CStr) -> SysResult {
+    let fd = sys::openat(
+        dir,
+        name.as_ptr(),
+        libc::O_CREAT | libc::O_EXCL | libc::O_RDONLY,
+        0o666,
+    )?;
+    sys::close(fd);
+    sys::mount(
+        host.as_ptr(),
+        name.as_ptr(),
+        NULL,
+        libc::MS_BIND as c_ulong,
+        NULL,
     )
 }
 

@@ -105,16 +105,6 @@ pub fn mkdirat(dirfd: c_int, path: *const c_char, mode: libc::mode_t) -> SysResu
     check(unsafe { libc::mkdirat(dirfd, path, mode) })
 }
 
-pub fn mknodat(
-    dirfd: c_int,
-    path: *const c_char,
-    mode: libc::mode_t,
-    dev: libc::dev_t,
-) -> SysResult {
-    // SAFETY: path is a NUL-terminated string.
-    check(unsafe { libc::mknodat(dirfd, path, mode, dev) })
-}
-
 pub fn symlinkat(target: *const c_char, dirfd: c_int, path: *const c_char) -> SysResult {
     // SAFETY: both strings are NUL-terminated.
     check(unsafe { libc::symlinkat(target, dirfd, path) })
