@@ -1123,7 +1123,10 @@ fn disk_full_is_a_clear_error_and_the_store_stays_usable() {
         json!({"Cmd": ["/bin/sh"]}),
     );
     let bomb_layout = env.layout("bomb", &[(&bomb, Some("test/big:1"))]);
-    refused(&env.import(&bomb_layout, no_reserve), "free and 0 B must stay free");
+    refused(
+        &env.import(&bomb_layout, no_reserve),
+        "free and 0 B must stay free",
+    );
     // With a store cap below it, the same bomb stops at the cap instead of the disk.
     let capped: &[&str] = &["--min-free", "0", "--max-store", "4M"];
     refused(
