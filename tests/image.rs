@@ -544,16 +544,6 @@ fn refused(out: &Output, needle: &str) {
     assert!(stderr.contains(needle), "stderr lacks {needle:?}: {stderr}");
 }
 
-/// `refused` with any of two messages.
-fn refused_either(out: &Output, needles: [&str; 2]) {
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let needle = needles
-        .iter()
-        .find(|n| stderr.contains(*n))
-        .unwrap_or(&needles[0]);
-    refused(out, needle);
-}
-
 /// What the app image prints when run with no command.
 fn assert_app_output(stdout: &str, greeting: &str) {
     let lines: Vec<&str> = stdout.lines().collect();
@@ -1116,36 +1106,42 @@ fn disk_full_is_a_clear_error_and_the_store_stays_usable() {
         vec![Layer::gz(base_tar())],
         json!({"Env": ["PATH=/bin"], "Cmd": ["/bin/sh", "-c", "echo small"]}),
     );
-    // The filesystem itself fills up here, so no free-space reserve is kept.
+    let small_layout = env.layout("small", &[(&small, Some("test/small:1"))]);
+    // The default 1 GiB reserve refuses any import on an 8 MiB filesystem, cleanly.
+    refused(&env.import(&small_layout, &[]), "must stay free");
+    env.assert_empty("refused by the reserve");
+    // Without a reserve, what happens when the disk really fills.
     let no_reserve: &[&str] = &["--min-free", "0"];
-    ok(env.import(
-        &env.layout("small", &[(&small, Some("test/small:1"))]),
-        no_reserve,
-    ));
+    ok(env.import(&small_layout, no_reserve));
     assert_eq!(env.run_stdout("test/small:1", &[], &[]), "small\n");
 
-    // Compresses to almost nothing, unpacks to 20 MiB: fails while unpacking.
+    // Compresses to almost nothing, unpacks to 20 MiB: the unpack is capped at the free
+    // space (even with no reserve), so it stops there instead of at ENOSPC.
     let zeros = oci::tar(&[E::File("big", vec![0u8; 20 << 20], 0o644)]);
     let bomb = Image::new(
         vec![Layer::gz(base_tar()), Layer::gz(zeros)],
         json!({"Cmd": ["/bin/sh"]}),
     );
-    // The store's room check refuses it up front ("does not fit"), or the unpack hits
-    // ENOSPC ("disk full under"): either way a clear error and nothing kept.
-    let out = env.import(
-        &env.layout("bomb", &[(&bomb, Some("test/big:1"))]),
-        no_reserve,
+    let bomb_layout = env.layout("bomb", &[(&bomb, Some("test/big:1"))]);
+    refused(
+        &env.import(&bomb_layout, no_reserve),
+        "free and 0 B must stay free",
     );
-    refused_either(&out, ["disk full under", "does not fit"]);
-    // Incompressible: fails while staging blobs.
+    // With a store cap below it, the same bomb stops at the cap instead of the disk.
+    let capped: &[&str] = &["--min-free", "0", "--max-store", "4M"];
+    refused(
+        &env.import(&bomb_layout, capped),
+        "the store may take 4.0 MiB",
+    );
+    // Incompressible: the disk fills while staging blobs.
     let noisy = oci::tar(&[E::File("noise", noise(10 << 20), 0o644)]);
     let big = Image::new(vec![Layer::plain(noisy)], json!({"Cmd": ["/bin/sh"]}));
-    refused_either(
+    refused(
         &env.import(
             &env.layout("noise", &[(&big, Some("test/big:2"))]),
             no_reserve,
         ),
-        ["disk full under", "does not fit"],
+        "disk full under",
     );
 
     assert_eq!(env.entries("staging"), Vec::<String>::new(), "staging left");

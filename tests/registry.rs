@@ -331,6 +331,26 @@ fn pull_by_tag_takes_the_host_platform_from_the_index() {
 }
 
 #[test]
+fn a_pull_without_room_in_the_store_downloads_nothing() {
+    let f = &fixture();
+    let (_tmp, blobs) = blob_dir();
+    let r = f.registry.reference("judge/multi:v1");
+    let opts = PullOptions {
+        // The image needs ~530 bytes of config and layers.
+        max_download: Some((100, "the store may take 100 B".into())),
+        ..PullOptions::default()
+    };
+    let err = pull(&r, &blobs, &opts).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("more than the store has room for")
+            && text.contains("nothing was downloaded"),
+        "{text}"
+    );
+    assert_eq!(blobs.list().unwrap(), Vec::new(), "blobs were downloaded");
+}
+
+#[test]
 fn pull_by_digest_and_platform_arm64() {
     let f = &fixture();
     let (_tmp, blobs) = blob_dir();

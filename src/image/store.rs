@@ -31,7 +31,7 @@ use super::unpack::{self, LayerSource, Limits, UnpackError, UnpackStats};
 use crate::flock::{self as lock, FileLock, Mode};
 use index::IndexFile;
 pub use index::{rfc3339, ImageRecord, LayerRecord};
-pub use quota::Quota;
+pub use quota::{Quota, Room};
 pub use rootfs::MOUNT_POINTS;
 
 pub const DEFAULT_ROOT: &str = "/var/lib/judgebox";
@@ -195,6 +195,12 @@ impl Store {
 
     pub fn set_limits(&mut self, limits: Limits) {
         self.limits = limits;
+    }
+
+    /// What the store's quota leaves for the next import or pull, and which bound that is.
+    pub fn room(&self) -> Result<quota::Room, StoreError> {
+        let images = IndexFile::load(&self.index_path())?.images;
+        quota::room(&self.root, &self.quota, &images, &self.blobs).map_err(io_at(&self.root))
     }
 
     /// Store-wide cap and free-space reserve every later import or pull stays within.
@@ -441,9 +447,7 @@ impl Store {
         name: &str,
         manifest: &Manifest,
     ) -> Result<(u64, String), StoreError> {
-        let images = IndexFile::load(&self.index_path())?.images;
-        let room = quota::room(&self.root, &self.quota, &images, &self.blobs)
-            .map_err(io_at(&self.root))?;
+        let room = self.room()?;
         let incoming: u64 = staged.map_or(0, |s| {
             manifest
                 .layers

@@ -224,8 +224,52 @@ fn rest_blank<R: Read>(s: &mut Stream<R>) -> Result<bool, CompareError> {
     }
 }
 
+/// The trim rule as first written (whole outputs in memory) and a reader that returns a
+/// few bytes at a time: what the unit tests and the fuzz target check the streams against.
+#[doc(hidden)]
+pub mod oracle {
+    use std::io::{self, Read};
+
+    /// Trailing whitespace per line and trailing blank lines ignored, on whole outputs.
+    pub fn trim_matches(actual: &[u8], expected: &[u8]) -> bool {
+        fn lines(text: &[u8]) -> Vec<&[u8]> {
+            let mut v: Vec<&[u8]> = text
+                .split(|b| *b == b'\n')
+                .map(|l| {
+                    let end = l
+                        .iter()
+                        .rposition(|b| !b.is_ascii_whitespace())
+                        .map_or(0, |i| i + 1);
+                    &l[..end]
+                })
+                .collect();
+            while v.last().is_some_and(|l| l.is_empty()) {
+                v.pop();
+            }
+            v
+        }
+        lines(actual) == lines(expected)
+    }
+
+    /// Reads at most `step` bytes at a time, to put buffer boundaries everywhere.
+    pub struct Dribble<'a> {
+        pub data: &'a [u8],
+        pub step: usize,
+    }
+
+    impl Read for Dribble<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = self.step.min(buf.len()).min(self.data.len());
+            buf[..n].copy_from_slice(&self.data[..n]);
+            self.data = &self.data[n..];
+            Ok(n)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::oracle::{trim_matches as reference_trim, Dribble};
     use super::Compare::*;
     use super::*;
 
@@ -248,43 +292,6 @@ mod tests {
         assert!(Exact.matches(b"42\n", b"42\n"));
         assert!(!Exact.matches(b"42", b"42\n"));
         assert!(!Exact.matches(b"42 \n", b"42\n"));
-    }
-
-    /// The rule as first written (whole outputs in memory): the streaming comparison
-    /// must agree with it on every input.
-    fn reference_trim(actual: &[u8], expected: &[u8]) -> bool {
-        fn lines(text: &[u8]) -> Vec<&[u8]> {
-            let mut v: Vec<&[u8]> = text
-                .split(|b| *b == b'\n')
-                .map(|l| {
-                    let end = l
-                        .iter()
-                        .rposition(|b| !b.is_ascii_whitespace())
-                        .map_or(0, |i| i + 1);
-                    &l[..end]
-                })
-                .collect();
-            while v.last().is_some_and(|l| l.is_empty()) {
-                v.pop();
-            }
-            v
-        }
-        lines(actual) == lines(expected)
-    }
-
-    /// Reads at most `step` bytes at a time, to put buffer boundaries everywhere.
-    struct Dribble<'a> {
-        data: &'a [u8],
-        step: usize,
-    }
-
-    impl Read for Dribble<'_> {
-        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-            let n = self.step.min(buf.len()).min(self.data.len());
-            buf[..n].copy_from_slice(&self.data[..n]);
-            self.data = &self.data[n..];
-            Ok(n)
-        }
     }
 
     fn random_text(seed: &mut u64, max: usize) -> Vec<u8> {

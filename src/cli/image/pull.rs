@@ -58,7 +58,8 @@ fn parse_platform(s: &str) -> Result<Platform, String> {
 pub fn execute_into_store(args: &PullArgs, root: &std::path::Path) -> Result<i32> {
     judgebox::sandbox::ensure_root()?;
     let store = super::open_store(root)?;
-    let pulled = execute(args, store.blobs())?;
+    let room = store.room()?;
+    let pulled = execute(args, store.blobs(), Some((room.bytes, room.binding)))?;
     let reference = Reference::parse(&args.reference)?;
     let mut bar = super::UnpackBar::new(args.quiet);
     let added = store.add_image(&reference, &pulled.manifest_digest, &mut |p| bar.update(p));
@@ -69,7 +70,11 @@ pub fn execute_into_store(args: &PullArgs, root: &std::path::Path) -> Result<i32
 }
 
 /// Pulls `args.reference` into `blobs` and prints a summary line on stderr.
-pub fn execute(args: &PullArgs, blobs: &BlobDir) -> Result<Pulled> {
+pub fn execute(
+    args: &PullArgs,
+    blobs: &BlobDir,
+    max_download: Option<(u64, String)>,
+) -> Result<Pulled> {
     let reference = Reference::parse(&args.reference)?;
     let timeout = Duration::from_secs_f64(args.timeout.max(0.001));
     let opts = PullOptions {
@@ -81,6 +86,7 @@ pub fn execute(args: &PullArgs, blobs: &BlobDir) -> Result<Pulled> {
             idle: timeout,
         },
         progress: !args.quiet && std::io::stderr().is_terminal(),
+        max_download,
         ..PullOptions::default()
     };
     let start = Instant::now();

@@ -53,6 +53,9 @@ pub struct PullOptions {
     pub parallel: usize,
     /// Draw progress bars on stderr (only sensible on a terminal).
     pub progress: bool,
+    /// Most bytes of config and layers to download, and why (the store's room): a pull
+    /// that needs more stops before its first blob.
+    pub max_download: Option<(u64, String)>,
 }
 
 impl Default for PullOptions {
@@ -65,6 +68,7 @@ impl Default for PullOptions {
             retry: RetryPolicy::default(),
             parallel: 3,
             progress: false,
+            max_download: None,
         }
     }
 }
@@ -138,6 +142,12 @@ pub struct Pulled {
 
 #[derive(Debug, Error)]
 pub enum RegistryError {
+    #[error("{what}: needs {needed} bytes of blobs, more than the store has room for ({room}); nothing was downloaded")]
+    NoRoom {
+        what: String,
+        needed: u64,
+        room: String,
+    },
     #[error("registry {registry}: {reason}")]
     Config { registry: String, reason: String },
     #[error("GET {url}: {source}")]

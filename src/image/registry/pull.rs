@@ -37,8 +37,19 @@ pub fn pull(
     let resolved = resolve(&session, reference, &wanted)?;
     let manifest = &resolved.manifest;
 
+    let missing = remaining_bytes(blobs, &manifest.layers);
+    if let Some((max, why)) = &opts.max_download {
+        let needed = missing.saturating_add(manifest.config.size);
+        if needed > *max {
+            return Err(RegistryError::NoRoom {
+                what: reference.to_string(),
+                needed,
+                room: format!("{max} bytes: {why}"),
+            });
+        }
+    }
     let mut stats = Stats::default();
-    let progress = Progress::new(opts.progress, remaining_bytes(blobs, &manifest.layers));
+    let progress = Progress::new(opts.progress, missing);
     let config = fetch_config(&session, blobs, manifest, &progress, &mut stats)?;
     let platform = match resolved.index_platform.clone() {
         Some(p) => p,
