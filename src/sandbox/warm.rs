@@ -144,11 +144,9 @@ impl WarmSandbox {
         let monitor = Monitor::new(self.init_pid, Instant::now(), &self.config, hooks).warm();
         let stdio = [stdin.as_raw_fd(), out_w.as_raw_fd(), err_w.as_raw_fd()];
         if let Err(e) = protocol::send_run(self.runs.as_raw_fd(), stdio, clone_into, &join) {
+            // init is gone: the caller runs this in a fresh sandbox instead.
             self.gone = true;
-            return Err(SandboxError::Sys {
-                step: SetupStep::ReceiveRun,
-                source: e,
-            });
+            return Err(SandboxError::WarmSetup(format!("cannot send the run: {e}")));
         }
         drop((stdin, out_w, err_w));
         let mut monitor = monitor;
@@ -165,6 +163,13 @@ impl WarmSandbox {
             // The monitor waited for it.
             self.gone = true;
             self.reaped = true;
+        } else if observed
+            .failure
+            .is_some_and(|m| m.kind() == Some(Kind::SetupFailed))
+        {
+            // init ends after a run it could not set up (its state is no longer known
+            // to be fresh); Drop reaps it.
+            self.gone = true;
         }
         let mut result = outcome::interpret(&self.config, hooks, &observed);
         sinks.finish(&mut result);
