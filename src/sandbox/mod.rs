@@ -274,8 +274,6 @@ pub enum SandboxError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("--file {0}: not a regular file")]
-    CopyInNotFile(PathBuf),
     #[error("invalid name '{0}' for a file in /box: use a plain relative path without '..'")]
     BadBoxName(String),
     #[error("invalid working directory '{0}': use an absolute path without '..'")]

@@ -10,7 +10,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::flock::{self, FileLock, Mode};
 
@@ -80,35 +80,25 @@ fn is_nsfs(file: &File) -> bool {
     r == 0 && st.f_type as i64 == NSFS_MAGIC
 }
 
-/// Creates a network namespace on a short-lived thread and bind-mounts it on `path`.
+/// Creates a network namespace (`namespaces::new_netns`) and bind-mounts it on `path`.
 fn pin_new(path: &Path) -> io::Result<OwnedFd> {
-    let target = path.to_path_buf();
-    std::thread::spawn(move || pin_on_this_thread(&target))
-        .join()
-        .map_err(|_| io::Error::other("netns thread panicked"))??;
-    open_pinned(path)?.ok_or_else(|| io::Error::other("the pinned namespace is not nsfs"))
-}
-
-fn pin_on_this_thread(target: &PathBuf) -> io::Result<()> {
-    // SAFETY: unshare of the calling (temporary) thread's network namespace only.
-    if unsafe { libc::unshare(libc::CLONE_NEWNET) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    let netns = super::new_netns()?;
     OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(false)
         .mode(0o600)
         .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(target)?;
-    let source = c"/proc/thread-self/ns/net";
-    let target_c = std::ffi::CString::new(target.as_os_str().as_encoded_bytes())
+        .open(path)?;
+    let source = std::ffi::CString::new(format!("/proc/self/fd/{}", netns.as_raw_fd()))
         .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    // SAFETY: both paths are NUL-terminated; a bind mount of this thread's namespace file.
+    let target = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: both paths are NUL-terminated; a bind mount of the namespace file.
     let r = unsafe {
         libc::mount(
             source.as_ptr(),
-            target_c.as_ptr(),
+            target.as_ptr(),
             std::ptr::null(),
             libc::MS_BIND,
             std::ptr::null(),
@@ -117,7 +107,7 @@ fn pin_on_this_thread(target: &PathBuf) -> io::Result<()> {
     if r < 0 {
         return Err(io::Error::last_os_error());
     }
-    Ok(())
+    Ok(netns)
 }
 
 /// Unpins and removes every namespace of the pool no one leases; returns how many.

@@ -141,7 +141,7 @@ impl WarmSandbox {
         };
         let (out_r, out_w) = pipe()?;
         let (err_r, err_w) = pipe()?;
-        let monitor = Monitor::new(self.init_pid, Instant::now(), &self.config, hooks).warm();
+        let mut monitor = Monitor::new(self.init_pid, Instant::now(), &self.config, hooks).warm();
         let stdio = [stdin.as_raw_fd(), out_w.as_raw_fd(), err_w.as_raw_fd()];
         if let Err(e) = protocol::send_run(self.runs.as_raw_fd(), stdio, clone_into, &join) {
             // init is gone: the caller runs this in a fresh sandbox instead.
@@ -149,7 +149,6 @@ impl WarmSandbox {
             return Err(SandboxError::WarmSetup(format!("cannot send the run: {e}")));
         }
         drop((stdin, out_w, err_w));
-        let mut monitor = monitor;
         if hooks.filter.is_some_and(|f| f.kills()) {
             monitor.pid_ack = Some(dup(&self.runs)?);
         }
