@@ -874,6 +874,122 @@ fn hostile_clients_get_clear_errors() {
     assert_eq!(s.get("/version").0, 200, "still answering");
 }
 
+/// Submits every body as one batch and waits for each; returns them with `fields`.
+fn judge_all(s: &Server, bodies: &[Value], fields: &str) -> Vec<Value> {
+    let (code, v) = s.post("/submissions/batch", &json!({ "submissions": bodies }));
+    assert_eq!(code, 201, "{v}");
+    let tokens: Vec<String> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["token"].as_str().unwrap().to_string())
+        .collect();
+    tokens.iter().map(|t| s.wait(t, fields)).collect()
+}
+
+/// Judge0's isolate options are applied: `-k` stack_limit (RLIMIT_STACK), `-x`
+/// cpu_extra_time, the memory limit as `-m` (each process's RLIMIT_AS) with
+/// enable_per_process_and_thread_memory_limit else as `--cg-mem` (the whole tree), and the
+/// CPU limit per process with enable_per_process_and_thread_time_limit else on the tree.
+#[test]
+fn stack_extra_time_and_per_process_limits_are_applied() {
+    let s = Server::start(&[], 2);
+    let sh = |src: &str, extra: Value| {
+        let mut body = json!({"source_code": src, "language_id": 9001});
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        body
+    };
+    let per_mem = json!({"memory_limit": 64000, "enable_per_process_and_thread_memory_limit": true});
+    let tree_mem = json!({"memory_limit": 64000});
+    let two_holds = "/probes/hold 40 500 & /probes/hold 40 500; r=$?; wait $! && exit $r";
+    let per_cpu = json!({"cpu_time_limit": 1, "cpu_extra_time": 0,
+        "enable_per_process_and_thread_time_limit": true});
+    let tree_cpu = json!({"cpu_time_limit": 1, "cpu_extra_time": 0});
+    let address_space = "grep 'Max address space' /proc/self/limits";
+    let bodies = vec![
+        sh("ulimit -s", json!({"stack_limit": 12345})),
+        sh("ulimit -s", json!({"stack_limit": 0})),
+        sh(address_space, per_mem.clone()),
+        sh(address_space, tree_mem.clone()),
+        sh("exec /probes/hold 100 0", per_mem.clone()),
+        sh(two_holds, per_mem),
+        sh(two_holds, tree_mem),
+        sh("exec /probes/burn 0.6 2", per_cpu.clone()),
+        sh("exec /probes/burn 0.6 2", tree_cpu),
+        sh(
+            "exec /probes/burn 5",
+            json!({"cpu_time_limit": 0.5, "cpu_extra_time": 0,
+                "enable_per_process_and_thread_time_limit": true}),
+        ),
+        sh(
+            "exec /probes/burn 0.8",
+            json!({"cpu_time_limit": 0.5, "cpu_extra_time": 1.5}),
+        ),
+        sh(
+            "exec /probes/burn 0.8",
+            json!({"cpu_time_limit": 0.5, "cpu_extra_time": 0}),
+        ),
+    ];
+    let r = judge_all(&s, &bodies, "stdout,stderr,message,time,judgebox_verdict,judgebox_enforcement");
+    let out = |i: usize| r[i]["stdout"].as_str().unwrap_or("").to_string();
+    let status = |i: usize| r[i]["status"]["id"].as_u64().unwrap();
+    assert_eq!((status(0), out(0).as_str()), (3, "12345\n"), "{}", r[0]);
+    assert_eq!((status(1), out(1).as_str()), (3, "unlimited\n"), "{}", r[1]);
+    let limit_line: Vec<String> = out(2).split_whitespace().map(String::from).collect();
+    assert_eq!(limit_line[3..6], ["65536000", "65536000", "bytes"], "{}", r[2]);
+    assert_eq!(r[2]["judgebox_enforcement"]["memory"], "rlimit", "{}", r[2]);
+    assert!(out(3).contains("unlimited"), "{}", r[3]);
+    // Over the per-process limit the allocation fails: a runtime error, as under isolate -m.
+    assert_eq!(status(4), 11, "{}", r[4]);
+    assert!(r[4]["stderr"].as_str().unwrap().contains("malloc"), "{}", r[4]);
+    // 2 x 40 MiB at once: each process is under 64000 KB, the tree is not.
+    assert_eq!((status(5), out(5).as_str()), (3, "ok\nok\n"), "{}", r[5]);
+    assert_eq!(status(6), 12, "{}", r[6]);
+    assert_eq!(r[6]["message"], "Memory limit exceeded", "{}", r[6]);
+    // 2 x 0.6 s of CPU: each process is under 1 s, the tree is not.
+    assert_eq!((status(7), out(7).as_str()), (3, "done\n"), "{}", r[7]);
+    assert_eq!(status(8), 5, "{}", r[8]);
+    assert_eq!(status(9), 5, "{}", r[9]);
+    assert_eq!(r[9]["message"], "Time limit exceeded", "{}", r[9]);
+    // The extra time lets the program finish, past its limit: still a time limit.
+    assert_eq!((status(10), out(10).as_str()), (5, "done\n"), "{}", r[10]);
+    assert_eq!((status(11), out(11).as_str()), (5, ""), "{}", r[11]);
+}
+
+/// enable_network means loopback only, in the run's own network namespace; without it no
+/// interface is up, also after a run with the network on the same worker (pooled
+/// namespaces never see `lo` up).
+#[test]
+fn enable_network_is_loopback_only_and_never_leaks() {
+    let s = Server::start(&[], 1);
+    let net = |on: bool| json!({"source_code": "exec /probes/net", "language_id": 9001, "enable_network": on});
+    let bodies = vec![
+        net(false),
+        net(true),
+        net(false),
+        json!({"source_code": "exec /probes/net", "language_id": 9001, "enable_network": true,
+            "number_of_runs": 2}),
+        net(false),
+    ];
+    let r = judge_all(&s, &bodies, "stdout,enable_network");
+    for i in [0, 2, 4] {
+        let out = r[i]["stdout"].as_str().unwrap();
+        assert_eq!(r[i]["status"]["id"], 11, "{}", r[i]);
+        assert!(out.starts_with("up:\n"), "no interface is up: {}", r[i]);
+        assert!(out.contains("errno="), "{}", r[i]);
+    }
+    for i in [1, 3] {
+        assert_eq!(r[i]["status"]["id"], 3, "{}", r[i]);
+        assert_eq!(r[i]["stdout"], "up: lo\nloopback ok\n", "{}", r[i]);
+    }
+    let s = Server::start(&[("ALLOW_ENABLE_NETWORK", "false")], 1);
+    let (code, v) = s.post("/submissions", &net(true));
+    assert_eq!(code, 422, "{v}");
+    assert_eq!(v["enable_network"][0], "enabling network is not allowed");
+}
+
 fn images_present(names: &[&str]) -> bool {
     let out = std::process::Command::new(common::BIN)
         .args(["lang", "ls", "--json"])

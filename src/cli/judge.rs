@@ -201,10 +201,12 @@ pub fn execute(a: JudgeArgs) -> Result<i32> {
             memory: a.memory,
             pids: a.pids,
             output: a.output_limit,
+            ..Overrides::default()
         },
         filter,
         reuse: !a.no_reuse,
         cgroups: &cgroups,
+        network: false,
     };
     let report = judge::judge(&job)?;
     if a.json {

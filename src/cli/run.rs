@@ -238,6 +238,7 @@ fn build_config(a: &RunArgs) -> Result<Config> {
         stderr_file: a.stderr.clone(),
         limits: Limits {
             cpu_time: a.time,
+            cpu_per_process: false,
             wall_time: a.wall_time,
             extra_time: a.extra_time,
             output: a.output_limit,

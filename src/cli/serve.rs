@@ -93,6 +93,7 @@ pub fn execute(a: ServeArgs) -> Result<i32> {
         images,
         rootfs: a.rootfs.clone(),
         scratch: scratch.clone(),
+        memory_ceiling_kb: config.max_memory_limit,
     };
     let db =
         a.db.clone()

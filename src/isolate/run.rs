@@ -140,6 +140,7 @@ fn redirects(o: &Options, plan: &MountPlan, b: &BoxId) -> Result<Redirects, Isol
 fn limits(o: &Options) -> Limits {
     Limits {
         cpu_time: o.time,
+        cpu_per_process: false,
         wall_time: o.wall_time,
         extra_time: o.extra_time,
         output: o.fsize.map_or(u64::MAX, |k| k << 10),

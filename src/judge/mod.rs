@@ -72,14 +72,26 @@ pub struct Environment {
     pub image_env: Vec<String>,
 }
 
-/// Per-submission limits that replace the manifest's run limits.
+/// Per-submission limits that replace the manifest's run limits (and the settings
+/// isolate's options give Judge0: `-x`, `-k`, per-process time and memory).
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
     pub time: Option<f64>,
+    /// Grace after a time limit before the kill (isolate's `-x`); still a time limit.
+    pub extra_time: Option<f64>,
     pub wall_time: Option<f64>,
     pub memory: Option<u64>,
     pub pids: Option<u64>,
     pub output: Option<u64>,
+    /// RLIMIT_STACK in bytes; `Some(0)` is unlimited (isolate's `-k 0`).
+    pub stack: Option<u64>,
+    /// `time` limits each process on its own, not the tree's total
+    /// (`sandbox::Limits::cpu_per_process`).
+    pub cpu_per_process: bool,
+    /// `memory` limits each process's address space (RLIMIT_AS, isolate's `-m`) instead of
+    /// the cgroup's total; the cgroup then caps the whole tree at `memory_ceiling`.
+    pub memory_per_process: bool,
+    pub memory_ceiling: Option<u64>,
 }
 
 /// One submission to judge.
@@ -101,6 +113,9 @@ pub struct Job<'a> {
     /// Run each worker's tests in one warm sandbox (built once, fresh /box, /tmp,
     /// /dev/shm, IPC namespace and cgroup per test) instead of a fresh sandbox per test.
     pub reuse: bool,
+    /// Tests run with `lo` up in a network namespace of their own (never a pooled one);
+    /// without it they have no interface up at all. Compiling never has it.
+    pub network: bool,
 }
 
 /// What one sandboxed step came to.
@@ -222,6 +237,7 @@ fn compile(job: &Job, step: &Step, work: &WorkDir) -> Result<StepReport, JudgeEr
         files,
         stdin: None,
         copy_out,
+        network: false,
     };
     let (mut run, captured) = run_sandboxed(job, work, spec, CgroupSource::Inline, None)?;
     (run.stdout, run.stderr) = captured.excerpts(REPORT_OUTPUT_BYTES)?;
@@ -315,9 +331,12 @@ fn run_tests(job: &Job, work: &WorkDir) -> Result<Vec<TestReport>, JudgeError> {
                 // per run costs more kernel time than the rest of the sandbox setup). Tests
                 // never bring `lo` up and leave nothing behind in it once their processes die.
                 // A pinned one from the pool, else a fresh one.
-                let pinned = sandbox::netns_pool::lease();
-                let fresh = pinned
-                    .is_none()
+                // Tests with the network get a fresh namespace each (lo up there never
+                // reaches a pooled one).
+                let pinned = (!job.network)
+                    .then(sandbox::netns_pool::lease)
+                    .flatten();
+                let fresh = (pinned.is_none() && !job.network)
                     .then(|| sandbox::new_netns().ok())
                     .flatten();
                 let netns_fd = match (&pinned, &fresh) {
@@ -380,19 +399,47 @@ fn run_tests(job: &Job, work: &WorkDir) -> Result<Vec<TestReport>, JudgeError> {
 
 /// The cgroup limits every test run gets (the manifest's, or the overrides).
 fn test_cgroup_limits(job: &Job) -> cgroup::Limits {
-    step_limits(&job.lang.run, &job.overrides).cgroup()
+    cgroup_limits(&job.lang.run, &job.overrides)
 }
 
 /// A step's limits from the manifest, each replaced by its override when given.
 fn step_limits(step: &Step, overrides: &Overrides) -> Limits {
+    let defaults = Limits::default();
     Limits {
         cpu_time: Some(overrides.time.unwrap_or(step.time)),
+        cpu_per_process: overrides.cpu_per_process,
         wall_time: Some(overrides.wall_time.unwrap_or(step.wall_time)),
+        extra_time: overrides.extra_time.unwrap_or(0.0),
         output: overrides.output.unwrap_or(step.output),
         memory: Some(overrides.memory.unwrap_or(step.memory)),
         pids: Some(overrides.pids.unwrap_or(step.pids)),
-        ..Limits::default()
+        stack: match overrides.stack {
+            None => defaults.stack,
+            Some(0) => None,
+            Some(bytes) => Some(bytes),
+        },
+        ..defaults
     }
+}
+
+/// What a step's cgroup enforces: its limits, but with per-process memory only the
+/// ceiling for the whole tree (each process's own cap is its RLIMIT_AS).
+fn cgroup_limits(step: &Step, overrides: &Overrides) -> cgroup::Limits {
+    let mut limits = step_limits(step, overrides).cgroup();
+    if overrides.memory_per_process {
+        limits.memory = overrides.memory_ceiling;
+    }
+    limits
+}
+
+/// Which mechanism enforces each of a step's limits: the cgroup manager's answer, with
+/// per-process memory as RLIMIT_AS (the sandbox then sets it from `Limits::memory`).
+fn enforcement(job: &Job, step: &Step, overrides: &Overrides) -> cgroup::Enforcement {
+    let mut e = job.cgroups.enforcement(&cgroup_limits(step, overrides));
+    if overrides.memory_per_process {
+        e.memory = cgroup::Mechanism::Rlimit;
+    }
+    e
 }
 
 fn skipped(case: &TestCase) -> TestReport {
@@ -422,6 +469,7 @@ fn run_test(
         files,
         stdin: case.input.clone(),
         copy_out: Vec::new(),
+        network: job.network,
     };
     let (mut run, captured) = match job.reuse {
         true => run_warm(job, work, warm, spec, source, netns)?,
@@ -507,6 +555,8 @@ struct StepSpec<'a> {
     files: Vec<CopyIn>,
     stdin: Option<PathBuf>,
     copy_out: Vec<CopyOut>,
+    /// `lo` up in the run's own network namespace.
+    network: bool,
 }
 
 /// A test in the worker's warm sandbox (started at its first test, or again after one
@@ -524,7 +574,7 @@ fn run_warm(
         let limits = step_limits(spec.step, spec.overrides);
         let enforced = Enforced {
             cgroup: None,
-            enforcement: job.cgroups.enforcement(&limits.cgroup()),
+            enforcement: enforcement(job, spec.step, spec.overrides),
             filter: job.filter.as_ref(),
             netns,
             fixed_uid: false,
@@ -536,6 +586,7 @@ fn run_warm(
             env: sandbox::overlay_env(&job.env.image_env, &job.lang.env),
             files: spec.files.clone(),
             limits,
+            loopback: spec.network,
             ..Config::default()
         };
         *warm = WarmRuns::start(config, enforced).ok();
@@ -576,6 +627,7 @@ fn run_sandboxed(
         files,
         stdin,
         copy_out,
+        network,
     } = spec;
     let captured = Captured::in_dir(&work.path);
     let config = Config {
@@ -588,9 +640,10 @@ fn run_sandboxed(
         stdout_file: Some(captured.stdout.clone()),
         stderr_file: Some(captured.stderr.clone()),
         limits: step_limits(step, overrides),
+        loopback: network,
         ..Config::default()
     };
-    let enforcement = job.cgroups.enforcement(&config.limits.cgroup());
+    let enforcement = enforcement(job, step, overrides);
     let run_cgroup = take_cgroup(job, &source, step, overrides)?;
     let outcome = sandbox::run_enforced(
         config,
@@ -617,7 +670,7 @@ fn take_cgroup(
     Ok(match (job.cgroups.mode(), source) {
         (cgroup::Mode::None, _) => None,
         (_, CgroupSource::Inline) => {
-            let limits = step_limits(step, overrides).cgroup();
+            let limits = cgroup_limits(step, overrides);
             Some(job.cgroups.create_run(&limits)?)
         }
         (_, CgroupSource::Pooled { ready, .. }) => {

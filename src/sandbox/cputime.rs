@@ -39,6 +39,23 @@ pub fn tree_cpu_ticks(init: i32) -> u64 {
     total
 }
 
+/// The most CPU ticks any one live process in the sandbox has used on its own (init
+/// excluded): what a per-process CPU limit is checked against.
+pub fn max_process_cpu_ticks(init: i32) -> u64 {
+    let dir = format!("/proc/{init}/root/proc");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()))
+        .filter(|pid| *pid != 1)
+        .filter_map(|pid| std::fs::read_to_string(format!("{dir}/{pid}/stat")).ok())
+        .filter_map(|stat| parse_stat_times(&stat).map(|(own, _)| own))
+        .max()
+        .unwrap_or(0)
+}
+
 /// (utime+stime, cutime+cstime) from a /proc/PID/stat line.
 fn parse_stat_times(stat: &str) -> Option<(u64, u64)> {
     let rest = &stat[stat.rfind(')')? + 2..];

@@ -100,8 +100,13 @@ pub struct CopyOut {
 /// Resource limits of one run. `None` means unlimited.
 #[derive(Debug, Clone)]
 pub struct Limits {
-    /// CPU time of the whole process tree, seconds.
+    /// CPU time of the whole process tree, seconds (of each process on its own with
+    /// `cpu_per_process`).
     pub cpu_time: Option<f64>,
+    /// `cpu_time` limits each process's own CPU time (isolate without `--cg-timing`, as
+    /// Judge0's `enable_per_process_and_thread_time_limit`), not the tree's total: the
+    /// supervisor watches every process, RLIMIT_CPU backs it up in the kernel.
+    pub cpu_per_process: bool,
     /// Wall-clock time, seconds.
     pub wall_time: Option<f64>,
     /// Grace after a time limit before the kill (isolate's --extra-time).
@@ -123,6 +128,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             cpu_time: None,
+            cpu_per_process: false,
             wall_time: None,
             extra_time: 0.0,
             output: 64 << 20,

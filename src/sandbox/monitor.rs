@@ -27,6 +27,8 @@ pub struct Observed {
     pub killed_for: Option<Status>,
     pub wall: Duration,
     pub last_cpu_ns: u64,
+    /// With a per-process CPU limit: the most CPU time one process was seen to use.
+    pub process_cpu_peak_ns: u64,
     pub program_host_pid: Option<i32>,
     pub usage: Stats,
     /// init is gone (it exited, or was killed after not answering a stop): a warm
@@ -90,7 +92,8 @@ impl<'a> Monitor<'a> {
     /// Watches one run of a warm sandbox whose init (`pid`) outlives it.
     pub fn warm(mut self) -> Monitor<'a> {
         self.warm = true;
-        if self.config.limits.cpu_time.is_some() {
+        let l = &self.config.limits;
+        if l.cpu_time.is_some() && !l.cpu_per_process {
             self.cpu_base_ticks = cputime::tree_cpu_ticks(self.pid);
         }
         self
@@ -280,7 +283,6 @@ impl<'a> Monitor<'a> {
         if let (Some(limit), true) = (self.config.limits.cpu_time, started) {
             if now >= self.next_cpu_check {
                 let used = self.cpu_used_ns();
-                self.observed.last_cpu_ns = used;
                 let budget = ((limit + self.config.limits.extra_time) * 1e9) as u64;
                 if used >= budget {
                     self.stop(Status::TimeLimit);
@@ -293,12 +295,25 @@ impl<'a> Monitor<'a> {
         }
     }
 
-    fn cpu_used_ns(&self) -> u64 {
-        if let Some(ns) = self.hooks.cgroup.and_then(|c| c.cpu_usage_ns()) {
+    /// The CPU time the limit is checked against, noted in `observed`: the tree's total,
+    /// or with a per-process limit the most any one live process has used.
+    fn cpu_used_ns(&mut self) -> u64 {
+        if self.config.limits.cpu_per_process {
+            let ticks = cputime::max_process_cpu_ticks(self.pid);
+            let ns = ticks * 1_000_000_000 / self.clock_ticks;
+            let peak = &mut self.observed.process_cpu_peak_ns;
+            *peak = (*peak).max(ns);
             return ns;
         }
-        let ticks = cputime::tree_cpu_ticks(self.pid).saturating_sub(self.cpu_base_ticks);
-        ticks * 1_000_000_000 / self.clock_ticks
+        let ns = match self.hooks.cgroup.and_then(|c| c.cpu_usage_ns()) {
+            Some(ns) => ns,
+            None => {
+                let ticks = cputime::tree_cpu_ticks(self.pid).saturating_sub(self.cpu_base_ticks);
+                ticks * 1_000_000_000 / self.clock_ticks
+            }
+        };
+        self.observed.last_cpu_ns = ns;
+        ns
     }
 
     /// Asks init to kill everything (it then reaps and reports exact usage).

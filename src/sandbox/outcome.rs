@@ -64,9 +64,7 @@ fn classify(config: &Config, hooks: &Hooks, o: &Observed, r: &RunResult) -> (Sta
     let l = &config.limits;
     if let Some(why) = o.killed_for {
         let msg = match why {
-            Status::TimeLimit => {
-                format!("cpu time limit of {} s exceeded", l.cpu_time.unwrap_or(0.0))
-            }
+            Status::TimeLimit => cpu_limit_message(l),
             Status::WallTimeLimit => format!(
                 "wall time limit of {} s exceeded",
                 l.wall_time.unwrap_or(0.0)
@@ -91,11 +89,13 @@ fn classify(config: &Config, hooks: &Hooks, o: &Observed, r: &RunResult) -> (Sta
             "memory limit exceeded (killed by the out-of-memory killer)".into(),
         );
     }
-    if l.cpu_time.is_some_and(|t| r.cpu_time > t) || r.signal == Some(libc::SIGXCPU) {
-        return (
-            Status::TimeLimit,
-            format!("cpu time limit of {} s exceeded", l.cpu_time.unwrap_or(0.0)),
-        );
+    let cpu_used = if l.cpu_per_process {
+        o.process_cpu_peak_ns as f64 / 1e9
+    } else {
+        r.cpu_time
+    };
+    if l.cpu_time.is_some_and(|t| cpu_used > t) || r.signal == Some(libc::SIGXCPU) {
+        return (Status::TimeLimit, cpu_limit_message(l));
     }
     if l.wall_time.is_some_and(|t| r.wall_time > t) {
         return (
@@ -128,6 +128,18 @@ fn classify(config: &Config, hooks: &Hooks, o: &Observed, r: &RunResult) -> (Sta
             "program ended in an unknown way".into(),
         ),
     }
+}
+
+fn cpu_limit_message(l: &super::Limits) -> String {
+    let each = if l.cpu_per_process {
+        " (per process)"
+    } else {
+        ""
+    };
+    format!(
+        "cpu time limit of {} s{each} exceeded",
+        l.cpu_time.unwrap_or(0.0)
+    )
 }
 
 fn failure_result(config: &Config, m: &Message, o: &Observed) -> RunResult {

@@ -24,6 +24,9 @@ pub struct Runner {
     pub images: Option<ImageStore>,
     pub rootfs: Option<PathBuf>,
     pub scratch: PathBuf,
+    /// KB the whole process tree may use when memory is limited per process
+    /// (MAX_MEMORY_LIMIT): RLIMIT_AS caps each process, this keeps the host safe from many.
+    pub memory_ceiling_kb: u64,
 }
 
 /// Judge0's status 13 with a message.
@@ -77,20 +80,36 @@ impl Runner {
             compare: Compare::Trim,
             parallel: 1,
             stop_on_first_failure: true,
-            overrides: Overrides {
-                time: Some(req.cpu_time_limit.max(0.001)),
-                wall_time: Some(req.wall_time_limit.max(0.001)),
-                memory: Some(req.memory_limit * 1024),
-                pids: Some(req.max_processes_and_or_threads),
-                output: Some(req.max_file_size.max(1) * 1024),
-            },
+            overrides: self.overrides(req),
             filter,
             cgroups: &self.cgroups,
             // One warm sandbox pays off from the second run on; a single run is cheaper
             // in a fresh one.
             reuse: req.number_of_runs > 1,
+            network: req.enable_network,
         };
         judge::judge(&job).map_err(|e| e.to_string())
+    }
+
+    /// The run limits as Judge0 passes them to isolate: `-t`, `-x`, `-w`, `-k`, `-p`, `-f`,
+    /// and the memory limit as `-m` (each process's address space) with
+    /// enable_per_process_and_thread_memory_limit, else as `--cg-mem` (the whole tree);
+    /// enable_per_process_and_thread_time_limit limits each process's CPU time instead of
+    /// the tree's total (`--no-cg-timing`).
+    fn overrides(&self, req: &Request) -> Overrides {
+        let memory = req.memory_limit.saturating_mul(1024);
+        Overrides {
+            time: Some(req.cpu_time_limit.max(0.001)),
+            extra_time: Some(req.cpu_extra_time),
+            wall_time: Some(req.wall_time_limit.max(0.001)),
+            memory: Some(memory),
+            pids: Some(req.max_processes_and_or_threads),
+            output: Some(req.max_file_size.max(1).saturating_mul(1024)),
+            stack: Some(req.stack_limit.saturating_mul(1024)),
+            cpu_per_process: req.enable_per_process_and_thread_time_limit,
+            memory_per_process: req.enable_per_process_and_thread_memory_limit,
+            memory_ceiling: Some(self.memory_ceiling_kb.saturating_mul(1024).max(memory)),
+        }
     }
 
     /// The language's rootfs: the override, or its image (with a lease against pruning).
