@@ -239,7 +239,7 @@ fi
 # judgebox serve: Python A+B through the API against judge and the host (needs python3 image).
 if want serve; then
   if "$JB" image inspect judgebox/python3:bookworm >/dev/null 2>&1; then
-    python3 scripts/bench-serve.py "$JB" --workers 2
+    python3 scripts/bench-serve.py "$JB" --workers 2 --rounds "${SERVE_ROUNDS:-3}"
   else
     echo; echo "(serve benchmark skipped: judgebox/python3:bookworm is not in the store; run scripts/build-images.sh python3)"
   fi

@@ -145,6 +145,13 @@ fn every_reachable_status_id_from_a_real_program() {
         "{text}"
     );
     assert!(text.contains("judgebox_run_seconds_bucket"));
+    let overhead_count = text
+        .lines()
+        .find_map(|l| l.strip_prefix("judgebox_sandbox_overhead_seconds_count "))
+        .and_then(|n| n.trim().parse::<u64>().ok());
+    // Every submission but the internal error (its seccomp profile is missing, so it
+    // never reached a sandbox) has its sandbox overhead observed.
+    assert_eq!(overhead_count, Some(cases.len() as u64 - 1), "{text}");
 }
 
 #[test]

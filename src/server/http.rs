@@ -104,7 +104,7 @@ async fn drain(state: &State) {
     );
     state.draining.store(true, Ordering::SeqCst);
     state.wake_workers();
-    while state.alive.load(Ordering::SeqCst) > 0 {
+    while state.alive.load(Ordering::SeqCst) > 0 || state.committing.load(Ordering::SeqCst) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     state.release_waiters();

@@ -1,5 +1,6 @@
 //! `/metrics` in Prometheus' text format (prometheus-client): queue depth, submissions by
-//! status, run and queue-wait latency, worker states, HTTP requests by status code.
+//! status, run and queue-wait latency, sandbox overhead (setup and teardown), worker
+//! states, HTTP requests by status code.
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -16,6 +17,7 @@ pub struct Metrics {
     pub finished: Family<Labels, Counter>,
     pub run_seconds: Histogram,
     pub queue_seconds: Histogram,
+    pub sandbox_seconds: Histogram,
     pub workers: Family<Labels, Gauge>,
     pub requests: Family<Labels, Counter>,
     pub callbacks: Family<Labels, Counter>,
@@ -28,6 +30,7 @@ impl Metrics {
         let finished = Family::<Labels, Counter>::default();
         let run_seconds = Histogram::new(exponential_buckets(0.005, 2.0, 14));
         let queue_seconds = Histogram::new(exponential_buckets(0.001, 2.0, 18));
+        let sandbox_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 16));
         let workers = Family::<Labels, Gauge>::default();
         let requests = Family::<Labels, Counter>::default();
         let callbacks = Family::<Labels, Counter>::default();
@@ -51,6 +54,11 @@ impl Metrics {
             "Time a submission waited in the queue",
             queue_seconds.clone(),
         );
+        registry.register(
+            "sandbox_overhead_seconds",
+            "Judging time outside the programs' own run time (sandbox setup and teardown, cgroups, copies)",
+            sandbox_seconds.clone(),
+        );
         registry.register("workers", "Workers by state (idle, busy)", workers.clone());
         registry.register(
             "http_requests",
@@ -64,6 +72,7 @@ impl Metrics {
             finished,
             run_seconds,
             queue_seconds,
+            sandbox_seconds,
             workers,
             requests,
             callbacks,

@@ -61,6 +61,8 @@ pub struct State {
     pub busy: AtomicUsize,
     /// Worker threads still running.
     pub alive: AtomicUsize,
+    /// The committer thread (which stores the workers' results) is running.
+    pub committing: AtomicBool,
     /// Set by SIGTERM/SIGINT: no new requests, workers finish what they run and stop.
     pub draining: AtomicBool,
     pub started: Instant,
@@ -85,6 +87,7 @@ impl State {
             workers,
             busy: AtomicUsize::new(0),
             alive: AtomicUsize::new(0),
+            committing: AtomicBool::new(false),
             draining: AtomicBool::new(false),
             started: Instant::now(),
             waiters: Mutex::new(HashMap::new()),

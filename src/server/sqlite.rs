@@ -1,6 +1,7 @@
 //! The embedded store: one SQLite database in WAL mode with `synchronous=FULL`, so a
 //! finished result is on disk before its status is final, and a crash loses nothing
 //! (queued and processing rows survive; processing ones are requeued at start-up).
+//! Results finished together commit in one transaction, so they share one fsync.
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -196,13 +197,27 @@ impl Store for Sqlite {
     }
 
     fn finish(&self, token: &str, outcome: &Outcome, now: i64) -> Result<bool, StoreError> {
-        let json = serde_json::to_string(outcome).map_err(|e| corrupt(token, e))?;
-        let n = self.conn().execute(
-            "UPDATE submissions SET status_id = ?1, outcome = ?2, finished_at = ?3
-             WHERE token = ?4 AND status_id = ?5",
-            params![outcome.status_id, json, now, token, PROCESSING],
-        )?;
-        Ok(n == 1)
+        Ok(self.finish_many(&[(token, outcome)], now)?[0])
+    }
+
+    /// One transaction, so one fsync of the log (`synchronous=FULL`) for all of them.
+    fn finish_many(&self, done: &[(&str, &Outcome)], now: i64) -> Result<Vec<bool>, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let mut stored = Vec::with_capacity(done.len());
+        {
+            let mut update = tx.prepare_cached(
+                "UPDATE submissions SET status_id = ?1, outcome = ?2, finished_at = ?3
+                 WHERE token = ?4 AND status_id = ?5",
+            )?;
+            for (token, outcome) in done {
+                let json = serde_json::to_string(outcome).map_err(|e| corrupt(token, e))?;
+                let n = update.execute(params![outcome.status_id, json, now, token, PROCESSING])?;
+                stored.push(n == 1);
+            }
+        }
+        tx.commit()?;
+        Ok(stored)
     }
 
     fn requeue_stale(&self) -> Result<u64, StoreError> {

@@ -111,6 +111,14 @@ pub trait Store: Send + Sync {
     /// Stores the outcome and makes the status final in one transaction. Only a
     /// submission that is processing can finish: `false` means it was not.
     fn finish(&self, token: &str, outcome: &Outcome, now: i64) -> Result<bool, StoreError>;
+    /// [`Store::finish`] for several submissions, one flag each. A backend that can makes
+    /// it one transaction with one sync to disk (all or none); this default finishes them
+    /// one by one.
+    fn finish_many(&self, done: &[(&str, &Outcome)], now: i64) -> Result<Vec<bool>, StoreError> {
+        done.iter()
+            .map(|(token, outcome)| self.finish(token, outcome, now))
+            .collect()
+    }
     /// Puts every processing submission back in the queue (after a crash); returns how many.
     fn requeue_stale(&self) -> Result<u64, StoreError>;
     /// Deletes a finished submission; returns it.
