@@ -908,7 +908,8 @@ fn stack_extra_time_and_per_process_limits_are_applied() {
             .extend(extra.as_object().unwrap().clone());
         body
     };
-    let per_mem = json!({"memory_limit": 64000, "enable_per_process_and_thread_memory_limit": true});
+    let per_mem =
+        json!({"memory_limit": 64000, "enable_per_process_and_thread_memory_limit": true});
     let tree_mem = json!({"memory_limit": 64000});
     let two_holds = "/probes/hold 40 500 & /probes/hold 40 500; r=$?; wait $! && exit $r";
     let per_cpu = json!({"cpu_time_limit": 1, "cpu_extra_time": 0,
@@ -939,18 +940,31 @@ fn stack_extra_time_and_per_process_limits_are_applied() {
             json!({"cpu_time_limit": 0.5, "cpu_extra_time": 0}),
         ),
     ];
-    let r = judge_all(&s, &bodies, "stdout,stderr,message,time,judgebox_verdict,judgebox_enforcement");
+    let r = judge_all(
+        &s,
+        &bodies,
+        "stdout,stderr,message,time,judgebox_verdict,judgebox_enforcement",
+    );
     let out = |i: usize| r[i]["stdout"].as_str().unwrap_or("").to_string();
     let status = |i: usize| r[i]["status"]["id"].as_u64().unwrap();
     assert_eq!((status(0), out(0).as_str()), (3, "12345\n"), "{}", r[0]);
     assert_eq!((status(1), out(1).as_str()), (3, "unlimited\n"), "{}", r[1]);
     let limit_line: Vec<String> = out(2).split_whitespace().map(String::from).collect();
-    assert_eq!(limit_line[3..6], ["65536000", "65536000", "bytes"], "{}", r[2]);
+    assert_eq!(
+        limit_line[3..6],
+        ["65536000", "65536000", "bytes"],
+        "{}",
+        r[2]
+    );
     assert_eq!(r[2]["judgebox_enforcement"]["memory"], "rlimit", "{}", r[2]);
     assert!(out(3).contains("unlimited"), "{}", r[3]);
     // Over the per-process limit the allocation fails: a runtime error, as under isolate -m.
     assert_eq!(status(4), 11, "{}", r[4]);
-    assert!(r[4]["stderr"].as_str().unwrap().contains("malloc"), "{}", r[4]);
+    assert!(
+        r[4]["stderr"].as_str().unwrap().contains("malloc"),
+        "{}",
+        r[4]
+    );
     // 2 x 40 MiB at once: each process is under 64000 KB, the tree is not.
     assert_eq!((status(5), out(5).as_str()), (3, "ok\nok\n"), "{}", r[5]);
     assert_eq!(status(6), 12, "{}", r[6]);

@@ -333,9 +333,7 @@ fn run_tests(job: &Job, work: &WorkDir) -> Result<Vec<TestReport>, JudgeError> {
                 // A pinned one from the pool, else a fresh one.
                 // Tests with the network get a fresh namespace each (lo up there never
                 // reaches a pooled one).
-                let pinned = (!job.network)
-                    .then(sandbox::netns_pool::lease)
-                    .flatten();
+                let pinned = (!job.network).then(sandbox::netns_pool::lease).flatten();
                 let fresh = (pinned.is_none() && !job.network)
                     .then(|| sandbox::new_netns().ok())
                     .flatten();

@@ -103,12 +103,7 @@ fn hand_over(results: &Sender<Judged>, done: Judged) {
 fn judge(state: &State, sub: Submission) -> Judged {
     let m = &state.metrics;
     state.busy.fetch_add(1, Ordering::SeqCst);
-    m.workers
-        .get_or_create(&Metrics::label("state", "idle"))
-        .dec();
-    m.workers
-        .get_or_create(&Metrics::label("state", "busy"))
-        .inc();
+    move_worker(m, "idle", "busy");
     let claimed = now_ms();
     m.queue_seconds
         .observe((claimed - sub.created_at).max(0) as f64 / 1000.0);
@@ -129,12 +124,7 @@ fn judge(state: &State, sub: Submission) -> Judged {
     if let Some(seconds) = overhead {
         m.sandbox_seconds.observe(seconds);
     }
-    m.workers
-        .get_or_create(&Metrics::label("state", "busy"))
-        .dec();
-    m.workers
-        .get_or_create(&Metrics::label("state", "idle"))
-        .inc();
+    move_worker(m, "busy", "idle");
     state.busy.fetch_sub(1, Ordering::SeqCst);
     Judged {
         sub,
@@ -142,6 +132,14 @@ fn judge(state: &State, sub: Submission) -> Judged {
         overhead,
         claimed,
     }
+}
+
+/// One worker leaves state `from` for `to` in the workers gauge.
+fn move_worker(m: &Metrics, from: &str, to: &str) {
+    m.workers
+        .get_or_create(&Metrics::label("state", from))
+        .dec();
+    m.workers.get_or_create(&Metrics::label("state", to)).inc();
 }
 
 /// Stores results as they come, those waiting together in one commit, until every
