@@ -115,6 +115,8 @@ setup_steps! {
     Chdir => "chdir into the work dir",
     Seccomp => "install seccomp filter",
     Execve => "execve",
+    InheritFd => "keep an inherited descriptor open",
+    MountRuleAsCaller => "switch to the caller's identity for a mount rule",
 }
 
 /// A failure on the child side of the clone: which step, the errno, and the index of the
