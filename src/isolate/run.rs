@@ -144,6 +144,9 @@ struct Redirects {
     stdin: Arc<File>,
     stdout: Option<Arc<File>>,
     stderr: Option<Arc<File>>,
+    /// `--tty-hack`: the caller's terminal, which the program uses directly.
+    stdout_tty: Option<Arc<File>>,
+    stderr_tty: Option<Arc<File>>,
 }
 
 /// `--tty-hack`: our stdout or stderr when it is a terminal, for the program to use
@@ -171,20 +174,28 @@ fn redirects(
         Some(p) => open(p, false)?,
         None => dup_own(0)?,
     };
-    let stdout = match &o.stdout {
-        Some(p) => Some(open(p, true)?),
+    let stdout = o.stdout.as_deref().map(|p| open(p, true)).transpose()?;
+    let stdout_tty = match stdout {
         None => tty_target(o, 1)?,
+        Some(_) => None,
     };
     let stderr = match (&o.stderr, o.stderr_to_stdout, &stdout) {
         (Some(p), _, _) => Some(open(p, true)?),
         (None, true, Some(out)) => Some(out.clone()),
         (None, true, None) => Some(dup_own(1)?),
-        (None, false, _) => tty_target(o, 2)?,
+        (None, false, _) => None,
+    };
+    let stderr_tty = match (&stderr, o.stderr_to_stdout) {
+        (Some(_), false) => None,
+        (_, true) => stdout_tty.clone(),
+        (None, false) => tty_target(o, 2)?,
     };
     Ok(Redirects {
         stdin,
         stdout,
         stderr,
+        stdout_tty,
+        stderr_tty,
     })
 }
 
@@ -230,6 +241,8 @@ fn build_config(
         stdin_from: Some(r.stdin),
         stdout_to: r.stdout,
         stderr_to: r.stderr,
+        stdout_direct: r.stdout_tty,
+        stderr_direct: r.stderr_tty,
         inherit_fds,
         ..Config::default()
     }

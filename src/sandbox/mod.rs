@@ -190,6 +190,11 @@ pub struct Config {
     /// fields); when both are the same file they share one offset.
     pub stdout_to: Option<Arc<File>>,
     pub stderr_to: Option<Arc<File>>,
+    /// Files the program's stdout / stderr are themselves (not a pipe through the
+    /// supervisor): isolate's `--tty-hack` hands the caller's terminal over so. Nothing
+    /// is captured or capped; they take precedence over every other stdout/stderr field.
+    pub stdout_direct: Option<Arc<File>>,
+    pub stderr_direct: Option<Arc<File>>,
     /// Descriptors (3 and above) of ours the program keeps, at the same numbers
     /// (isolate's `--inherit-fds`); every other descriptor above 2 is closed.
     pub inherit_fds: Vec<i32>,
@@ -222,6 +227,8 @@ impl Default for Config {
             stdin_from: None,
             stdout_to: None,
             stderr_to: None,
+            stdout_direct: None,
+            stderr_direct: None,
             inherit_fds: Vec::new(),
         }
     }
