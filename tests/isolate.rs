@@ -884,6 +884,13 @@ fn mounts_at(path: &Path) -> usize {
         .count()
 }
 
+/// Total size in bytes of the filesystem at `path`, and whether it is a tmpfs.
+fn fs_size_and_tmpfs(path: &Path) -> (u64, bool) {
+    let st = statfs(path);
+    let bsize = u64::try_from(st.f_bsize).unwrap();
+    (st.f_blocks * bsize, st.f_type == TMPFS_MAGIC)
+}
+
 fn statfs(path: &Path) -> libc::statfs {
     let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
     // SAFETY: an all-zero statfs is a valid out buffer; the path is NUL-terminated.
@@ -902,12 +909,9 @@ fn quota_box_is_a_capped_tmpfs_and_no_mount_outlives_cleanup() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let boxdir = f.box_dir(1);
     assert_eq!(mounts_at(&boxdir), 1);
-    let st = statfs(&boxdir);
-    assert_eq!(
-        st.f_type as i64, TMPFS_MAGIC,
-        "the box is a tmpfs, not host disk"
-    );
-    assert!(st.f_blocks as u64 * st.f_bsize as u64 <= 256 << 10);
+    let (size, tmpfs) = fs_size_and_tmpfs(&boxdir);
+    assert!(tmpfs, "the box is a tmpfs, not host disk");
+    assert!(size <= 256 << 10, "{size}");
     assert_eq!(std::fs::metadata(&boxdir).unwrap().uid(), f.first_uid + 1);
     // What the caller writes between --init and --run is what the program sees.
     f.write(1, "input.txt", "from the caller\n");
@@ -944,11 +948,11 @@ fn quota_box_is_a_capped_tmpfs_and_no_mount_outlives_cleanup() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(mounts_at(&boxdir), 1);
     assert!(!boxdir.join("input.txt").exists(), "--init starts empty");
-    assert!(statfs(&boxdir).f_blocks as u64 * statfs(&boxdir).f_bsize as u64 <= 128 << 10);
+    assert!(fs_size_and_tmpfs(&boxdir).0 <= 128 << 10);
     // A plain --init over a quota box leaves no tmpfs behind.
     f.init(1, false);
     assert_eq!(mounts_at(&boxdir), 0);
-    assert_ne!(statfs(&boxdir).f_type as i64, TMPFS_MAGIC);
+    assert!(!fs_size_and_tmpfs(&boxdir).1);
     let out = f.isolate(&["-b", "1", "-q", "64,0", "--init"]);
     assert_eq!(out.status.code(), Some(0));
     let out = f.isolate(&["-b", "1", "--cleanup"]);

@@ -255,11 +255,16 @@ pub fn init(
         .create(&inner)
         .map_err(io("create", &inner))?;
     std::os::unix::fs::lchown(&inner, Some(owner.0), Some(owner.1)).map_err(io("chown", &inner))?;
-    if let Some(q) = quota.filter(|q| q.blocks > 0) {
-        quota::mount(&inner, q, owner)?;
+    let quota = quota.filter(|q| q.blocks > 0);
+    let made = match quota {
+        Some(q) => quota::mount(&inner, q, owner).map_err(BoxError::from),
+        None => Ok(()),
     }
-    if let Err(e) = lock.write_record(true) {
-        let _ = quota::unmount_below(&b.dir);
+    .and_then(|()| lock.write_record(true));
+    if let Err(e) = made {
+        // Nothing half-made stays: no mount, no box, and the lock says "no box".
+        let _ = remove_box_dir(b);
+        let _ = lock.clear();
         return Err(e);
     }
     Ok(b.dir.clone())

@@ -154,8 +154,9 @@ pub fn is_mounted(box_dir: &Path) -> Result<bool, QuotaError> {
 /// times a crashed caller stacked it); returns how many mounts went.
 pub fn unmount_below(dir: &Path) -> Result<usize, QuotaError> {
     let mut count = 0;
-    // Stacked mounts on one point are listed once per mount: loop until none is left.
-    loop {
+    // Stacked mounts on one point are listed once per mount: loop until none is left
+    // (a bounded number of rounds, in case the kernel keeps listing one).
+    for _ in 0..MAX_ROUNDS {
         let found = mounts_below(dir)?;
         if found.is_empty() {
             return Ok(count);
@@ -171,7 +172,14 @@ pub fn unmount_below(dir: &Path) -> Result<usize, QuotaError> {
             count += 1;
         }
     }
+    Err(unmount_err(
+        dir,
+        std::io::Error::other("mounts are still listed after unmounting them"),
+    ))
 }
+
+/// Rounds of unmounting before `unmount_below` gives up.
+const MAX_ROUNDS: usize = 64;
 
 fn unmount_err(path: &Path, source: std::io::Error) -> QuotaError {
     QuotaError::Unmount {
