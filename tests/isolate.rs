@@ -553,7 +553,11 @@ fn bad_setup_is_xx_with_exit_2() {
         ),
         (
             &["-b", "1", "--quota=100,100", "--run", "--", "/bin/true"],
-            "judgebox cannot honour --quota",
+            "--quota must be given to --init",
+        ),
+        (
+            &["--syscalls=1", "-b", "1", "--run", "--", "/bin/true"],
+            "judgebox cannot honour --syscalls",
         ),
     ];
     for (args, want) in cases {
