@@ -70,8 +70,9 @@ fn mount_err(path: &Path) -> impl FnOnce(std::io::Error) -> QuotaError + '_ {
     }
 }
 
-/// Mounts the quota tmpfs on the (empty, root-created) directory `box_dir`; the mount
-/// is private, so it never propagates into other mount namespaces.
+/// Mounts the quota tmpfs on the (empty, root-created) directory `box_dir`. Its
+/// propagation is its parent's: where the host's mounts are shared, the copies other
+/// namespaces receive are unmounted with it (made private, they would outlive it there).
 pub fn mount(box_dir: &Path, q: Quota, owner: (u32, u32)) -> Result<(), QuotaError> {
     let max = max_blocks();
     if q.blocks > max {
@@ -98,23 +99,6 @@ pub fn mount(box_dir: &Path, q: Quota, owner: (u32, u32)) -> Result<(), QuotaErr
     };
     if rc != 0 {
         return Err(mount_err(box_dir)(std::io::Error::last_os_error()));
-    }
-    let path = CString::new(box_dir.as_os_str().as_bytes())
-        .map_err(|e| mount_err(box_dir)(std::io::Error::other(e)))?;
-    // SAFETY: as above; only propagation changes.
-    let rc = unsafe {
-        libc::mount(
-            std::ptr::null(),
-            path.as_ptr(),
-            std::ptr::null(),
-            libc::MS_PRIVATE,
-            std::ptr::null(),
-        )
-    };
-    if rc != 0 {
-        let e = std::io::Error::last_os_error();
-        let _ = unmount_below(box_dir);
-        return Err(mount_err(box_dir)(e));
     }
     Ok(())
 }
