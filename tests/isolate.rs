@@ -553,7 +553,11 @@ fn bad_setup_is_xx_with_exit_2() {
         ),
         (
             &["-b", "1", "--quota=100,100", "--run", "--", "/bin/true"],
-            "judgebox cannot honour --quota",
+            "--quota must be given to --init",
+        ),
+        (
+            &["--syscalls=1", "-b", "1", "--run", "--", "/bin/true"],
+            "judgebox cannot honour --syscalls",
         ),
     ];
     for (args, want) in cases {
@@ -872,4 +876,352 @@ fn cg_mode_degrades_to_rlimits_without_cgroups() {
         !m.contains_key("cg-mem") && !m.contains_key("cg-oom-killed"),
         "{m:?}"
     );
+}
+
+/// Mount points at `path` in our mount namespace (the host's: the tests run there).
+fn mounts_at(path: &Path) -> usize {
+    let path = path.to_str().unwrap();
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter(|l| l.split(' ').nth(4) == Some(path))
+        .count()
+}
+
+/// Total size in bytes of the filesystem at `path`, and whether it is a tmpfs.
+fn fs_size_and_tmpfs(path: &Path) -> (u64, bool) {
+    let st = statfs(path);
+    let bsize = u64::try_from(st.f_bsize).unwrap();
+    (st.f_blocks * bsize, st.f_type == TMPFS_MAGIC)
+}
+
+fn statfs(path: &Path) -> libc::statfs {
+    let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+    // SAFETY: an all-zero statfs is a valid out buffer; the path is NUL-terminated.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::statfs(c.as_ptr(), &mut st) }, 0);
+    st
+}
+
+const TMPFS_MAGIC: i64 = 0x0102_1994;
+
+#[test]
+fn quota_box_is_a_capped_tmpfs_and_no_mount_outlives_cleanup() {
+    let f = Fixture::new();
+    let out = f.isolate(&["-b", "1", "-q", "256,16", "--init"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let boxdir = f.box_dir(1);
+    assert_eq!(mounts_at(&boxdir), 1);
+    let (size, tmpfs) = fs_size_and_tmpfs(&boxdir);
+    assert!(tmpfs, "the box is a tmpfs, not host disk");
+    assert!(size <= 256 << 10, "{size}");
+    assert_eq!(std::fs::metadata(&boxdir).unwrap().uid(), f.first_uid + 1);
+    // What the caller writes between --init and --run is what the program sees.
+    f.write(1, "input.txt", "from the caller\n");
+    let script = "cat input.txt; dd if=/dev/zero of=big bs=1k count=1024 2>&1; echo dd=$?; \
+                  i=0; while touch f$i 2>/dev/null; do i=$((i+1)); done; echo files=$i; \
+                  touch last; exit 3";
+    let (out, m) = run_verdict(&f, 1, &["-p"], &["/bin/sh", "-c", script]);
+    let o = text(&out.stdout);
+    assert!(o.contains("from the caller"), "{o}");
+    assert!(o.contains("No space left on device"), "{o}");
+    assert!(o.contains("dd=1"), "{o}");
+    let files: u64 = o
+        .lines()
+        .find_map(|l| l.strip_prefix("files="))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(files < 16, "inode cap not applied: {files} files");
+    assert_eq!((m["status"].as_str(), m["exitcode"].as_str()), ("RE", "3"));
+    let big = std::fs::metadata(boxdir.join("big")).unwrap().len();
+    assert!(big <= 256 << 10, "box grew to {big} bytes");
+    // -q at --run of a box with a quota is accepted; of one without, refused.
+    let (out, _) = run_verdict(&f, 1, &["-q", "256,16"], &["/bin/true"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    f.init(2, false);
+    let (out, m) = run_verdict(&f, 2, &["-q", "256,16"], &["/bin/true"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        m["message"].contains("--quota must be given to --init"),
+        "{m:?}"
+    );
+    // A box never cleaned up (a crashed caller) is re-initialised over: still one mount.
+    let out = f.isolate(&["-b", "1", "-q", "128,8", "--init"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(mounts_at(&boxdir), 1);
+    assert!(!boxdir.join("input.txt").exists(), "--init starts empty");
+    assert!(fs_size_and_tmpfs(&boxdir).0 <= 128 << 10);
+    // A plain --init over a quota box leaves no tmpfs behind.
+    f.init(1, false);
+    assert_eq!(mounts_at(&boxdir), 0);
+    assert!(!fs_size_and_tmpfs(&boxdir).1);
+    let out = f.isolate(&["-b", "1", "-q", "64,0", "--init"]);
+    assert_eq!(out.status.code(), Some(0));
+    let out = f.isolate(&["-b", "1", "--cleanup"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(mounts_at(&boxdir), 0);
+    assert!(!f.dir.path().join("boxes/1").exists());
+    // A mount left where the lock says nothing exists is still removed by --cleanup.
+    std::fs::create_dir_all(&boxdir).unwrap();
+    let status = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
+        .arg(&boxdir)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = f.isolate(&["-b", "1", "--cleanup"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(mounts_at(&boxdir), 0);
+    // A quota larger than judgebox allows (half the RAM) is refused with nothing mounted.
+    let out = f.isolate(&["-b", "3", "-q", "2147483647,0", "--init"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("Cannot set disk quota"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(mounts_at(&f.box_dir(3)), 0);
+}
+
+#[test]
+fn as_uid_acts_for_the_caller() {
+    let f = Fixture::new();
+    let caller = (f.first_uid + 15).to_string();
+    let as_uid = format!("--as-uid={caller}");
+    let as_gid = format!("--as-gid={caller}");
+    let out = f.isolate(&[&as_uid, "-b", "1", "--init"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("--as-uid and --as-gid must be used either both or none"));
+    let out = f.isolate(&[&as_uid, &as_gid, "-b", "1", "--init"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    // The box belongs to the caller between runs; the lock records the caller.
+    let boxdir = f.box_dir(1);
+    assert_eq!(
+        std::fs::metadata(&boxdir).unwrap().uid().to_string(),
+        caller
+    );
+    let lock = std::fs::read(f.dir.path().join("locks/1")).unwrap();
+    assert_eq!(
+        u32::from_ne_bytes(lock[4..8].try_into().unwrap()).to_string(),
+        caller
+    );
+    // Directories the caller cannot reach are not bound, as isolate binds as the caller.
+    let secret = f.dir.path().join("secret");
+    std::fs::create_dir_all(secret.join("data")).unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::write(secret.join("data/x"), "root only\n").unwrap();
+    let rule = format!("/data={}/data", secret.display());
+    let base = [as_uid.as_str(), as_gid.as_str(), "-p"];
+    let mut args = base.to_vec();
+    args.extend(["-d", rule.as_str()]);
+    let (out, m) = run_verdict(&f, 1, &args, &["/bin/cat", "/data/x"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stdout));
+    assert!(m["message"].starts_with("Cannot mount"), "{m:?}");
+    assert!(m["message"].contains("Permission denied"), "{m:?}");
+    let maybe = format!("{rule}:maybe");
+    let mut args = base.to_vec();
+    args.extend(["-d", maybe.as_str(), "-o", "ls.txt"]);
+    let (out, _) = run_verdict(&f, 1, &args, &["/bin/ls", "/"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let ls = std::fs::read_to_string(boxdir.join("ls.txt")).unwrap();
+    assert!(!ls.lines().any(|l| l == "data"), "{ls}");
+    // The output the program wrote is handed back to the caller after the run.
+    assert_eq!(
+        std::fs::metadata(boxdir.join("ls.txt"))
+            .unwrap()
+            .uid()
+            .to_string(),
+        caller
+    );
+    assert_eq!(
+        std::fs::metadata(&boxdir).unwrap().uid().to_string(),
+        caller
+    );
+    // Root without --as-uid binds it (root can reach it), and the program ran as the box.
+    f.init(2, false);
+    let (out, _) = run_verdict(&f, 2, &["-p", "-d", rule.as_str()], &["/bin/ls", "/data"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    // Once the caller can reach it, the caller's bind works.
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o711)).unwrap();
+    let mut args = base.to_vec();
+    args.extend(["-d", rule.as_str(), "-o", "x.txt"]);
+    let (out, _) = run_verdict(&f, 1, &args, &["/bin/cat", "/data/x"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        std::fs::read_to_string(boxdir.join("x.txt")).unwrap(),
+        "root only\n"
+    );
+}
+
+/// `f.command(args)` with `fd` of ours placed at `at` in the child (not close-on-exec).
+fn with_fd_at(mut c: Command, fd: i32, at: i32) -> Command {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: dup2 is async-signal-safe; it runs in the child between fork and exec.
+    unsafe {
+        c.pre_exec(move || {
+            if libc::dup2(fd, at) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    c
+}
+
+#[test]
+fn inherit_fds_passes_the_callers_descriptors_only_when_asked() {
+    use std::os::fd::AsRawFd;
+    let f = Fixture::new();
+    f.init(1, false);
+    let host = f.dir.path().join("via-fd.txt");
+    let file = std::fs::File::create(&host).unwrap();
+    let run = |extra: &[&str]| {
+        let mut args = vec!["-b", "1", "-p"];
+        args.extend_from_slice(extra);
+        args.extend(["--run", "--", "/bin/sh", "-c", "echo through-7 >&7"]);
+        with_fd_at(f.command(&args), file.as_raw_fd(), 7)
+            .output()
+            .unwrap()
+    };
+    let out = run(&[]);
+    assert_eq!(out.status.code(), Some(1), "by default fd 7 is closed");
+    assert_eq!(std::fs::read_to_string(&host).unwrap(), "");
+    let out = run(&["--inherit-fds"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(std::fs::read_to_string(&host).unwrap(), "through-7\n");
+    // A directory descriptor would let the program out of the box: refused.
+    let dir = std::fs::File::open(f.dir.path()).unwrap();
+    let args = ["-b", "1", "--inherit-fds", "--run", "--", "/bin/true"];
+    let out = with_fd_at(f.command(&args), dir.as_raw_fd(), 8)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("descriptor 8 is a directory"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn core_limit_is_applied_and_cores_land_in_the_box() {
+    let f = Fixture::new();
+    f.init(1, false);
+    let limits = |extra: &[&str]| {
+        let mut args = vec!["-b", "1", "-o", "limits.txt"];
+        args.extend_from_slice(extra);
+        args.extend(["--run", "--", "/bin/cat", "/proc/self/limits"]);
+        let out = f.isolate(&args);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        let l = std::fs::read_to_string(f.box_dir(1).join("limits.txt")).unwrap();
+        let line = l
+            .lines()
+            .find(|l| l.starts_with("Max core file size"))
+            .unwrap()
+            .to_string();
+        line.split_whitespace().nth(4).unwrap().to_string()
+    };
+    assert_eq!(limits(&[]), "0");
+    assert_eq!(limits(&["--core=100"]), "102400");
+    // Where the host's core_pattern is a plain file name, the core is written in the
+    // program's working directory: the box.
+    let pattern = std::fs::read_to_string("/proc/sys/kernel/core_pattern").unwrap();
+    if pattern.trim() != "core" {
+        return;
+    }
+    f.compile(1, "ab", "#include <stdlib.h>\nint main(void){abort();}\n");
+    let (out, m) = run_verdict(&f, 1, &[], &["./ab"]);
+    assert_eq!((out.status.code(), m["exitsig"].as_str()), (Some(1), "6"));
+    assert!(
+        !f.box_dir(1).join("core").exists(),
+        "no core without --core"
+    );
+    let (_, m) = run_verdict(&f, 1, &["--core=4096"], &["./ab"]);
+    assert_eq!(m["exitsig"], "6");
+    let core = std::fs::metadata(f.box_dir(1).join("core")).unwrap();
+    assert!(core.len() > 0 && core.len() <= 4096 << 10);
+}
+
+/// A pseudo-terminal pair: (master, slave).
+fn pty() -> (std::fs::File, std::fs::File) {
+    use std::os::fd::FromRawFd;
+    // SAFETY: posix_openpt/grantpt/unlockpt/ptsname on the fd just opened; ptsname's
+    // static buffer is copied at once (tests in this file do not call it concurrently).
+    unsafe {
+        let m = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC);
+        assert!(m >= 0, "posix_openpt");
+        assert_eq!(libc::grantpt(m), 0);
+        assert_eq!(libc::unlockpt(m), 0);
+        let name = std::ffi::CStr::from_ptr(libc::ptsname(m)).to_owned();
+        let s = libc::open(
+            name.as_ptr(),
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+        );
+        assert!(s >= 0, "open slave");
+        (std::fs::File::from_raw_fd(m), std::fs::File::from_raw_fd(s))
+    }
+}
+
+/// Everything the master side got until every slave descriptor was closed.
+fn drain(mut master: std::fs::File) -> String {
+    use std::io::Read;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        match master.read(&mut chunk) {
+            Ok(0) | Err(_) => break, // EIO once the slave is closed everywhere
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+    text(&buf)
+}
+
+#[test]
+fn tty_hack_lets_the_program_use_the_callers_terminal() {
+    let f = Fixture::new();
+    f.init(1, false);
+    let script = "if test -t 1; then echo stdout-is-a-tty; else echo stdout-is-not; fi";
+    let run = |extra: &[&str]| {
+        let (master, slave) = pty();
+        let mut args = vec!["-b", "1", "-p", "-s"];
+        args.extend_from_slice(extra);
+        args.extend(["--run", "--", "/bin/sh", "-c", script]);
+        let mut c = f.command(&args);
+        c.stdout(Stdio::from(slave));
+        let status = c.status().unwrap();
+        drop(c);
+        (status, drain(master))
+    };
+    let (status, got) = run(&["--tty-hack"]);
+    assert!(status.success());
+    assert!(got.contains("stdout-is-a-tty"), "{got:?}");
+    let (status, got) = run(&[]);
+    assert!(status.success());
+    assert!(got.contains("stdout-is-not"), "{got:?}");
+    // Not on a terminal, --tty-hack changes nothing (as isolate's isatty check).
+    let out = f.isolate(&[
+        "-b",
+        "1",
+        "-p",
+        "--tty-hack",
+        "--run",
+        "--",
+        "/bin/sh",
+        "-c",
+        script,
+    ]);
+    assert!(text(&out.stdout).contains("stdout-is-not"));
+}
+
+#[test]
+fn meta_dash_is_stdout() {
+    let f = Fixture::new();
+    f.init(1, false);
+    let out = f.isolate(&["-b", "1", "-s", "-M", "-", "--run", "--", "/bin/true"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let o = text(&out.stdout);
+    assert!(o.contains("time:") && o.contains("exitcode:0"), "{o}");
+    assert!(!f.box_dir(1).join("-").exists() && !Path::new("-").exists());
 }

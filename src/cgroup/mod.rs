@@ -19,7 +19,7 @@
 //! (backends), `owner` (run names and liveness), `fs` (cgroupfs file helpers), `systemd`
 //! (re-executing in a delegated transient scope), `doctor`.
 
-mod detect;
+pub(crate) mod detect;
 mod doctor;
 mod fs;
 mod owner;

@@ -248,6 +248,7 @@ fn build_config(a: &RunArgs) -> Result<Config> {
             memory: Some(a.memory),
             pids: Some(a.pids),
             cpus: a.cpus,
+            core: 0,
         },
         allow_host_root: a.allow_host_root,
         workdir: "/box".into(),

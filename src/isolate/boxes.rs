@@ -2,7 +2,9 @@
 //! file per box in lock_root (isolate's record format) held while a command works on the
 //! box, and symlink-safe ownership fixes and removal.
 
+use super::caller::Caller;
 use super::config::Settings;
+use super::quota::{self, Quota, QuotaError};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
 use std::os::fd::AsRawFd;
@@ -24,6 +26,10 @@ pub enum BoxError {
     LockFormat(PathBuf),
     #[error("This box was initialized with an incompatible control group mode")]
     CgMode,
+    #[error("This box belongs to a different user (uid {0})")]
+    OtherOwner(u32),
+    #[error(transparent)]
+    Quota(#[from] QuotaError),
     #[error("This box was not initialized properly")]
     NotInitialized,
     #[error("Box not found, did you run `{0} --init'?")]
@@ -90,11 +96,20 @@ pub enum Intent {
     Cleanup,
 }
 
+/// How a command may use a box: `--wait`, `--cg`, and who it acts for.
+#[derive(Debug, Clone, Copy)]
+pub struct Access {
+    pub wait: bool,
+    pub cg: bool,
+    pub caller: Caller,
+}
+
 /// A held box lock (released when dropped or when the process dies).
 #[derive(Debug)]
 pub struct Lock {
     file: File,
     cg: bool,
+    owner_uid: u32,
 }
 
 fn flock(file: &File, wait: bool) -> std::io::Result<()> {
@@ -120,7 +135,8 @@ fn make_dir(path: &Path, mode: u32) -> Result<(), BoxError> {
 }
 
 /// Takes the box's lock. `Ok(None)`: the box does not exist (not for Init).
-pub fn lock(b: &BoxId, intent: Intent, wait: bool, cg: bool) -> Result<Option<Lock>, BoxError> {
+pub fn lock(b: &BoxId, intent: Intent, a: &Access) -> Result<Option<Lock>, BoxError> {
+    let (wait, cg) = (a.wait, a.cg);
     if let Some(parent) = b.lock_path.parent() {
         make_dir(parent, 0o755)?;
     }
@@ -146,7 +162,11 @@ pub fn lock(b: &BoxId, intent: Intent, wait: bool, cg: bool) -> Result<Option<Lo
     let mut buf = Vec::new();
     file.read_to_end(&mut buf)
         .map_err(io("read", &b.lock_path))?;
-    let lock = Lock { file, cg };
+    let lock = Lock {
+        file,
+        cg,
+        owner_uid: a.caller.uid,
+    };
     if buf.is_empty() {
         // Nobody initialised this box (or it was cleaned up).
         return Ok((intent == Intent::Init).then_some(lock));
@@ -155,6 +175,10 @@ pub fn lock(b: &BoxId, intent: Intent, wait: bool, cg: bool) -> Result<Option<Lo
         return Err(BoxError::LockFormat(b.lock_path.clone()));
     }
     let (was_cg, initialized) = (buf[8] != 0, buf[9] != 0);
+    let owner = u32::from_ne_bytes([buf[4], buf[5], buf[6], buf[7]]);
+    if initialized && owner != a.caller.uid && !a.caller.by_root {
+        return Err(BoxError::OtherOwner(owner));
+    }
     if was_cg != cg && intent != Intent::Init {
         return Err(BoxError::CgMode);
     }
@@ -168,6 +192,7 @@ impl Lock {
     fn write_record(&mut self, initialized: bool) -> Result<(), BoxError> {
         let mut rec = [0u8; RECORD_SIZE];
         rec[..4].copy_from_slice(&LOCK_MAGIC.to_ne_bytes());
+        rec[4..8].copy_from_slice(&self.owner_uid.to_ne_bytes());
         rec[8] = self.cg as u8;
         rec[9] = initialized as u8;
         let path = PathBuf::from("lock file");
@@ -194,7 +219,10 @@ fn check_box_root(root: &Path) -> Result<(), BoxError> {
     Ok(())
 }
 
+/// Removes the box directory, first unmounting whatever is mounted in it (a quota
+/// box's tmpfs, also one a crashed caller never cleaned up).
 fn remove_box_dir(b: &BoxId) -> Result<(), BoxError> {
+    quota::unmount_below(&b.dir)?;
     match std::fs::symlink_metadata(&b.dir) {
         Ok(m) if m.is_dir() => std::fs::remove_dir_all(&b.dir).map_err(io("remove", &b.dir)),
         Ok(_) => std::fs::remove_file(&b.dir).map_err(io("remove", &b.dir)),
@@ -203,10 +231,17 @@ fn remove_box_dir(b: &BoxId) -> Result<(), BoxError> {
     }
 }
 
-/// `--init`: a fresh, empty box owned by the box's uid; returns the directory to print.
-pub fn init(s: &Settings, b: &BoxId, wait: bool, cg: bool) -> Result<PathBuf, BoxError> {
+/// `--init`: a fresh, empty box owned by `owner` (a tmpfs of the quota's size when one
+/// is given); returns the directory to print. Nothing is left mounted on failure.
+pub fn init(
+    s: &Settings,
+    b: &BoxId,
+    a: &Access,
+    owner: (u32, u32),
+    quota: Option<Quota>,
+) -> Result<PathBuf, BoxError> {
     check_box_root(&s.box_root)?;
-    let mut lock = lock(b, Intent::Init, wait, cg)?.ok_or(BoxError::NotInitialized)?;
+    let mut lock = lock(b, Intent::Init, a)?.ok_or(BoxError::NotInitialized)?;
     lock.write_record(false)?;
     remove_box_dir(b)?;
     std::fs::DirBuilder::new()
@@ -219,8 +254,19 @@ pub fn init(s: &Settings, b: &BoxId, wait: bool, cg: bool) -> Result<PathBuf, Bo
         .mode(0o700)
         .create(&inner)
         .map_err(io("create", &inner))?;
-    std::os::unix::fs::lchown(&inner, Some(b.uid), Some(b.gid)).map_err(io("chown", &inner))?;
-    lock.write_record(true)?;
+    std::os::unix::fs::lchown(&inner, Some(owner.0), Some(owner.1)).map_err(io("chown", &inner))?;
+    let quota = quota.filter(|q| q.blocks > 0);
+    let made = match quota {
+        Some(q) => quota::mount(&inner, q, owner).map_err(BoxError::from),
+        None => Ok(()),
+    }
+    .and_then(|()| lock.write_record(true));
+    if let Err(e) = made {
+        // Nothing half-made stays: no mount, no box, and the lock says "no box".
+        let _ = remove_box_dir(b);
+        let _ = lock.clear();
+        return Err(e);
+    }
     Ok(b.dir.clone())
 }
 
@@ -238,9 +284,11 @@ pub fn ensure_root_dir(b: &BoxId) -> Result<(), BoxError> {
 }
 
 /// `--cleanup`: removes the box; false when there was nothing to remove.
-pub fn cleanup(s: &Settings, b: &BoxId, wait: bool, cg: bool) -> Result<bool, BoxError> {
+pub fn cleanup(s: &Settings, b: &BoxId, a: &Access) -> Result<bool, BoxError> {
     check_box_root(&s.box_root)?;
-    let Some(lock) = lock(b, Intent::Cleanup, wait, cg)? else {
+    let Some(lock) = lock(b, Intent::Cleanup, a)? else {
+        // Never initialised (or cleaned up), yet a crash may have left a mount here.
+        quota::unmount_below(&b.dir)?;
         return Ok(false);
     };
     remove_box_dir(b)?;
@@ -249,10 +297,10 @@ pub fn cleanup(s: &Settings, b: &BoxId, wait: bool, cg: bool) -> Result<bool, Bo
 }
 
 /// `--run`'s lock: the box must exist and be initialised.
-pub fn lock_for_run(s: &Settings, b: &BoxId, wait: bool, cg: bool) -> Result<Lock, BoxError> {
+pub fn lock_for_run(s: &Settings, b: &BoxId, a: &Access) -> Result<Lock, BoxError> {
     check_box_root(&s.box_root)?;
-    let name = if cg { "isolate --cg" } else { "isolate" };
-    let lock = lock(b, Intent::Run, wait, cg)?.ok_or(BoxError::NotFound(name))?;
+    let name = if a.cg { "isolate --cg" } else { "isolate" };
+    let lock = lock(b, Intent::Run, a)?.ok_or(BoxError::NotFound(name))?;
     if !b.box_dir().is_dir() {
         return Err(BoxError::NotFound(name));
     }

@@ -3,9 +3,11 @@
 //! shell out to `isolate` (CMS, Judge0's worker, homebrew ones) run unchanged.
 
 pub mod boxes;
+pub mod caller;
 pub mod config;
 pub mod meta;
 pub mod options;
+pub mod quota;
 pub mod rules;
 pub mod run;
 pub mod stdio;
@@ -26,6 +28,10 @@ pub enum IsolateError {
     Config(#[from] config::ConfigError),
     #[error(transparent)]
     Box(#[from] boxes::BoxError),
+    #[error(transparent)]
+    Caller(#[from] caller::CallerError),
+    #[error(transparent)]
+    Quota(#[from] quota::QuotaError),
     #[error("judgebox cannot honour {0}")]
     Unsupported(String),
     #[error("{0}")]
@@ -117,48 +123,72 @@ fn execute(o: &Options, cmd: Command) -> Result<i32, IsolateError> {
     if cmd == Command::PrintCgRoot {
         return print_cg_root();
     }
+    let access = boxes::Access {
+        wait: o.wait,
+        cg: o.cg,
+        caller: caller::Caller::of_process(o)?,
+    };
     let settings = config::load()?;
     let b = boxes::BoxId::new(&settings, o.box_id)?;
     match cmd {
         Command::Init => {
-            if o.quota.is_some() {
-                return Err(IsolateError::Unsupported(
-                    "--quota (judgebox has no disk quotas; bound the box by --fsize)".into(),
-                ));
-            }
-            let dir = boxes::init(&settings, &b, o.wait, o.cg)?;
+            let owner = access.caller.restricted().unwrap_or((b.uid, b.gid));
+            let quota = o
+                .quota
+                .map(|(blocks, inodes)| quota::Quota { blocks, inodes });
+            let dir = boxes::init(&settings, &b, &access, owner, quota)?;
             println!("{}", dir.display());
             Ok(0)
         }
         Command::Cleanup => {
-            if !boxes::cleanup(&settings, &b, o.wait, o.cg)? && o.verbose > 0 {
+            if !boxes::cleanup(&settings, &b, &access)? && o.verbose > 0 {
                 eprintln!("Nothing to do -- box did not exist");
             }
             Ok(0)
         }
-        _ => run_and_report(o, &settings, &b),
+        _ => run_and_report(o, &settings, &b, &access),
     }
 }
 
-/// Writes the meta file without following a symlink at its name and without blocking on
-/// a FIFO there (callers have put it inside the box, where the program can plant either).
+/// Opens the meta file without following a symlink at its name and without blocking on
+/// a FIFO there (callers have put it inside the box, where the program can plant either);
+/// as the real user when that is not root (isolate opens it with the caller's fsuid).
+fn open_meta(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    let open = || {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .mode(0o644)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open(path)
+            .map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))
+    };
+    // SAFETY: getuid/getgid have no preconditions.
+    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+    let file = if uid == 0 {
+        open()
+    } else {
+        caller::with_identity((uid, gid), open)
+    };
+    file.map_err(std::io::Error::from_raw_os_error)
+}
+
+/// Writes the meta file (`-M -`: our stdout, as isolate).
 fn write_meta(o: &Options, text: &str) {
     let Some(path) = &o.meta else {
         return;
     };
-    let written = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .mode(0o644)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open(path)
-        .and_then(|mut f| {
-            if !f.metadata()?.is_file() {
-                return Err(std::io::Error::other("not a regular file"));
-            }
-            f.set_len(0)?;
-            f.write_all(text.as_bytes())
-        });
+    if path.as_os_str() == "-" {
+        print!("{text}");
+        return;
+    }
+    let written = open_meta(path).and_then(|mut f| {
+        if !f.metadata()?.is_file() {
+            return Err(std::io::Error::other("not a regular file"));
+        }
+        f.set_len(0)?;
+        f.write_all(text.as_bytes())
+    });
     if let Err(e) = written {
         eprintln!(
             "Failed to write meta file {}: {e}",
@@ -171,8 +201,9 @@ fn run_and_report(
     o: &Options,
     s: &config::Settings,
     b: &boxes::BoxId,
+    a: &boxes::Access,
 ) -> Result<i32, IsolateError> {
-    let out = run::run(o, s, b)?;
+    let out = run::run(o, s, b, a)?;
     write_meta(o, &meta::render(&out.result, &out.verdict, o.cg));
     if let Some(line) = meta::summary(&out.result, &out.verdict, o.silent) {
         eprintln!("{line}");

@@ -419,7 +419,7 @@ Options:
     --cg-mem=<size>\tLimit memory usage of the control group to <size> KB
     --cg-timing\t\tAccepted and ignored (judgebox always times the whole process tree)
 -c, --chdir=<dir>\tChange directory to <dir> before executing the program
-    --core=<size>\tLimit core files to <size> KB (judgebox: only 0)
+    --core=<size>\tLimit core files to <size> KB (default: 0)
 -d, --dir=<dir>\t\tMake a directory <dir> visible inside the sandbox
     --dir=<in>=<out>\tMake a directory <out> outside visible as <in> inside
     --dir=<in>=\t\tDelete a previously defined directory rule (even a default one)
@@ -430,9 +430,11 @@ Options:
 -E, --env=<var>=<val>\tSet the environment variable <var> to <val>; unset it if <var> is empty
 -x, --extra-time=<time>\tSet extra timeout, before which a timing-out program is not yet killed
 -e, --full-env\t\tInherit full environment of the parent process
+    --inherit-fds\tInherit all file descriptors of the parent process
 -m, --mem=<size>\tLimit address space to <size> KB
 -M, --meta=<file>\tOutput process information to <file> (name:value)
 -n, --open-files=<max>\tLimit number of open files to <max> (default: 1024, 0=unlimited)
+-q, --quota=<blk>,<ino>\tLimit the box to <blk> KB and <ino> inodes (at --init; a tmpfs box)
     --share-net\t\tShare network namespace with the parent process
 -s, --silent\t\tDo not print status messages except for fatal errors
     --special-files\tKeep non-regular files (symlinks etc.) produced inside sandbox
@@ -443,6 +445,7 @@ Options:
 -o, --stdout=<file>\tRedirect stdout to <file>
 -p, --processes[=<max>]\tEnable multiple processes (at most <max> of them)
 -t, --time=<time>\tSet run time limit (seconds, fractions allowed)
+    --tty-hack\t\tLet the program write to the caller's terminal directly
 -v, --verbose\t\tBe verbose
     --wait\t\tIf the sandbox is currently busy, wait instead of refusing to run
 -w, --wall-time=<time>\tSet wall clock time limit (seconds, fractions allowed)

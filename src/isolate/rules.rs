@@ -151,15 +151,16 @@ impl DirRules {
     }
 
     /// The mount plan for a box whose directory (holding `box/`) is `box_dir`. `maybe`
-    /// rules whose host directory is missing are left out.
-    pub fn to_plan(&self, box_dir: &Path) -> MountPlan {
+    /// rules whose host directory is missing (or, with a `caller` identity, out of the
+    /// caller's reach) are left out, and init opens the sources as `caller`.
+    pub fn to_plan(&self, box_dir: &Path, caller: Option<(u32, u32)>) -> MountPlan {
         let mut rules = Vec::new();
         let default_dev = self.active().any(|r| r.default && r.inside == "dev");
         for r in self.active() {
             if default_dev && r.default && r.inside == "dev/shm" {
                 continue; // judgebox's /dev has its own /dev/shm tmpfs
             }
-            let Some(source) = source_of(r, box_dir) else {
+            let Some(source) = source_of(r, box_dir, caller) else {
                 continue;
             };
             rules.push(MountRule {
@@ -171,12 +172,12 @@ impl DirRules {
                 recursive: !r.flags.norec,
             });
         }
-        MountPlan { rules }
+        MountPlan { rules, caller }
     }
 }
 
 /// What a rule mounts; None for a `maybe` rule whose directory does not exist.
-fn source_of(r: &DirRule, box_dir: &Path) -> Option<MountSource> {
+fn source_of(r: &DirRule, box_dir: &Path, caller: Option<(u32, u32)>) -> Option<MountSource> {
     let out = r.outside.as_deref().unwrap_or_default();
     if r.flags.tmp {
         return Some(MountSource::Tmp);
@@ -199,19 +200,29 @@ fn source_of(r: &DirRule, box_dir: &Path) -> Option<MountSource> {
         },
         None => MountSource::Host(out.into()),
     };
-    if r.flags.maybe && !source_exists(&source) {
+    if r.flags.maybe && reachable(&source, caller).is_err() {
         return None;
     }
     Some(source)
 }
 
-fn source_exists(s: &MountSource) -> bool {
-    match s {
-        MountSource::Host(p) => p.is_dir(),
-        MountSource::Beneath { base, rel } => std::fs::symlink_metadata(base.join(rel))
-            .map(|m| m.is_dir())
-            .unwrap_or(false),
-        _ => true,
+/// Whether a bind source is a directory the caller (root when None) can reach: the
+/// check isolate makes with the caller's identity before a bind. Err is the errno.
+pub fn reachable(s: &MountSource, caller: Option<(u32, u32)>) -> Result<(), i32> {
+    let check = || {
+        match s {
+            MountSource::Host(p) => std::fs::metadata(p).map(|m| m.is_dir()),
+            MountSource::Beneath { base, rel } => {
+                std::fs::symlink_metadata(base.join(rel)).map(|m| m.is_dir())
+            }
+            _ => Ok(true),
+        }
+        .map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))
+        .and_then(|dir| if dir { Ok(()) } else { Err(libc::ENOTDIR) })
+    };
+    match caller {
+        Some(ids) => super::caller::with_identity(ids, check),
+        None => check(),
     }
 }
 
@@ -221,7 +232,7 @@ mod tests {
 
     #[test]
     fn defaults_translate_to_judgebox_mounts() {
-        let plan = DirRules::with_defaults().to_plan(Path::new("/b/1"));
+        let plan = DirRules::with_defaults().to_plan(Path::new("/b/1"), None);
         let inside: Vec<_> = plan.rules.iter().map(|r| r.inside.as_str()).collect();
         let mut want = vec!["box", "bin", "dev", "lib"];
         if Path::new("/lib64").is_dir() {
@@ -252,7 +263,7 @@ mod tests {
         r.set("bin=").unwrap();
         r.set("/usr=/opt/x:rw").unwrap();
         r.set("/data=/nonexistent-judgebox:maybe").unwrap();
-        let plan = r.to_plan(Path::new("/b/1"));
+        let plan = r.to_plan(Path::new("/b/1"), None);
         assert!(!plan
             .rules
             .iter()
@@ -264,7 +275,7 @@ mod tests {
         assert!(plan.rules[etc].noexec && !plan.rules[etc].rw);
         r.no_defaults = true;
         let only: Vec<_> = r
-            .to_plan(Path::new("/b"))
+            .to_plan(Path::new("/b"), None)
             .rules
             .into_iter()
             .map(|r| r.inside)

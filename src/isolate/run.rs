@@ -2,10 +2,12 @@
 //! environment and redirections, enforced with a run cgroup under --cg (rlimits and the
 //! supervisor's clock otherwise, or where no cgroup is usable).
 
-use super::boxes::{self, BoxId};
+use super::boxes::{self, Access, BoxId};
 use super::config::Settings;
 use super::meta::{self, Verdict};
 use super::options::Options;
+use super::quota;
+use super::rules;
 use super::stdio;
 use super::IsolateError;
 use crate::cgroup::{self, Enforcement, Manager, ManagerOptions, Mechanism};
@@ -31,26 +33,57 @@ const NOFILE_UNLIMITED: u64 = 1 << 20;
 
 /// Options judgebox cannot honour: an error, never silently ignored.
 fn refuse_unsupported(o: &Options) -> Result<(), IsolateError> {
-    let refuse = |what: &str| Err(IsolateError::Unsupported(what.to_string()));
-    if o.quota.is_some() {
-        return refuse("--quota (judgebox has no disk quotas; bound the box by --fsize)");
-    }
-    if o.tty_hack {
-        return refuse("--tty-hack (the program never shares the caller's terminal)");
-    }
-    if o.core > 0 {
-        return refuse("--core above 0 (judgebox never writes core dumps)");
-    }
-    if o.inherit_fds {
-        return refuse("--inherit-fds (the sandbox closes every descriptor but 0-2)");
-    }
     if o.syscalls.is_some() {
-        return refuse("--syscalls (judgebox applies its own seccomp allow-list)");
-    }
-    if o.as_uid.is_some() || o.as_gid.is_some() {
-        return refuse("--as-uid/--as-gid (judgebox runs for root only)");
+        return Err(IsolateError::Unsupported(
+            "--syscalls (judgebox applies its own seccomp allow-list)".into(),
+        ));
     }
     Ok(())
+}
+
+/// `-q` belongs to `--init` (as isolate); at `--run` it is accepted only for a box that
+/// has its quota, so that nobody believes a quota is enforced on a box without one.
+fn check_quota_box(o: &Options, b: &BoxId) -> Result<(), IsolateError> {
+    match o.quota {
+        Some((blocks, _)) if blocks > 0 && !quota::is_mounted(&b.box_dir())? => {
+            Err(IsolateError::Setup(
+                "--quota must be given to --init: this box was initialised without one".into(),
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// `--inherit-fds`: our descriptors above 2 that came from the caller (judgebox opens
+/// all of its own close-on-exec). A directory is refused: through it the program would
+/// reach the host's filesystem outside the box.
+fn inherited_fds(o: &Options) -> Result<Vec<i32>, IsolateError> {
+    if !o.inherit_fds {
+        return Ok(Vec::new());
+    }
+    let entries = std::fs::read_dir("/proc/self/fd")
+        .map_err(|e| IsolateError::Setup(format!("Cannot open /proc/self/fd: {e}")))?;
+    let mut fds = Vec::new();
+    for fd in entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+    {
+        // SAFETY: F_GETFD only queries the descriptor table.
+        let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+        if fd < 3 || flags < 0 || flags & libc::FD_CLOEXEC != 0 {
+            continue;
+        }
+        // SAFETY: an all-zero stat is a valid out buffer for fstat.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: fstat on an open descriptor into a valid buffer.
+        if unsafe { libc::fstat(fd, &mut st) } == 0 && st.st_mode & libc::S_IFMT == libc::S_IFDIR {
+            return Err(IsolateError::Setup(format!(
+                "--inherit-fds: descriptor {fd} is a directory; the program could leave the box through it"
+            )));
+        }
+        fds.push(fd);
+    }
+    Ok(fds)
 }
 
 /// isolate's environment: optionally the full one, then LIBC_FATAL_STDERR_=1, then each
@@ -111,11 +144,29 @@ struct Redirects {
     stdin: Arc<File>,
     stdout: Option<Arc<File>>,
     stderr: Option<Arc<File>>,
+    /// `--tty-hack`: the caller's terminal, which the program uses directly.
+    stdout_tty: Option<Arc<File>>,
+    stderr_tty: Option<Arc<File>>,
 }
 
-fn redirects(o: &Options, plan: &MountPlan, b: &BoxId) -> Result<Redirects, IsolateError> {
+/// `--tty-hack`: our stdout or stderr when it is a terminal, for the program to use
+/// directly (not through judgebox's pipe), as isolate's program does.
+fn tty_target(o: &Options, fd: i32) -> Result<Option<Arc<File>>, IsolateError> {
+    // SAFETY: isatty only queries the descriptor.
+    if o.tty_hack && unsafe { libc::isatty(fd) } == 1 {
+        return dup_own(fd).map(Some);
+    }
+    Ok(None)
+}
+
+fn redirects(
+    o: &Options,
+    plan: &MountPlan,
+    b: &BoxId,
+    caller: Option<(u32, u32)>,
+) -> Result<Redirects, IsolateError> {
     let open = |path: &str, write: bool| {
-        stdio::open(plan, path, write, b.uid, b.gid)
+        stdio::open(plan, path, write, (b.uid, b.gid), caller)
             .map(Arc::new)
             .map_err(|e| IsolateError::Setup(e.to_string()))
     };
@@ -124,16 +175,27 @@ fn redirects(o: &Options, plan: &MountPlan, b: &BoxId) -> Result<Redirects, Isol
         None => dup_own(0)?,
     };
     let stdout = o.stdout.as_deref().map(|p| open(p, true)).transpose()?;
+    let stdout_tty = match stdout {
+        None => tty_target(o, 1)?,
+        Some(_) => None,
+    };
     let stderr = match (&o.stderr, o.stderr_to_stdout, &stdout) {
         (Some(p), _, _) => Some(open(p, true)?),
         (None, true, Some(out)) => Some(out.clone()),
         (None, true, None) => Some(dup_own(1)?),
         (None, false, _) => None,
     };
+    let stderr_tty = match (&stderr, o.stderr_to_stdout) {
+        (Some(_), false) => None,
+        (_, true) => stdout_tty.clone(),
+        (None, false) => tty_target(o, 2)?,
+    };
     Ok(Redirects {
         stdin,
         stdout,
         stderr,
+        stdout_tty,
+        stderr_tty,
     })
 }
 
@@ -154,10 +216,17 @@ fn limits(o: &Options) -> Limits {
         memory: o.mem.or(o.cg_mem).map(|k| k << 10),
         pids: o.processes,
         cpus: None,
+        core: o.core << 10,
     }
 }
 
-fn build_config(o: &Options, b: &BoxId, plan: MountPlan, r: Redirects) -> Config {
+fn build_config(
+    o: &Options,
+    b: &BoxId,
+    plan: MountPlan,
+    r: Redirects,
+    inherit_fds: Vec<i32>,
+) -> Config {
     Config {
         rootfs: b.root_dir(),
         argv: o.operands.clone(),
@@ -173,6 +242,9 @@ fn build_config(o: &Options, b: &BoxId, plan: MountPlan, r: Redirects) -> Config
         stdin_from: Some(r.stdin),
         stdout_to: r.stdout,
         stderr_to: r.stderr,
+        stdout_direct: r.stdout_tty,
+        stderr_direct: r.stderr_tty,
+        inherit_fds,
         ..Config::default()
     }
 }
@@ -250,18 +322,59 @@ fn describe_plan(plan: &MountPlan) {
     }
 }
 
-/// Runs the program in box `b`.
-pub fn run(o: &Options, s: &Settings, b: &BoxId) -> Result<Outcome, IsolateError> {
+/// With a caller identity, every bind source must be reachable by the caller: isolate's
+/// bind as the caller fails with this message (init then opens them as the caller too).
+fn check_sources(plan: &MountPlan) -> Result<(), IsolateError> {
+    let Some(ids) = plan.caller else {
+        return Ok(());
+    };
+    for r in &plan.rules {
+        rules::reachable(&r.source, Some(ids)).map_err(|e| {
+            IsolateError::Setup(format!(
+                "Cannot mount {} on {}: {}",
+                source_name(&r.source),
+                r.inside,
+                crate::sandbox::sys::errno_text(e)
+            ))
+        })?;
+    }
+    Ok(())
+}
+
+fn source_name(s: &crate::sandbox::MountSource) -> String {
+    use crate::sandbox::MountSource;
+    match s {
+        MountSource::Host(p) => p.display().to_string(),
+        MountSource::Beneath { base, rel } => base.join(rel).display().to_string(),
+        other => format!("{other:?}"),
+    }
+}
+
+/// Runs the program in box `b` for `a.caller`: the box is the box user's during the
+/// run and, when the caller is not root (`--as-uid`), handed back to the caller after
+/// it whatever happened, as isolate does.
+pub fn run(o: &Options, s: &Settings, b: &BoxId, a: &Access) -> Result<Outcome, IsolateError> {
     refuse_unsupported(o)?;
-    let _lock = boxes::lock_for_run(s, b, o.wait, o.cg)?;
+    let _lock = boxes::lock_for_run(s, b, a)?;
+    check_quota_box(o, b)?;
     boxes::chown_tree(&b.box_dir(), b.uid, b.gid, o.special_files)?;
-    let plan = o.dirs.to_plan(&b.dir);
+    let outcome = run_in_box(o, b, a.caller.restricted());
+    if let Some((uid, gid)) = a.caller.restricted() {
+        boxes::chown_tree(&b.box_dir(), uid, gid, o.special_files)?;
+    }
+    outcome
+}
+
+fn run_in_box(o: &Options, b: &BoxId, caller: Option<(u32, u32)>) -> Result<Outcome, IsolateError> {
+    let plan = o.dirs.to_plan(&b.dir, caller);
     if o.verbose > 0 {
         describe_plan(&plan);
     }
-    let redirects = redirects(o, &plan, b)?;
+    check_sources(&plan)?;
+    let inherit = inherited_fds(o)?;
+    let redirects = redirects(o, &plan, b, caller)?;
     let stderr_target = redirects.stderr.clone();
-    let config = build_config(o, b, plan, redirects);
+    let config = build_config(o, b, plan, redirects, inherit);
     let filter = crate::seccomp::Filter::load("default")
         .map_err(|e| IsolateError::Setup(format!("Cannot load the seccomp profile: {e}")))?;
     let manager = o.cg.then(|| {

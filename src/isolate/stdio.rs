@@ -9,6 +9,7 @@ use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
+use super::caller::with_identity;
 use crate::sandbox::sys::errno_text;
 use libc::{RESOLVE_BENEATH, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS};
 /// Devices of judgebox's /dev that `-i/-o/-r` may name.
@@ -108,8 +109,8 @@ fn openat2(dir: i32, rel: &CString, flags: i32, resolve: u64) -> Result<OwnedFd,
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-/// The directory a place's file is resolved beneath, opened by us (root): the box user
-/// needs no access to its ancestors, as in the sandbox.
+/// The directory a place's file is resolved beneath, opened by us (root, or the caller):
+/// the box user needs no access to its ancestors, as in the sandbox.
 fn open_base(place: &Place) -> Result<OwnedFd, i32> {
     let dir_flags = libc::O_PATH | libc::O_DIRECTORY;
     match place {
@@ -142,30 +143,6 @@ fn open_beneath(place: &Place, base: &OwnedFd, flags: i32) -> Result<(OwnedFd, b
     Ok((fd, devices_ok))
 }
 
-/// Drops this thread's (only this thread's: raw syscalls, not glibc's process-wide
-/// wrappers) credentials to uid/gid with no supplementary groups.
-fn become_box_user(uid: u32, gid: u32) -> Result<(), i32> {
-    // SAFETY: raw credential syscalls with plain integer arguments; they change only the
-    // calling thread's credentials, and this thread ends right after its opens.
-    let rc = unsafe {
-        if libc::syscall(libc::SYS_setgroups, 0, std::ptr::null::<libc::gid_t>()) != 0
-            || libc::syscall(libc::SYS_setresgid, gid, gid, gid) != 0
-            || libc::syscall(libc::SYS_setresuid, uid, uid, uid) != 0
-        {
-            -1
-        } else {
-            0
-        }
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error()
-            .raw_os_error()
-            .unwrap_or(libc::EPERM))
-    }
-}
-
 /// Accepts regular files, and character devices where devices are allowed; clears
 /// O_NONBLOCK (it only kept the open from blocking on a FIFO).
 fn check_type(fd: OwnedFd, devices_ok: bool) -> Result<File, i32> {
@@ -188,13 +165,15 @@ fn check_type(fd: OwnedFd, devices_ok: bool) -> Result<File, i32> {
 }
 
 /// Opens `path` (as the sandboxed program would name it) for reading or writing, as the
-/// box user. Writing creates or truncates a regular file.
+/// box user (`box_ids`), beneath the directory it maps to, which is opened as `caller`
+/// when given (isolate binds that directory with the caller's permissions). Writing
+/// creates or truncates a regular file.
 pub fn open(
     plan: &MountPlan,
     path: &str,
     write: bool,
-    uid: u32,
-    gid: u32,
+    box_ids: (u32, u32),
+    caller: Option<(u32, u32)>,
 ) -> Result<File, StdioError> {
     let place = locate(plan, path)?;
     if let (true, Place::Dir { rw: false, .. }) = (write, &place) {
@@ -207,15 +186,12 @@ pub fn open(
         } else {
             libc::O_RDONLY
         };
-    let base = open_base(&place).map_err(|e| fail(path, errno_text(e)))?;
-    let opened = std::thread::scope(|s| {
-        s.spawn(|| {
-            become_box_user(uid, gid)?;
-            open_beneath(&place, &base, flags)
-        })
-        .join()
-        .unwrap_or(Err(libc::EIO))
-    });
+    let base = match (caller, &place) {
+        (Some(ids), Place::Dir { .. }) => with_identity(ids, || open_base(&place)),
+        _ => open_base(&place),
+    };
+    let base = base.map_err(|e| fail(path, errno_text(e)))?;
+    let opened = with_identity(box_ids, || open_beneath(&place, &base, flags));
     let (fd, devices_ok) = opened.map_err(|e| fail(path, errno_text(e)))?;
     check_type(fd, devices_ok).map_err(|e| match e {
         libc::EINVAL => fail(path, "Not a regular file"),
@@ -238,6 +214,7 @@ mod tests {
             recursive: true,
         };
         MountPlan {
+            caller: None,
             rules: vec![
                 rule(
                     "box",

@@ -182,7 +182,7 @@ fn build_sandbox(p: &Prepared, ch: &InitChannels) -> Result<(), ChildError> {
 /// Closes every fd except stdio and the ones this run needs (another thread of a
 /// multi-threaded supervisor may have had pipes open at clone time).
 fn close_foreign_fds(p: &Prepared, ch: &InitChannels) {
-    let mut keep = [0i32; 64];
+    let mut keep = [0i32; 128];
     let mut n = 0;
     let run_fds = p.stdin_and_files();
     for fd in [

@@ -122,6 +122,8 @@ pub struct Limits {
     pub pids: Option<u64>,
     /// CPU bandwidth as a fraction of one CPU (cgroup only).
     pub cpus: Option<f64>,
+    /// RLIMIT_CORE in bytes (0: no core files).
+    pub core: u64,
 }
 
 impl Default for Limits {
@@ -138,6 +140,7 @@ impl Default for Limits {
             memory: None,
             pids: None,
             cpus: None,
+            core: 0,
         }
     }
 }
@@ -193,6 +196,14 @@ pub struct Config {
     /// fields); when both are the same file they share one offset.
     pub stdout_to: Option<Arc<File>>,
     pub stderr_to: Option<Arc<File>>,
+    /// Files the program's stdout / stderr are themselves (not a pipe through the
+    /// supervisor): isolate's `--tty-hack` hands the caller's terminal over so. Nothing
+    /// is captured or capped; they take precedence over every other stdout/stderr field.
+    pub stdout_direct: Option<Arc<File>>,
+    pub stderr_direct: Option<Arc<File>>,
+    /// Descriptors (3 and above) of ours the program keeps, at the same numbers
+    /// (isolate's `--inherit-fds`); every other descriptor above 2 is closed.
+    pub inherit_fds: Vec<i32>,
 }
 
 impl Default for Config {
@@ -222,6 +233,9 @@ impl Default for Config {
             stdin_from: None,
             stdout_to: None,
             stderr_to: None,
+            stdout_direct: None,
+            stderr_direct: None,
+            inherit_fds: Vec::new(),
         }
     }
 }
@@ -259,6 +273,8 @@ pub struct Hooks<'a> {
 /// Errors that stop a run before the program could start (bad input or host trouble).
 #[derive(Debug, Error)]
 pub enum SandboxError {
+    #[error("descriptor {fd} cannot be passed to the program: {why}")]
+    InheritFd { fd: i32, why: &'static str },
     #[error("cannot lease a per-run uid: {0}")]
     UidLease(std::io::Error),
     #[error("rootfs {0}: does not exist")]

@@ -19,6 +19,9 @@ pub const MAX_RULES: usize = 64;
 #[derive(Debug, Clone, Default)]
 pub struct MountPlan {
     pub rules: Vec<MountRule>,
+    /// The uid and gid whose permissions host sources (`Host`, `Beneath`) are opened
+    /// with (isolate's `--as-uid/--as-gid`, or a non-root caller); None: root's.
+    pub caller: Option<(u32, u32)>,
 }
 
 /// One mount: what goes where, and how.
@@ -126,6 +129,7 @@ enum PreparedKind {
 /// The whole plan laid out for init.
 pub struct PreparedPlan {
     rules: Vec<PreparedRule>,
+    caller: Option<(u32, u32)>,
 }
 
 fn cstr(s: impl AsRef<[u8]>) -> Result<CString, MountError> {
@@ -176,21 +180,31 @@ fn check_base_dir(inside: &str, base: &Path) -> Result<(), MountError> {
 
 fn prepare_kind(
     rule: &MountRule,
-    uid: u32,
-    gid: u32,
+    ids: (u32, u32),
     tmp_size: u64,
+    as_caller: bool,
 ) -> Result<PreparedKind, MountError> {
+    let (uid, gid) = ids;
     let inside = rule.inside.as_str();
     let size = tmp_size.max(4096);
     Ok(match &rule.source {
+        // With a caller identity init opens the source as the caller: checking it here
+        // as root would tell the caller about paths it cannot reach.
+        MountSource::Host(path) if as_caller => {
+            PreparedKind::Host(cstr(path.as_os_str().as_bytes())?)
+        }
         MountSource::Host(path) => {
             check_host_dir(inside, path)?;
             PreparedKind::Host(cstr(path.as_os_str().as_bytes())?)
         }
         MountSource::Beneath { base, rel } => {
-            check_base_dir(inside, base)?;
+            if !as_caller {
+                check_base_dir(inside, base)?;
+            }
             // Only for a clear error here: init resolves it again without symlinks.
-            check_base_dir(inside, &base.join(rel))?;
+            if !as_caller {
+                check_base_dir(inside, &base.join(rel))?;
+            }
             if plain_components(rel).is_none() {
                 return Err(MountError::BadBeneath {
                     inside: inside.to_string(),
@@ -247,14 +261,17 @@ pub fn prepare(
         rules.push(PreparedRule {
             inside: cstr(parts.join("/"))?,
             prefixes,
-            kind: prepare_kind(rule, uid, gid, tmp_size)?,
+            kind: prepare_kind(rule, (uid, gid), tmp_size, plan.caller.is_some())?,
             rw: rule.rw,
             dev: rule.dev,
             noexec: rule.noexec,
             recursive: rule.recursive,
         });
     }
-    Ok(PreparedPlan { rules })
+    Ok(PreparedPlan {
+        rules,
+        caller: plan.caller,
+    })
 }
 
 type StepResult = Result<(), ChildError>;
@@ -355,6 +372,25 @@ fn fd_path(fd: c_int, buf: &mut [u8; 32]) -> *const c_char {
     buf.as_ptr() as *const c_char
 }
 
+/// Sets init's filesystem uid and gid (raw syscalls: init is single-threaded), checking
+/// that they took effect (setfsuid reports no errors, only the previous value).
+fn set_fsids(uid: u32, gid: u32) -> SysResult {
+    // SAFETY: setfsgid/setfsuid take plain ids and change only this thread's fsids.
+    let (g, u) = unsafe {
+        libc::syscall(libc::SYS_setfsgid, gid);
+        libc::syscall(libc::SYS_setfsuid, uid);
+        (
+            libc::syscall(libc::SYS_setfsgid, u32::MAX),
+            libc::syscall(libc::SYS_setfsuid, u32::MAX),
+        )
+    };
+    if g == gid as libc::c_long && u == uid as libc::c_long {
+        Ok(())
+    } else {
+        Err(libc::EPERM)
+    }
+}
+
 /// Runs `f` with an fd, closing it afterwards whatever `f` returned.
 fn with_fd<T>(fd: SysResult<c_int>, f: impl FnOnce(c_int) -> SysResult<T>) -> SysResult<T> {
     let fd = fd?;
@@ -398,6 +434,19 @@ impl PreparedRule {
         sys::openat2(root, self.inside.as_ptr(), flags, 0, RESOLVE_STRICT)
     }
 
+    /// The source directory, opened with the caller's filesystem identity when the plan
+    /// names one (the permission checks of path resolution are the caller's; init's own
+    /// capabilities over files are off while its fsuid is not 0).
+    fn open_source_as(&self, caller: Option<(u32, u32)>) -> SysResult<c_int> {
+        let Some((uid, gid)) = caller else {
+            return self.open_source();
+        };
+        set_fsids(uid, gid)?;
+        let fd = self.open_source();
+        set_fsids(0, 0)?;
+        fd
+    }
+
     fn open_source(&self) -> SysResult<c_int> {
         let dir = libc::O_PATH | libc::O_DIRECTORY;
         match &self.kind {
@@ -411,9 +460,9 @@ impl PreparedRule {
     }
 
     /// A detached copy of the source tree with the rule's flags, moved onto the target.
-    fn bind(&self, root: c_int) -> SysResult {
+    fn bind(&self, root: c_int, caller: Option<(u32, u32)>) -> SysResult {
         let clone_flags = OPEN_TREE_CLONE | if self.recursive { AT_RECURSIVE } else { 0 };
-        with_fd(self.open_source(), |src| {
+        with_fd(self.open_source_as(caller), |src| {
             with_fd(open_tree(src, clone_flags), |tree| {
                 mount_setattr(tree, self.recursive, self.attrs())?;
                 with_fd(self.open_target(root), |target| move_mount(tree, target))
@@ -471,10 +520,18 @@ fn apply(p: &Prepared, plan: &PreparedPlan, root: c_int) -> StepResult {
             }
         }
     }
+    if plan.caller.is_some() {
+        // Root's supplementary groups must not widen the caller's access to sources.
+        // SAFETY: raw setgroups with an empty list (NULL, zero count).
+        let ret = unsafe { libc::syscall(libc::SYS_setgroups, 0, NULL) };
+        check_fd(ret).map_err(|e| ChildError::new(SetupStep::MountRuleAsCaller, e))?;
+    }
     for (i, rule) in plan.rules.iter().enumerate() {
         let at = |r: SysResult| r.map_err(|e| ChildError::at(SetupStep::MountRule, e, i as u32));
         match &rule.kind {
-            PreparedKind::Host(_) | PreparedKind::Beneath { .. } => at(rule.bind(root))?,
+            PreparedKind::Host(_) | PreparedKind::Beneath { .. } => {
+                at(rule.bind(root, plan.caller))?
+            }
             PreparedKind::Fs { fstype, opts } => at(rule.mount_fs(root, fstype, opts))?,
             PreparedKind::Proc => super::rootfs::mount_proc(p)?,
             PreparedKind::Dev => super::rootfs::mount_dev(p)?,
@@ -518,11 +575,13 @@ mod tests {
         for bad in ["", "/", "..", "a/../b", "./a"] {
             let plan = MountPlan {
                 rules: vec![rule(bad, MountSource::Tmp)],
+                caller: None,
             };
             assert!(prepare(&plan, 1, 1, 1 << 20).is_err(), "{bad:?} accepted");
         }
         let plan = MountPlan {
             rules: vec![rule("a/b/c", MountSource::Tmp)],
+            caller: None,
         };
         let p = prepare(&plan, 1, 1, 1 << 20).unwrap();
         let prefixes: Vec<_> = p.rules[0]
@@ -539,6 +598,7 @@ mod tests {
             prepare(
                 &MountPlan {
                     rules: vec![rule(inside, s)],
+                    caller: None,
                 },
                 1,
                 1,

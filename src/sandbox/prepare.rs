@@ -79,6 +79,8 @@ pub struct Prepared {
     pub cap_last: u32,
     /// The mount plan, when the config has one (then `root` is only its mount point).
     pub mounts: Option<super::mounts::PreparedPlan>,
+    /// Descriptors the program keeps open across execve.
+    pub inherit_fds: Vec<i32>,
 }
 
 fn cstr(s: impl AsRef<[u8]>) -> Result<CString, SandboxError> {
@@ -265,6 +267,33 @@ pub(super) fn open_stdin_at(path: Option<&Path>) -> Result<OwnedFd, SandboxError
     Ok(file.into())
 }
 
+/// Most descriptors a run can pass to the program.
+pub const MAX_INHERITED_FDS: usize = 32;
+
+/// Inherited descriptors: 3 and above, open, no duplicates, at most
+/// [`MAX_INHERITED_FDS`].
+fn check_inherited(fds: &[i32]) -> Result<Vec<i32>, SandboxError> {
+    let mut out = fds.to_vec();
+    out.sort_unstable();
+    out.dedup();
+    if out.len() > MAX_INHERITED_FDS {
+        return Err(SandboxError::InheritFd {
+            fd: out[MAX_INHERITED_FDS],
+            why: "too many descriptors to pass",
+        });
+    }
+    for &fd in &out {
+        // SAFETY: F_GETFD only queries the descriptor table.
+        if fd < 3 || unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+            return Err(SandboxError::InheritFd {
+                fd,
+                why: "not an open descriptor above 2",
+            });
+        }
+    }
+    Ok(out)
+}
+
 fn build_env(config: &Config) -> Result<(Vec<CString>, Vec<CString>), SandboxError> {
     let mut env: Vec<String> = Vec::with_capacity(config.env.len() + 1);
     if !config.env.iter().any(|e| e.starts_with("PATH=")) {
@@ -303,7 +332,7 @@ fn read_cap_last() -> u32 {
 fn rlimit_list(config: &Config, hooks: &Hooks) -> Vec<(libc::__rlimit_resource_t, u64)> {
     let l = &config.limits;
     let mut v = vec![
-        (libc::RLIMIT_CORE, 0),
+        (libc::RLIMIT_CORE, l.core),
         (libc::RLIMIT_NOFILE, l.nofile),
         (libc::RLIMIT_FSIZE, l.fsize),
         (libc::RLIMIT_STACK, l.stack.unwrap_or(libc::RLIM_INFINITY)),
@@ -420,6 +449,7 @@ pub fn prepare(config: &Config, hooks: &Hooks) -> Result<Prepared, SandboxError>
         rlimits: rlimit_list(config, hooks),
         cap_last: read_cap_last(),
         mounts,
+        inherit_fds: check_inherited(&config.inherit_fds)?,
     };
     Ok(prepared)
 }
@@ -430,6 +460,7 @@ impl Prepared {
         std::iter::once(self.stdin.as_raw_fd())
             .chain(self.files.iter().map(|f| f.fd.as_raw_fd()))
             .chain(self.outs.iter().map(|f| f.fd.as_raw_fd()))
+            .chain(self.inherit_fds.iter().copied())
     }
 
     /// Removes copy-out temp files (on failure, or those that were not filled).

@@ -68,6 +68,7 @@ fn set_up(
     if sys::close_range(3, i32::MAX, sys::CLOSE_RANGE_CLOEXEC).is_err() {
         mark_cloexec_slow();
     }
+    keep_inherited(p)?;
     if let Some(f) = filter {
         step(SetupStep::Seccomp, f.install())?;
     }
@@ -140,6 +141,17 @@ fn set_credentials(p: &Prepared) -> Result<(), ChildError> {
     check(SetupStep::SetUid, unsafe {
         libc::syscall(libc::SYS_setresuid, p.uid, p.uid, p.uid)
     })
+}
+
+/// The caller's descriptors the program keeps (`Config::inherit_fds`) survive execve.
+fn keep_inherited(p: &Prepared) -> Result<(), ChildError> {
+    for (i, &fd) in p.inherit_fds.iter().enumerate() {
+        // SAFETY: F_SETFD on a descriptor init kept open for the program.
+        if unsafe { libc::fcntl(fd, libc::F_SETFD, 0) } < 0 {
+            return Err(ChildError::at(SetupStep::InheritFd, sys::errno(), i as u32));
+        }
+    }
+    Ok(())
 }
 
 /// Fallback for kernels without close_range: mark fds 3..1024 close-on-exec one by one.

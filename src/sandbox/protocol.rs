@@ -115,6 +115,8 @@ setup_steps! {
     Chdir => "chdir into the work dir",
     Seccomp => "install seccomp filter",
     Execve => "execve",
+    InheritFd => "keep an inherited descriptor open",
+    MountRuleAsCaller => "switch to the caller's identity for a mount rule",
 }
 
 /// A failure on the child side of the clone: which step, the errno, and the index of the
@@ -399,10 +401,16 @@ mod tests {
             SetupStep::StatHostRoot,
             SetupStep::PivotRoot,
             SetupStep::Execve,
+            SetupStep::InheritFd,
+            SetupStep::MountRuleAsCaller,
         ] {
             assert_eq!(SetupStep::from_u32(s as u32), Some(s));
         }
-        assert_eq!(SetupStep::from_u32(SetupStep::Execve as u32 + 1), None);
+        // The last step (new steps go at the end, keeping the others' numbers).
+        assert_eq!(
+            SetupStep::from_u32(SetupStep::MountRuleAsCaller as u32 + 1),
+            None
+        );
         assert_eq!(SetupStep::from_u32(u32::MAX), None);
         for k in [Kind::Started, Kind::Finished, Kind::CopyOut] {
             assert_eq!(Kind::from_u32(k as u32), Some(k));

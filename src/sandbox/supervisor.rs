@@ -40,8 +40,8 @@ fn run_prepared(config: &Config, hooks: &Hooks, p: &Prepared) -> Result<RunResul
         sync_read: sync_r.as_raw_fd(),
         netns: hooks.netns.filter(|_| !config.loopback).unwrap_or(-1),
         report_write: report_w.as_raw_fd(),
-        stdout_write: out_w.as_raw_fd(),
-        stderr_write: err_w.as_raw_fd(),
+        stdout_write: direct_or(&config.stdout_direct, &out_w),
+        stderr_write: direct_or(&config.stderr_direct, &err_w),
         cgroup_join: cgroup_join_fds(hooks),
         warm: false,
     };
@@ -86,6 +86,12 @@ fn run_prepared(config: &Config, hooks: &Hooks, p: &Prepared) -> Result<RunResul
     copy::finish_copy_out(&p.outs, p.copy_out_limit, &observed.copy_outs, &mut result);
     sinks.finish(&mut result);
     Ok(result)
+}
+
+/// The program's end of an output: the direct file when there is one (the pipe then
+/// just reports EOF to the monitor), else the pipe's write end.
+fn direct_or(direct: &Option<std::sync::Arc<File>>, pipe: &OwnedFd) -> i32 {
+    direct.as_ref().map_or(pipe.as_raw_fd(), |f| f.as_raw_fd())
 }
 
 /// Which side of the clone we are on.
