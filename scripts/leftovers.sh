@@ -1,13 +1,20 @@
 # Counters shared by scripts/soak.sh and scripts/faults.sh (sourced, not run): what a set
 # of judgebox processes may have left behind on this host.
 
-# Processes running BIN, or running as a uid in FIRST..LAST (the runs' leased uids).
+# The caller's judgebox processes carry LEFTOVER_TAG in their environment (a sandbox's
+# init is a clone of its supervisor: it has it too), so a soak and a fault run on one
+# host do not count each other's.
+export LEFTOVER_TAG=${LEFTOVER_TAG:-leftover-$$}
+
+# Processes running BIN with our tag, or running as a uid in FIRST..LAST (the runs'
+# leased uids: a program has a clean environment).
 count_processes() {
     local bin=$1 first=$2 last=$3 n=0 p exe uid
     for p in /proc/[0-9]*; do
         exe=$(readlink "$p/exe" 2>/dev/null || true)
         uid=$(awk '/^Uid:/ {print $2}' "$p/status" 2>/dev/null || echo 0)
-        if [ "$exe" = "$bin" ] || { [ "$uid" -ge "$first" ] && [ "$uid" -le "$last" ]; }; then
+        if { [ "$exe" = "$bin" ] && tr '\0' '\n' <"$p/environ" 2>/dev/null | grep -qx "LEFTOVER_TAG=$LEFTOVER_TAG"; } ||
+            { [ "$uid" -ge "$first" ] && [ "$uid" -le "$last" ]; }; then
             n=$((n + 1))
         fi
     done
