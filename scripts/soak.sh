@@ -5,8 +5,9 @@
 # the expected one (a fork bomb may end at its time or its memory limit: each process has
 # kernel memory charged to the run). Afterwards it prints what is left behind: processes, host mounts,
 # cgroups (every v1 hierarchy and /sys/fs/cgroup/unified, under judgebox's parents),
-# leased uids, judge work dirs, and the growth of a judge's open fds and RSS between its
-# 100th run and its end (RSS within 10%). Exit status 1 if anything is left or off.
+# leased uids, judge work dirs, and the growth of a judge's open fds (the floor of its last
+# samples over the ceiling of those after its 100th run) and RSS (within 10%) between its
+# 100th run and its end. Exit status 1 if anything is left or off.
 # Run as root, from the repo, with the release binary built:
 #   scripts/soak.sh [RUNS] [TESTS_PER_JUDGE]      e.g. scripts/soak.sh 300 (a quick smoke)
 # Env: JUDGEBOX (binary), SOAK_UID_RANGE (its own uid range, default 2000010000-2000010063).
@@ -45,8 +46,9 @@ mounts_before=$(judge_mountinfo)
 sample() {
     local pid=$1 out=$2 seq fds rss
     while [ -d "/proc/$pid" ]; do
-        seq=$(ls -l "/proc/$pid/fd" 2>/dev/null | sed -n 's/.*run-\([0-9]*\)\.std.*/\1/p' | sort -n | tail -1)
-        fds=$(ls "/proc/$pid/fd" 2>/dev/null | wc -l)
+        # ls fails when an fd closes while it reads the dir: no errexit for that.
+        seq=$(ls -l "/proc/$pid/fd" 2>/dev/null | sed -n 's/.*run-\([0-9]*\)\.std.*/\1/p' | sort -n | tail -1 || true)
+        fds=$(ls "/proc/$pid/fd" 2>/dev/null | wc -l || true)
         rss=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status" 2>/dev/null || true)
         [ -n "$seq" ] && [ -n "$rss" ] && echo "$seq $fds $rss" >>"$out"
         sleep 0.1
@@ -88,14 +90,15 @@ for t in r.get("tests", []):
     # RSS and fds: the first sample at run 100 or later against the last one.
     if [ "$n" -ge 200 ] && [ -n "$(awk '$1 >= 100 {print; exit}' "$work/samples")" ]; then
         rss100=$(awk '$1 >= 100 {print $3; exit}' "$work/samples")
-        # The last samples' minimum fds: runs in flight hold a few each.
+        # Runs in flight hold a few fds each, so single samples jump around: a leak is the
+        # floor of the last 20 samples rising above the ceiling of the 20 after run 100.
         fd_end=$(tail -20 "$work/samples" | awk 'NR == 1 || $2 < m {m = $2} END {print m}')
-        fd100=$(awk '$1 >= 100' "$work/samples" | head -20 | awk 'NR == 1 || $2 < m {m = $2} END {print m}')
+        fd100=$(awk '$1 >= 100' "$work/samples" | head -20 | awk '$2 > m {m = $2} END {print m}')
         rss_end=$(tail -1 "$work/samples" | awk '{print $3}')
         pct=$(( (rss_end - rss100) * 100 / rss100 ))
         [ "$pct" -gt "$worst_rss_pct" ] && worst_rss_pct=$pct
         [ $((fd_end - fd100)) -gt "$fd_growth" ] && fd_growth=$((fd_end - fd100))
-        echo "judge $judges: $n tests, rss ${rss100} kB at run 100 -> ${rss_end} kB at the end (${pct}%), fds $fd100 -> $fd_end"
+        echo "judge $judges: $n tests, rss ${rss100} kB at run 100 -> ${rss_end} kB at the end (${pct}%), fds at most $fd100 after run 100, at least $fd_end at the end"
     fi
     done_runs=$((done_runs + n))
 done
@@ -117,6 +120,6 @@ echo "mounts               $mounts"
 echo "cgroups              $cgroups"
 echo "leased uids          $leases"
 echo "staging dirs         $staging"
-echo "fd growth            $fd_growth"
+echo "fd growth            $fd_growth (a judge's fd floor at its end over its ceiling after run 100)"
 echo "rss growth (%)       $worst_rss_pct (worst judge, run 100 -> end; limit 10)"
 [ $((bad_verdicts + procs + mounts + cgroups + leases + staging + fd_growth + rss_bad)) -eq 0 ]
