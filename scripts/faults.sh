@@ -188,7 +188,7 @@ for t in tests:
     if t["verdict"] != "accepted":
         print(t.get("message", "")); break
 ' "$T/cg.json")
-echo "cgroup: verdicts $summary; stderr: $(head -c 300 "$T/cg.err")"
+echo "cgroup: verdicts ${summary:-none (the judging stopped)}; $(grep -m1 'error:' "$T/cg.err" || head -c 300 "$T/cg.err")"
 echo "$summary $(cat "$T/cg.err")" | grep -qi 'cgroup' || fail "read-only cgroup parent: no clear error"
 # The next start reaps what the failed judging could not remove.
 judge "$T/main.sh" --tests "$T/tests" --cgroup-root "$parent" --json >/dev/null 2>&1 & echo $! >>"$T/pids"; wait $! || true

@@ -13,7 +13,7 @@ count_processes() {
     for p in /proc/[0-9]*; do
         exe=$(readlink "$p/exe" 2>/dev/null || true)
         uid=$(awk '/^Uid:/ {print $2}' "$p/status" 2>/dev/null || echo 0)
-        if { [ "$exe" = "$bin" ] && tr '\0' '\n' <"$p/environ" 2>/dev/null | grep -qx "LEFTOVER_TAG=$LEFTOVER_TAG"; } ||
+        if { [ "$exe" = "$bin" ] && { tr '\0' '\n' <"$p/environ"; } 2>/dev/null | grep -qx "LEFTOVER_TAG=$LEFTOVER_TAG"; } ||
             { [ "$uid" -ge "$first" ] && [ "$uid" -le "$last" ]; }; then
             n=$((n + 1))
         fi
