@@ -17,3 +17,5 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 command -v cargo >/dev/null || { echo "install-deps: cargo not found; install Rust (rustup) first" >&2; exit 1; }
+# cargo-fuzz: scripts/fuzz.sh (and test.sh, which fuzzes every target for 30 s).
+command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked --quiet

@@ -823,3 +823,32 @@ fn box_dir_needs_a_size_policy_and_the_size_bounds_what_a_run_leaves() {
     let out = run(&["--box-dir", s, "--box-dir-size", "unlimited"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("may fill"));
 }
+
+/// A full disk under `--stdout` ends the run as an internal error naming the file, instead
+/// of a silently truncated output that a judge would score as the program's own.
+#[test]
+fn a_failed_write_to_the_output_file_is_an_internal_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let mnt = dir.path().to_str().unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs", mnt])
+        .status()
+        .expect("run mount");
+    assert!(mounted.success(), "mounting a tmpfs at {mnt}");
+    let file = dir.path().join("out.txt");
+    let (v, _) = run_json(
+        &["--stdout", file.to_str().unwrap(), "--time", "10"],
+        &["/bin/sh", "-c", "head -c 1048576 /dev/zero; sleep 5"],
+    );
+    let _ = Command::new("umount").arg(mnt).status();
+    assert_eq!(v["status"], "internal_error", "{v}");
+    let message = v["message"].as_str().unwrap_or("");
+    assert!(
+        message.contains("stdout") && message.contains("No space left"),
+        "{v}"
+    );
+    assert!(
+        v["wall_time"].as_f64().unwrap_or(99.0) < 4.0,
+        "the run must stop at the failed write, not run on: {v}"
+    );
+}

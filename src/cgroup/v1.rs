@@ -270,9 +270,14 @@ impl Run {
 
     /// The first directory (the one the run's lock lives in) goes last, so a leftover in
     /// any hierarchy implies one in the first: the reaper lists only that parent.
+    /// A directory that cannot be removed (a parent turned read-only) keeps the first one
+    /// too: removing it anyway would leave a run no reaper ever finds.
     pub fn remove_within(&self, wait: Duration) -> Result<(), CgroupError> {
         let mut first_err = None;
-        for (dir, _) in self.dirs.iter().rev() {
+        for (i, (dir, _)) in self.dirs.iter().enumerate().rev() {
+            if i == 0 && first_err.is_some() {
+                break;
+            }
             if let Err(e) = fs::remove_dir(dir, wait, &kill_left) {
                 first_err.get_or_insert(e);
             }
@@ -441,6 +446,28 @@ fn kill_left(dir: &Path, _wait: Duration) {
 mod tests {
     use super::*;
     use crate::cgroup::detect::{fixtures::*, layout};
+
+    #[test]
+    fn the_first_directory_stays_while_another_cannot_be_removed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (first, second) = (tmp.path().join("first"), tmp.path().join("second"));
+        std::fs::create_dir(&first).unwrap();
+        std::fs::create_dir(&second).unwrap();
+        // A non-empty directory stands in for one under a read-only parent: rmdir fails.
+        std::fs::write(second.join("pinned"), "").unwrap();
+        let run = Run {
+            dirs: vec![(first.clone(), Roles::default()), (second.clone(), Roles::default())],
+            _lock: None,
+            cpuacct: None,
+            swap: false,
+            tasks: Vec::new(),
+        };
+        assert!(run.remove_within(Duration::from_millis(5)).is_err());
+        assert!(first.exists(), "the reaper lists the first parent only");
+        std::fs::remove_file(second.join("pinned")).unwrap();
+        run.remove_within(Duration::from_millis(5)).unwrap();
+        assert!(!first.exists() && !second.exists());
+    }
 
     #[test]
     fn cpu_only_hierarchy_is_used_only_with_a_cpus_limit() {

@@ -248,7 +248,10 @@ impl<'a> Monitor<'a> {
         let limit = self.config.limits.output;
         let room = limit.saturating_sub(self.output_used) as usize;
         let keep = n.min(room);
-        sinks.write(stderr, &buf[..keep]);
+        if !sinks.write(stderr, &buf[..keep]) {
+            // The output cannot be kept (a full disk): running on would only waste time.
+            self.stop(Status::InternalError);
+        }
         self.output_used += keep as u64;
         if keep < n {
             if stderr {

@@ -19,6 +19,9 @@ mod argwidth;
 mod asm;
 mod codegen;
 mod error;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod profile;
 mod resolve;
 mod sim;

@@ -67,7 +67,7 @@ pub(crate) struct Cond {
 
 /// `SCMP_CMP_*` operators (unsigned comparisons, like libseccomp's).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Op {
+pub enum Op {
     Ne,
     Lt,
     Le,

@@ -224,6 +224,18 @@ pub fn unpack_layers(
     unpack_layers_with(root, layers, limits, progress, Resolver::Openat2)
 }
 
+/// [`unpack_layers`] with the fallback resolver (an own walk of `O_PATH` opens instead of
+/// openat2), for the fuzz target that checks both keep every write inside the root.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub fn unpack_layers_walking(
+    root: &Path,
+    layers: &[LayerSource],
+    limits: &Limits,
+) -> Result<UnpackStats, UnpackError> {
+    unpack_layers_with(root, layers, limits, &mut |_| {}, Resolver::Walk)
+}
+
 pub(crate) fn unpack_layers_with(
     root_path: &Path,
     layers: &[LayerSource],
