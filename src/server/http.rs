@@ -96,6 +96,18 @@ pub async fn run(state: Arc<State>, addr: SocketAddr, requeued: u64) -> Result<(
     Ok(())
 }
 
+/// Waits for SIGTERM or SIGINT (a worker-only process, which has no listener).
+pub async fn until_signal() -> Result<(), ServeError> {
+    let mut term = signal(SignalKind::terminate()).map_err(ServeError::Runtime)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(ServeError::Runtime)?;
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = int.recv() => {},
+    }
+    log("draining", json!({}));
+    Ok(())
+}
+
 /// Stops the workers after their current submission and answers waiting requests.
 async fn drain(state: &State) {
     log(

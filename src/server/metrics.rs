@@ -1,5 +1,6 @@
 //! `/metrics` in Prometheus' text format (prometheus-client): queue depth, submissions by
 //! status, run and queue-wait latency, worker states, HTTP requests by status code.
+//! Queue depth, workers and `submissions` are cluster-wide; the rest count this process.
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -17,6 +18,7 @@ pub struct Metrics {
     pub run_seconds: Histogram,
     pub queue_seconds: Histogram,
     pub workers: Family<Labels, Gauge>,
+    pub submissions: Family<Labels, Gauge>,
     pub requests: Family<Labels, Counter>,
     pub callbacks: Family<Labels, Counter>,
 }
@@ -29,6 +31,7 @@ impl Metrics {
         let run_seconds = Histogram::new(exponential_buckets(0.005, 2.0, 14));
         let queue_seconds = Histogram::new(exponential_buckets(0.001, 2.0, 18));
         let workers = Family::<Labels, Gauge>::default();
+        let submissions = Family::<Labels, Gauge>::default();
         let requests = Family::<Labels, Counter>::default();
         let callbacks = Family::<Labels, Counter>::default();
         registry.register(
@@ -38,7 +41,7 @@ impl Metrics {
         );
         registry.register(
             "submissions_finished",
-            "Finished submissions by Judge0 status",
+            "Submissions this process finished, by Judge0 status",
             finished.clone(),
         );
         registry.register(
@@ -51,7 +54,16 @@ impl Metrics {
             "Time a submission waited in the queue",
             queue_seconds.clone(),
         );
-        registry.register("workers", "Workers by state (idle, busy)", workers.clone());
+        registry.register(
+            "workers",
+            "Workers of every process by state (idle, busy, lost)",
+            workers.clone(),
+        );
+        registry.register(
+            "submissions",
+            "Stored submissions of the whole cluster by Judge0 status",
+            submissions.clone(),
+        );
         registry.register(
             "http_requests",
             "HTTP requests by status code",
@@ -65,6 +77,7 @@ impl Metrics {
             run_seconds,
             queue_seconds,
             workers,
+            submissions,
             requests,
             callbacks,
         }

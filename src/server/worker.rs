@@ -1,6 +1,7 @@
-//! Worker threads: claim the oldest queued submission, judge it, store the result (which
-//! makes the status final), then wake `wait=true` requests and send the callback. A
-//! worker stops between submissions once the server drains.
+//! Worker threads: claim the oldest queued submission under the process's lease, judge it,
+//! store the result while the lease is held (which makes the status final), then wake
+//! `wait=true` requests and send the callback. A lost database pauses claiming with
+//! backoff. A worker stops between submissions once the server drains.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -22,7 +23,7 @@ pub fn start(state: &Arc<State>) -> Vec<JoinHandle<()>> {
             std::thread::Builder::new()
                 .name(format!("judgebox-worker-{i}"))
                 .spawn(move || {
-                    run(&state);
+                    run(&state, i);
                     state.alive.fetch_sub(1, Ordering::SeqCst);
                 })
                 .expect("spawn a worker thread")
@@ -30,39 +31,40 @@ pub fn start(state: &Arc<State>) -> Vec<JoinHandle<()>> {
         .collect()
 }
 
-fn run(state: &State) {
+fn run(state: &State, slot: usize) {
     let mut seen = 0;
-    state
-        .metrics
-        .workers
-        .get_or_create(&Metrics::label("state", "idle"))
-        .inc();
+    let mut backoff = Duration::ZERO;
     while !state.is_draining() {
-        match state.store.claim_next(now_ms()) {
-            Ok(Some(sub)) => process(state, sub),
-            Ok(None) => state.idle(&mut seen, Duration::from_millis(500)),
+        match state.store.claim_next(&state.lease, now_ms()) {
+            Ok(Some(sub)) => {
+                backoff = Duration::ZERO;
+                process(state, slot, sub);
+            }
+            Ok(None) => {
+                backoff = Duration::ZERO;
+                state.idle(&mut seen, Duration::from_millis(500));
+            }
             Err(e) => {
-                log("store_error", json!({"error": e.to_string()}));
-                state.idle(&mut seen, Duration::from_secs(1));
+                backoff = next_backoff(backoff);
+                log(
+                    "store_error",
+                    json!({"step": "claim", "error": e.to_string(), "retry_ms": backoff.as_millis() as u64}),
+                );
+                state.pause(backoff);
             }
         }
     }
-    state
-        .metrics
-        .workers
-        .get_or_create(&Metrics::label("state", "idle"))
-        .dec();
 }
 
-fn process(state: &State, sub: Submission) {
+/// 250 ms, doubling up to 8 s.
+fn next_backoff(d: Duration) -> Duration {
+    (d * 2).clamp(Duration::from_millis(250), Duration::from_secs(8))
+}
+
+fn process(state: &State, slot: usize, sub: Submission) {
     let m = &state.metrics;
     state.busy.fetch_add(1, Ordering::SeqCst);
-    m.workers
-        .get_or_create(&Metrics::label("state", "idle"))
-        .dec();
-    m.workers
-        .get_or_create(&Metrics::label("state", "busy"))
-        .inc();
+    state.set_slot(slot, Some(sub.token.clone()));
     let claimed = now_ms();
     m.queue_seconds
         .observe((claimed - sub.created_at).max(0) as f64 / 1000.0);
@@ -78,11 +80,14 @@ fn process(state: &State, sub: Submission) {
         },
     };
     let finished = finish(state, &sub.token, &outcome);
+    state.set_slot(slot, None);
     m.run_seconds
         .observe((now_ms() - claimed).max(0) as f64 / 1000.0);
-    m.finished
-        .get_or_create(&Metrics::label("status", outcome.status_id))
-        .inc();
+    if finished {
+        m.finished
+            .get_or_create(&Metrics::label("status", outcome.status_id))
+            .inc();
+    }
     log(
         "finished",
         json!({
@@ -96,12 +101,6 @@ fn process(state: &State, sub: Submission) {
         }),
     );
     state.finished(&sub.token);
-    m.workers
-        .get_or_create(&Metrics::label("state", "busy"))
-        .dec();
-    m.workers
-        .get_or_create(&Metrics::label("state", "idle"))
-        .inc();
     state.busy.fetch_sub(1, Ordering::SeqCst);
     if finished {
         if let Some(url) = sub.request.callback_url.clone() {
@@ -110,22 +109,31 @@ fn process(state: &State, sub: Submission) {
     }
 }
 
-/// Stores the result, retrying a busy or failing database for a while; `false` when it
-/// could not (the submission stays processing and is requeued at the next start).
+/// Stores the result, retrying a failing database with backoff for as long as the lease
+/// can still be held; `false` when it was not stored (the lease was lost, or the database
+/// stayed away: the submission is then requeued when the lease expires, and judged again).
 fn finish(state: &State, token: &str, outcome: &Outcome) -> bool {
-    for attempt in 0..20 {
-        match state.store.finish(token, outcome, now_ms()) {
+    let give_up = std::time::Instant::now() + Duration::from_millis(state.lease.ms);
+    let mut backoff = Duration::ZERO;
+    loop {
+        match state
+            .store
+            .finish(token, &state.lease.owner, outcome, now_ms())
+        {
             Ok(done) => return done,
             Err(e) => {
+                backoff = next_backoff(backoff);
                 log(
                     "store_error",
-                    json!({"token": token, "error": e.to_string(), "attempt": attempt}),
+                    json!({"step": "finish", "token": token, "error": e.to_string(), "retry_ms": backoff.as_millis() as u64}),
                 );
-                std::thread::sleep(Duration::from_millis(250));
+                if std::time::Instant::now() + backoff > give_up {
+                    return false;
+                }
+                std::thread::sleep(backoff);
             }
         }
     }
-    false
 }
 
 /// The PUT of the finished submission, on its own thread so the worker goes on.
