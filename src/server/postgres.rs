@@ -96,7 +96,9 @@ impl Postgres {
         let pool = Pool::builder()
             .max_size(connections.max(2))
             .min_idle(Some(0))
-            .test_on_check_out(false)
+            // One empty round trip per checkout: a connection the database closed (it
+            // restarted) is replaced instead of failing the next request.
+            .test_on_check_out(true)
             .connection_timeout(Duration::from_secs(5))
             .build_unchecked(manager);
         Ok(Postgres { pool, config, tls })
