@@ -43,9 +43,27 @@ impl Nets {
     /// A veth from the database's namespace `db` to `node`'s: 10.231.K.1 and .2.
     fn link(&self, db: &str, node: &str, k: usize, dev: &str) {
         let (a, b) = (format!("{dev}a"), format!("{dev}b"));
-        ip(&["-n", db, "link", "add", &a, "type", "veth", "peer", "name", &b, "netns", node]);
-        ip(&["-n", db, "addr", "add", &format!("10.231.{k}.1/24"), "dev", &a]);
-        ip(&["-n", node, "addr", "add", &format!("10.231.{k}.2/24"), "dev", &b]);
+        ip(&[
+            "-n", db, "link", "add", &a, "type", "veth", "peer", "name", &b, "netns", node,
+        ]);
+        ip(&[
+            "-n",
+            db,
+            "addr",
+            "add",
+            &format!("10.231.{k}.1/24"),
+            "dev",
+            &a,
+        ]);
+        ip(&[
+            "-n",
+            node,
+            "addr",
+            "add",
+            &format!("10.231.{k}.2/24"),
+            "dev",
+            &b,
+        ]);
         ip(&["-n", db, "link", "set", &a, "up"]);
         ip(&["-n", node, "link", "set", &b, "up"]);
     }
@@ -70,11 +88,14 @@ fn in_netns<T>(name: &str, f: impl FnOnce() -> T) -> T {
     );
     let out = f();
     // SAFETY: as above, back to the namespace this thread started in.
-    assert_eq!(unsafe { libc::setns(home.as_raw_fd(), libc::CLONE_NEWNET) }, 0);
+    assert_eq!(
+        unsafe { libc::setns(home.as_raw_fd(), libc::CLONE_NEWNET) },
+        0
+    );
     out
 }
 
-/// Whether the i-th submission takes 2 s (long enough to be caught running).
+/// Whether the i-th submission takes 3 s (long enough to be caught running).
 fn slow(i: usize) -> bool {
     i % 50 == 25
 }
@@ -83,7 +104,7 @@ fn slow(i: usize) -> bool {
 /// and now and then a time limit or a slow one.
 fn body(i: usize) -> Value {
     if slow(i) {
-        return json!({"source_code": format!("sleep 2; echo {i}"), "language_id": 9001});
+        return json!({"source_code": format!("sleep 3; echo {i}"), "language_id": 9001});
     }
     if i % 50 == 49 {
         return json!({"source_code": "while :; do :; done", "language_id": 9001, "cpu_time_limit": 0.2});
@@ -153,9 +174,11 @@ fn finished_count(s: &Server, tokens: &[String]) -> usize {
             chunk.join(",")
         );
         let (_, v) = s.get(&path);
-        done += v["submissions"]
-            .as_array()
-            .map_or(0, |a| a.iter().filter(|x| x["status"]["id"].as_u64() > Some(2)).count());
+        done += v["submissions"].as_array().map_or(0, |a| {
+            a.iter()
+                .filter(|x| x["status"]["id"].as_u64() > Some(2))
+                .count()
+        });
     }
     done
 }
@@ -190,6 +213,36 @@ fn wait_busy(s: &Server, pid: i32, tokens: &[String]) -> String {
         assert!(Instant::now() < deadline, "worker {pid} never busy");
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// The lease owner id of worker process `pid`, per /workers.
+fn node_of(s: &Server, pid: i32) -> String {
+    let (_, v) = s.get("/workers");
+    let w = v[0]["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["pid"] == pid)
+        .unwrap_or_else(|| panic!("no worker {pid}: {v}"))
+        .clone();
+    w["id"]
+        .as_str()
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+/// The submission the process `node` holds the lease of, by the database.
+fn held_by(c: &Cluster, node: &str) -> Option<String> {
+    c.pg.client(&c.db)
+        .query_opt(
+            "SELECT token FROM submissions WHERE status_id = 2 AND lease_owner = $1",
+            &[&node],
+        )
+        .unwrap()
+        .map(|r| r.get(0))
 }
 
 struct Cluster {
@@ -269,12 +322,18 @@ fn two_workers_one_api_on_postgres_finish_each_once_through_kill_cut_and_restart
     };
     let mut c = start_cluster();
     let api_ns = c.nets.names[1].clone();
-    let (w1, w2) = (c.workers[0].pid(), c.workers[1].pid());
+    let w2 = c.workers[1].pid();
     let http = |f: &dyn Fn(&Server) -> Value| in_netns(&api_ns, || f(&c.api));
     let _ = http(&|s| {
-        let (_, v) = s.get("/workers");
-        assert_eq!(v[0]["available"], 2, "two workers on two hosts: {v}");
-        json!(null)
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let (_, v) = s.get("/workers");
+            if v[0]["available"] == 2 {
+                return v;
+            }
+            assert!(Instant::now() < deadline, "two workers on two hosts: {v}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
     });
     // wait=true on the API node returns when a worker on another host finishes.
     let _ = http(&|s| {
@@ -287,22 +346,45 @@ fn two_workers_one_api_on_postgres_finish_each_once_through_kill_cut_and_restart
     });
     let tokens: Vec<String> = in_netns(&api_ns, || submit_all(&c.api));
     // kill -9 worker 1 while it judges; its submission finishes on worker 2, once.
-    let killed = in_netns(&api_ns, || {
-        until_finished(&c.api, &tokens, 60);
-        wait_busy(&c.api, w1, &tokens)
-    });
-    c.workers[0].kill9();
+    let w1_ns = c.nets.names[2].clone();
+    let killed = loop {
+        let pid = c.workers[0].pid();
+        let node = in_netns(&api_ns, || {
+            until_finished(&c.api, &tokens, 60);
+            wait_busy(&c.api, pid, &tokens);
+            node_of(&c.api, pid)
+        });
+        c.workers[0].kill9();
+        if let Some(t) = held_by(&c, &node) {
+            break t;
+        }
+        // It was between two submissions after all: again.
+        in_netns(&w1_ns, || c.workers[0].spawn());
+    };
+    // Worker 1 comes back (a new process) only once its submission finished elsewhere.
     in_netns(&api_ns, || {
+        results(&c.api, std::slice::from_ref(&killed));
         until_finished(&c.api, &tokens, 120);
     });
-    in_netns(&c.nets.names[2].clone(), || c.workers[0].spawn());
+    in_netns(&w1_ns, || c.workers[0].spawn());
     // Cut worker 2's link for three leases while it judges: same.
     let cut_dev = format!("jb{}2a", std::process::id() % 100_000);
     let db_ns = c.nets.names[0].clone();
-    let cut = in_netns(&api_ns, || wait_busy(&c.api, w2, &tokens));
-    ip(&["-n", &db_ns, "link", "set", &cut_dev, "down"]);
-    std::thread::sleep(Duration::from_secs(6));
-    ip(&["-n", &db_ns, "link", "set", &cut_dev, "up"]);
+    let cut = loop {
+        let node = in_netns(&api_ns, || {
+            wait_busy(&c.api, w2, &tokens);
+            node_of(&c.api, w2)
+        });
+        ip(&["-n", &db_ns, "link", "set", &cut_dev, "down"]);
+        let held = held_by(&c, &node);
+        if held.is_some() {
+            std::thread::sleep(Duration::from_secs(6));
+        }
+        ip(&["-n", &db_ns, "link", "set", &cut_dev, "up"]);
+        if let Some(t) = held {
+            break t;
+        }
+    };
     // Restart PostgreSQL under load.
     in_netns(&api_ns, || until_finished(&c.api, &tokens, 300));
     c.pg.ctl(&["restart", "-m", "fast", "-w", "-t", "60"]);
@@ -317,16 +399,50 @@ fn two_workers_one_api_on_postgres_finish_each_once_through_kill_cut_and_restart
         }
     }
     for t in &tokens {
-        assert_eq!(stored.get(t).map(Vec::len), Some(1), "{t}: {:?}", stored.get(t));
+        assert_eq!(
+            stored.get(t).map(Vec::len),
+            Some(1),
+            "{t}: {:?}",
+            stored.get(t)
+        );
     }
-    assert_eq!(stored[&killed], [1], "the killed worker's submission, on worker 2");
-    assert_eq!(stored[&cut], [0], "the cut worker's submission, on worker 1");
-    let claims: i32 = c
-        .pg
-        .client(&c.db)
-        .query_one("SELECT max(claims) FROM submissions", &[])
-        .unwrap()
-        .get(0);
+    let story = |t: &str| -> String {
+        let servers = [&c.api, &c.workers[0], &c.workers[1]];
+        let mut lines = Vec::new();
+        for (k, s) in servers.iter().enumerate() {
+            for run in 1..=s.runs() {
+                let log = s.log(run);
+                lines.extend(
+                    log.lines()
+                        .filter(|l| {
+                            l.contains(t)
+                                || l.contains("lease")
+                                || l.contains("store_error")
+                                || l.contains("requeued")
+                        })
+                        .map(|l| format!("{k}/{run}: {l}")),
+                );
+            }
+        }
+        lines.join("\n")
+    };
+    assert_eq!(
+        stored[&killed],
+        [1],
+        "the killed worker's submission, on worker 2:\n{}",
+        story(&killed)
+    );
+    assert_eq!(
+        stored[&cut],
+        [0],
+        "the cut worker's submission, on worker 1:\n{}",
+        story(&cut)
+    );
+    let claims: i32 =
+        c.pg.client(&c.db)
+            .query_one("SELECT max(claims) FROM submissions", &[])
+            .unwrap()
+            .get(0);
     assert!(claims >= 2, "requeued submissions were claimed again");
 }
 

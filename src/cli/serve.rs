@@ -34,7 +34,12 @@ pub struct ServeArgs {
     db: Option<PathBuf>,
     /// A PostgreSQL database shared by every API and worker process, instead of SQLite
     /// (postgres://user:password@host:port/db?sslmode=require; TLS with the system's roots).
-    #[arg(long, value_name = "URL", env = "JUDGEBOX_DATABASE", hide_env_values = true)]
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "JUDGEBOX_DATABASE",
+        hide_env_values = true
+    )]
     database: Option<String>,
     /// api: the HTTP API only; worker: workers only (no listener); all: both. api and
     /// worker need --database.

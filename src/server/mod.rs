@@ -418,7 +418,11 @@ fn keep(state: &State) {
 
 /// Runs the server until SIGTERM/SIGINT, then drains and returns.
 pub fn serve(opts: Options) -> Result<(), ServeError> {
-    let workers = if opts.role == Role::Api { 0 } else { opts.workers };
+    let workers = if opts.role == Role::Api {
+        0
+    } else {
+        opts.workers
+    };
     let store = open_store(&opts.database, workers)?;
     let requeued = store.requeue_stale()?;
     let mut state = State::new(opts.config, store, opts.languages, opts.runner, workers);

@@ -457,7 +457,9 @@ fn listen(config: &Config, tls: &MakeRustlsConnect, on: &dyn Fn(Event) -> bool) 
     let mut backoff = Duration::from_millis(250);
     loop {
         let connected = config.connect(tls.clone()).and_then(|mut c| {
-            c.batch_execute(&format!("LISTEN {QUEUED_CHANNEL}; LISTEN {FINISHED_CHANNEL}"))?;
+            c.batch_execute(&format!(
+                "LISTEN {QUEUED_CHANNEL}; LISTEN {FINISHED_CHANNEL}"
+            ))?;
             Ok(c)
         });
         match connected {

@@ -592,7 +592,8 @@ async fn statistics(AxState(st): St) -> Response {
 /// Judge0's one queue, counted over every worker of every process; `workers` lists them
 /// (a worker not heard of for a lease is `lost`).
 async fn workers(AxState(st): St) -> Response {
-    let found = blocking(|| Ok::<_, super::store::StoreError>((st.store.queued()?, st.cluster_workers()?)));
+    let found =
+        blocking(|| Ok::<_, super::store::StoreError>((st.store.queued()?, st.cluster_workers()?)));
     let (queued, all) = match found {
         Ok(r) => r,
         Err(e) => return internal(e),

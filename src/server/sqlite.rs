@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::store::{
-    corrupt, decode, Event, Lease, RawRow, Outcome, Stats, Store, StoreError, Submission, WorkerBeat, IN_QUEUE,
-    PROCESSING,
+    corrupt, decode, Event, Lease, Outcome, RawRow, Stats, Store, StoreError, Submission,
+    WorkerBeat, IN_QUEUE, PROCESSING,
 };
 
 const SCHEMA: &str = "
@@ -419,7 +419,11 @@ mod tests {
         let short = Lease { ms: 0, ..lease };
         db.claim_next(&short, 10).unwrap().unwrap();
         assert!(db.renew(&short, &["t2".into()]).unwrap() == ["t2"]);
-        assert_eq!(db.requeue_stale().unwrap(), 1, "an expired lease is requeued");
+        assert_eq!(
+            db.requeue_stale().unwrap(),
+            1,
+            "an expired lease is requeued"
+        );
         assert!(!db.finish("t2", "me", &out, 9).unwrap());
         assert_eq!(db.fetch("t2").unwrap().unwrap().status_id, IN_QUEUE);
         let (page, total) = db.list(0, 1).unwrap();

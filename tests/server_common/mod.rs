@@ -130,12 +130,7 @@ fn backend(db: &Path) -> Vec<String> {
     let pg = shared_pg();
     let url = pg.conninfo("127.0.0.1", &pg.create_db());
     migrate(&url);
-    vec![
-        "--database".into(),
-        url,
-        "--lease".into(),
-        "2".into(),
-    ]
+    vec!["--database".into(), url, "--lease".into(), "2".into()]
 }
 
 pub fn free_port() -> u16 {
@@ -194,7 +189,9 @@ impl Server {
     ) -> Server {
         let db = dir.path().join("db/judgebox.db");
         let mut s = Server {
-            http: !args.windows(2).any(|w| w[0] == "--role" && w[1] == "worker"),
+            http: !args
+                .windows(2)
+                .any(|w| w[0] == "--role" && w[1] == "worker"),
             backend: backend_args.unwrap_or_else(|| backend(&db)),
             child: None,
             port: free_port(),
