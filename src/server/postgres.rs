@@ -182,6 +182,11 @@ fn raw(row: &Row) -> RawRow {
     )
 }
 
+/// PostgreSQL's text cannot hold NUL: no stored token has one.
+fn storable(token: &str) -> bool {
+    !token.contains('\0')
+}
+
 fn secs(ms: u64) -> f64 {
     ms as f64 / 1000.0
 }
@@ -213,6 +218,9 @@ impl Store for Postgres {
     }
 
     fn fetch(&self, token: &str) -> Result<Option<Submission>, StoreError> {
+        if !storable(token) {
+            return Ok(None);
+        }
         let row = self.conn()?.query_opt(
             &format!("SELECT {COLUMNS} FROM submissions WHERE token = $1"),
             &[&token],
@@ -317,6 +325,9 @@ impl Store for Postgres {
     }
 
     fn delete(&self, token: &str) -> Result<Option<Submission>, StoreError> {
+        if !storable(token) {
+            return Ok(None);
+        }
         let mut conn = self.conn()?;
         let mut tx = conn.transaction()?;
         let row = tx.query_opt(
