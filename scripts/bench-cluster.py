@@ -97,7 +97,7 @@ class Processes:
 def wait_up(base):
     for _ in range(400):
         try:
-            bench_serve.call(base, "GET", "/version")
+            bench_serve.call(base, "GET", "/about")
             return
         except Exception:
             time.sleep(0.05)

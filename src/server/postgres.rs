@@ -96,9 +96,8 @@ impl Postgres {
         let pool = Pool::builder()
             .max_size(connections.max(2))
             .min_idle(Some(0))
-            // One empty round trip per checkout: a connection the database closed (it
-            // restarted) is replaced instead of failing the next request.
-            .test_on_check_out(true)
+            // No round trip per checkout: `with` retries on a closed connection instead.
+            .test_on_check_out(false)
             .connection_timeout(Duration::from_secs(5))
             .build_unchecked(manager);
         Ok(Postgres { pool, config, tls })
@@ -106,6 +105,22 @@ impl Postgres {
 
     fn conn(&self) -> Result<PooledConnection<Manager>, StoreError> {
         Ok(self.pool.get()?)
+    }
+
+    /// Runs `f` on a pooled connection, once more on another if that one turned out to be
+    /// closed (the database restarted since it was last used).
+    fn with<T>(
+        &self,
+        f: impl Fn(&mut Client) -> Result<T, postgres::Error>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.conn()?;
+        match f(&mut conn) {
+            Err(_) if conn.is_closed() => {
+                drop(conn);
+                Ok(f(&mut *self.conn()?)?)
+            }
+            r => Ok(r?),
+        }
     }
 }
 
@@ -193,50 +208,55 @@ fn secs(ms: u64) -> f64 {
 
 impl Store for Postgres {
     fn create(&self, subs: &[Submission]) -> Result<(), StoreError> {
-        let mut conn = self.conn()?;
-        let mut tx = conn.transaction()?;
-        let insert = tx.prepare(
-            "INSERT INTO submissions (token, language_id, status_id, created_at, request)
-             VALUES ($1, $2, $3, $4, $5)",
-        )?;
-        for s in subs {
-            let request = serde_json::to_string(&s.request).map_err(|e| corrupt(&s.token, e))?;
-            tx.execute(
-                &insert,
-                &[
-                    &s.token,
-                    &(s.request.language_id as i32),
-                    &(s.status_id as i32),
-                    &s.created_at,
-                    &request,
-                ],
+        let requests = subs
+            .iter()
+            .map(|s| serde_json::to_string(&s.request).map_err(|e| corrupt(&s.token, e)))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.with(|c| {
+            let mut tx = c.transaction()?;
+            let insert = tx.prepare(
+                "INSERT INTO submissions (token, language_id, status_id, created_at, request)
+                 VALUES ($1, $2, $3, $4, $5)",
             )?;
-        }
-        tx.batch_execute(&format!("NOTIFY {QUEUED_CHANNEL}"))?;
-        tx.commit()?;
-        Ok(())
+            for (s, request) in subs.iter().zip(&requests) {
+                tx.execute(
+                    &insert,
+                    &[
+                        &s.token,
+                        &(s.request.language_id as i32),
+                        &(s.status_id as i32),
+                        &s.created_at,
+                        request,
+                    ],
+                )?;
+            }
+            tx.batch_execute(&format!("NOTIFY {QUEUED_CHANNEL}"))?;
+            tx.commit()
+        })
     }
 
     fn fetch(&self, token: &str) -> Result<Option<Submission>, StoreError> {
         if !storable(token) {
             return Ok(None);
         }
-        let row = self.conn()?.query_opt(
-            &format!("SELECT {COLUMNS} FROM submissions WHERE token = $1"),
-            &[&token],
-        )?;
+        let row = self.with(|c| {
+            c.query_opt(
+                &format!("SELECT {COLUMNS} FROM submissions WHERE token = $1"),
+                &[&token],
+            )
+        })?;
         row.map(|r| decode(raw(&r))).transpose()
     }
 
     fn list(&self, offset: u64, limit: u64) -> Result<(Vec<Submission>, u64), StoreError> {
-        let mut conn = self.conn()?;
-        let total: i64 = conn
-            .query_one("SELECT COUNT(*) FROM submissions", &[])?
-            .get(0);
-        let rows = conn.query(
-            &format!("SELECT {COLUMNS} FROM submissions ORDER BY seq DESC LIMIT $1 OFFSET $2"),
-            &[&(limit as i64), &(offset as i64)],
-        )?;
+        let (total, rows) = self.with(|c| {
+            let total: i64 = c.query_one("SELECT COUNT(*) FROM submissions", &[])?.get(0);
+            let rows = c.query(
+                &format!("SELECT {COLUMNS} FROM submissions ORDER BY seq DESC LIMIT $1 OFFSET $2"),
+                &[&(limit as i64), &(offset as i64)],
+            )?;
+            Ok((total, rows))
+        })?;
         let subs = rows
             .iter()
             .map(|r| decode(raw(r)))
@@ -245,22 +265,24 @@ impl Store for Postgres {
     }
 
     fn claim_next(&self, lease: &Lease, now: i64) -> Result<Option<Submission>, StoreError> {
-        let row = self.conn()?.query_opt(
-            &format!(
-                "UPDATE submissions SET status_id = $1, started_at = $2, lease_owner = $3,
+        let row = self.with(|c| {
+            c.query_opt(
+                &format!(
+                    "UPDATE submissions SET status_id = $1, started_at = $2, lease_owner = $3,
                      lease_until = now() + make_interval(secs => $4), claims = claims + 1
                  WHERE seq = (SELECT seq FROM submissions WHERE status_id = $5
                               ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED)
                  RETURNING {COLUMNS}"
-            ),
-            &[
-                &(PROCESSING as i32),
-                &now,
-                &lease.owner,
-                &secs(lease.ms),
-                &(IN_QUEUE as i32),
-            ],
-        )?;
+                ),
+                &[
+                    &(PROCESSING as i32),
+                    &now,
+                    &lease.owner,
+                    &secs(lease.ms),
+                    &(IN_QUEUE as i32),
+                ],
+            )
+        })?;
         row.map(|r| decode(raw(&r))).transpose()
     }
 
@@ -268,12 +290,14 @@ impl Store for Postgres {
         if tokens.is_empty() {
             return Ok(Vec::new());
         }
-        let rows = self.conn()?.query(
-            "UPDATE submissions SET lease_until = now() + make_interval(secs => $1)
+        let rows = self.with(|c| {
+            c.query(
+                "UPDATE submissions SET lease_until = now() + make_interval(secs => $1)
              WHERE token = ANY($2) AND lease_owner = $3 AND status_id = $4
              RETURNING token",
-            &[&secs(lease.ms), &tokens, &lease.owner, &(PROCESSING as i32)],
-        )?;
+                &[&secs(lease.ms), &tokens, &lease.owner, &(PROCESSING as i32)],
+            )
+        })?;
         Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
@@ -286,41 +310,45 @@ impl Store for Postgres {
     ) -> Result<bool, StoreError> {
         let json = serde_json::to_string(outcome).map_err(|e| corrupt(token, e))?;
         // One statement, so one transaction: the notification goes out when it commits.
-        let rows = self.conn()?.query(
-            &format!(
-                "WITH done AS (
+        let rows = self.with(|c| {
+            c.query(
+                &format!(
+                    "WITH done AS (
                     UPDATE submissions SET status_id = $1, outcome = $2, finished_at = $3,
                         lease_owner = NULL, lease_until = NULL
                     WHERE token = $4 AND status_id = $5 AND lease_owner = $6
                         AND lease_until > now()
                     RETURNING token)
                  SELECT pg_notify('{FINISHED_CHANNEL}', token) FROM done"
-            ),
-            &[
-                &(outcome.status_id as i32),
-                &json,
-                &now,
-                &token,
-                &(PROCESSING as i32),
-                &owner,
-            ],
-        )?;
+                ),
+                &[
+                    &(outcome.status_id as i32),
+                    &json,
+                    &now,
+                    &token,
+                    &(PROCESSING as i32),
+                    &owner,
+                ],
+            )
+        })?;
         Ok(rows.len() == 1)
     }
 
     fn requeue_stale(&self) -> Result<u64, StoreError> {
-        let row = self.conn()?.query_one(
-            &format!(
-                "WITH back AS (
+        let row = self.with(|c| {
+            c.query_one(
+                &format!(
+                    "WITH back AS (
                     UPDATE submissions SET status_id = $1, started_at = NULL,
                         lease_owner = NULL, lease_until = NULL
                     WHERE status_id = $2 AND lease_until <= now()
                     RETURNING token),
                  note AS (SELECT pg_notify('{QUEUED_CHANNEL}', '') FROM back LIMIT 1)
                  SELECT (SELECT COUNT(*) FROM back), (SELECT COUNT(*) FROM note)"
-            ),
-            &[&(IN_QUEUE as i32), &(PROCESSING as i32)],
-        )?;
+                ),
+                &[&(IN_QUEUE as i32), &(PROCESSING as i32)],
+            )
+        })?;
         Ok(row.get::<_, i64>(0) as u64)
     }
 
@@ -345,10 +373,12 @@ impl Store for Postgres {
     }
 
     fn prune(&self, before: i64) -> Result<u64, StoreError> {
-        let n = self.conn()?.execute(
-            "DELETE FROM submissions WHERE created_at < $1 AND status_id > $2",
-            &[&before, &(PROCESSING as i32)],
-        )?;
+        let n = self.with(|c| {
+            c.execute(
+                "DELETE FROM submissions WHERE created_at < $1 AND status_id > $2",
+                &[&before, &(PROCESSING as i32)],
+            )
+        })?;
         Ok(n)
     }
 
@@ -428,13 +458,15 @@ impl Store for Postgres {
     }
 
     fn workers(&self) -> Result<Vec<WorkerBeat>, StoreError> {
-        let rows = self.conn()?.query(
-            "SELECT id, node, host, pid, state, token,
+        let rows = self.with(|c| {
+            c.query(
+                "SELECT id, node, host, pid, state, token,
                     (extract(epoch FROM heartbeat) * 1000)::bigint,
                     (extract(epoch FROM now() - heartbeat) * 1000)::bigint
              FROM workers ORDER BY id",
-            &[],
-        )?;
+                &[],
+            )
+        })?;
         Ok(rows
             .iter()
             .map(|r| WorkerBeat {
