@@ -81,17 +81,13 @@ impl Drop for Nets {
 fn in_netns<T>(name: &str, f: impl FnOnce() -> T) -> T {
     let home = File::open("/proc/thread-self/ns/net").unwrap();
     let target = File::open(format!("/run/netns/{name}")).unwrap();
-    // SAFETY: setns(2) on descriptors we own; it changes only this thread's namespace.
-    assert_eq!(
-        unsafe { libc::setns(target.as_raw_fd(), libc::CLONE_NEWNET) },
-        0
-    );
+    // SAFETY: setns(2) on a descriptor we own; it changes only this thread's namespace.
+    let entered = unsafe { libc::setns(target.as_raw_fd(), libc::CLONE_NEWNET) };
+    assert_eq!(entered, 0, "enter {name}");
     let out = f();
     // SAFETY: as above, back to the namespace this thread started in.
-    assert_eq!(
-        unsafe { libc::setns(home.as_raw_fd(), libc::CLONE_NEWNET) },
-        0
-    );
+    let back = unsafe { libc::setns(home.as_raw_fd(), libc::CLONE_NEWNET) };
+    assert_eq!(back, 0, "leave {name}");
     out
 }
 

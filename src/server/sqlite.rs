@@ -37,8 +37,11 @@ pub struct Sqlite {
     /// token -> (owner, expiry) of the submissions this process judges.
     leases: Mutex<HashMap<String, (String, Instant)>>,
     /// node -> its workers, with the time of the heartbeat.
-    beats: Mutex<HashMap<String, (Vec<WorkerBeat>, Instant, i64)>>,
+    beats: Mutex<HashMap<String, Beats>>,
 }
+
+/// A process's workers at its last heartbeat, with when that was (monotonic, Unix ms).
+type Beats = (Vec<WorkerBeat>, Instant, i64);
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
