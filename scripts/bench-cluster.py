@@ -7,7 +7,9 @@ the ratios; absolute rates drift on a shared machine).
 N Python A+B submissions through the API (batch create, then batch polling), in turn:
 1. SQLite, one process, COUNT=1;
 2. PostgreSQL, an API process and one worker process (COUNT=1);
-3. PostgreSQL, an API process and two worker processes (COUNT=1 each).
+3. PostgreSQL, an API process and two worker processes (COUNT=1 each);
+4. SQLite, one process, COUNT=2: what two workers gain on this machine without a
+   database between processes (the ceiling the 2-worker figure is compared with).
 PostgreSQL is a throwaway server (Debian's binaries, initdb as nobody, loopback only).
 Targets: PostgreSQL >= 0.9x SQLite at one worker; two workers >= 1.7x one.
 """
@@ -72,9 +74,9 @@ class Postgres:
 class Processes:
     """judgebox serve processes, each with its log; stop() ends them all."""
 
-    def __init__(self, jb, work, n):
+    def __init__(self, jb, work, n, count=1):
         self.jb, self.work, self.procs = jb, work, []
-        self.env = dict(os.environ, COUNT="1", MAX_QUEUE_SIZE=str(n * 2),
+        self.env = dict(os.environ, COUNT=str(count), MAX_QUEUE_SIZE=str(n * 2),
                         MAX_SUBMISSION_BATCH_SIZE="100")
 
     def start(self, *args):
@@ -113,15 +115,16 @@ def wait_workers(base, n):
     sys.exit(f"bench-cluster: fewer than {n} workers joined")
 
 
-def rate(jb, work, n, database, workers):
+def rate(jb, work, n, database, workers, count=1):
     """Submissions/s through one API process, with `workers` worker processes (0: SQLite,
-    one process that also judges)."""
-    procs = Processes(jb, work, n)
+    one process that also judges, with `count` worker threads)."""
+    procs = Processes(jb, work, n, count)
     port = bench_serve.free_port()
     base = f"http://127.0.0.1:{port}"
     try:
         if workers == 0:
-            api = procs.start("--listen", f"127.0.0.1:{port}", "--db", f"{work}/db.sqlite")
+            api = procs.start("--listen", f"127.0.0.1:{port}", "--db",
+                              f"{work}/db-{count}.sqlite")
             wait_up(base)
         else:
             subprocess.run([jb, "serve", "--database", database, "--migrate"], check=True,
@@ -154,6 +157,7 @@ def main():
         sqlite = rate(a.judgebox, work, a.n, None, 0)
         one = rate(a.judgebox, work, a.n, pg.new_db("one"), 1)
         two = rate(a.judgebox, work, a.n, pg.new_db("two"), 2)
+        sqlite2 = rate(a.judgebox, work, a.n, None, 0, count=2)
     finally:
         if pg:
             pg.stop()
@@ -163,8 +167,10 @@ def main():
     print(f"  {'SQLite, one process':<48} {sqlite:8.1f}")
     print(f"  {'PostgreSQL, API process + 1 worker process':<48} {one:8.1f}")
     print(f"  {'PostgreSQL, API process + 2 worker processes':<48} {two:8.1f}")
+    print(f"  {'SQLite, one process, COUNT=2 (reference)':<48} {sqlite2:8.1f}")
     print(f"  postgres/sqlite at one worker = {one / sqlite:.2f}x (target >= 0.90x)")
-    print(f"  two workers/one = {two / one:.2f}x (target >= 1.70x)")
+    print(f"  two workers/one = {two / one:.2f}x (target >= 1.70x);"
+          f" SQLite COUNT=2/COUNT=1 = {sqlite2 / sqlite:.2f}x on this machine")
 
 
 if __name__ == "__main__":
