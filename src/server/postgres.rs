@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use postgres::fallible_iterator::FallibleIterator;
+use postgres::types::Type;
 use postgres::{Client, Config, GenericClient, Row};
 use r2d2_postgres::r2d2::{Pool, PooledConnection};
 use r2d2_postgres::PostgresConnectionManager;
@@ -239,13 +240,30 @@ impl Store for Postgres {
         if !storable(token) {
             return Ok(None);
         }
+        // Typed: one round trip, no separate prepare (the API's hottest call).
         let row = self.with(|c| {
-            c.query_opt(
+            c.query_typed_opt(
                 &format!("SELECT {COLUMNS} FROM submissions WHERE token = $1"),
-                &[&token],
+                &[(&token, Type::TEXT)],
             )
         })?;
         row.map(|r| decode(raw(&r))).transpose()
+    }
+
+    fn fetch_many(&self, tokens: &[&str]) -> Result<Vec<Option<Submission>>, StoreError> {
+        let wanted: Vec<&str> = tokens.iter().copied().filter(|t| storable(t)).collect();
+        let rows = self.with(|c| {
+            c.query_typed(
+                &format!("SELECT {COLUMNS} FROM submissions WHERE token = ANY($1)"),
+                &[(&wanted, Type::TEXT_ARRAY)],
+            )
+        })?;
+        let mut found = std::collections::HashMap::new();
+        for r in &rows {
+            let sub = decode(raw(r))?;
+            found.insert(sub.token.clone(), sub);
+        }
+        Ok(tokens.iter().map(|t| found.get(*t).cloned()).collect())
     }
 
     fn list(&self, offset: u64, limit: u64) -> Result<(Vec<Submission>, u64), StoreError> {
@@ -265,21 +283,23 @@ impl Store for Postgres {
     }
 
     fn claim_next(&self, lease: &Lease, now: i64) -> Result<Option<Submission>, StoreError> {
+        let (processing, queued) = (PROCESSING as i32, IN_QUEUE as i32);
+        let secs = secs(lease.ms);
         let row = self.with(|c| {
-            c.query_opt(
+            c.query_typed_opt(
                 &format!(
                     "UPDATE submissions SET status_id = $1, started_at = $2, lease_owner = $3,
-                     lease_until = now() + make_interval(secs => $4), claims = claims + 1
-                 WHERE seq = (SELECT seq FROM submissions WHERE status_id = $5
-                              ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED)
-                 RETURNING {COLUMNS}"
+                         lease_until = now() + make_interval(secs => $4), claims = claims + 1
+                     WHERE seq = (SELECT seq FROM submissions WHERE status_id = $5
+                                  ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED)
+                     RETURNING {COLUMNS}"
                 ),
                 &[
-                    &(PROCESSING as i32),
-                    &now,
-                    &lease.owner,
-                    &secs(lease.ms),
-                    &(IN_QUEUE as i32),
+                    (&processing, Type::INT4),
+                    (&now, Type::INT8),
+                    (&lease.owner, Type::TEXT),
+                    (&secs, Type::FLOAT8),
+                    (&queued, Type::INT4),
                 ],
             )
         })?;

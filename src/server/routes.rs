@@ -440,12 +440,12 @@ async fn batch_show(AxState(st): St, Query(q): Q, headers: HeaderMap) -> Respons
         );
     }
     let base64 = base64_param(&st, &q);
+    let subs = match blocking(|| st.store.fetch_many(&tokens)) {
+        Ok(s) => s,
+        Err(e) => return internal(e),
+    };
     let mut out = Vec::new();
-    for t in tokens {
-        let sub = match blocking(|| st.store.fetch(t)) {
-            Ok(s) => s,
-            Err(e) => return internal(e),
-        };
+    for sub in subs {
         match sub.map(|s| wire::render(&s, &fields, base64, &st.languages)) {
             None => out.push(Value::Null),
             Some(Ok(v)) => out.push(v),

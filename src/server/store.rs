@@ -148,6 +148,10 @@ pub trait Store: Send + Sync {
     /// Stores new queued submissions, all or none.
     fn create(&self, subs: &[Submission]) -> Result<(), StoreError>;
     fn fetch(&self, token: &str) -> Result<Option<Submission>, StoreError>;
+    /// Each of `tokens`, in order (`None`: no such submission).
+    fn fetch_many(&self, tokens: &[&str]) -> Result<Vec<Option<Submission>>, StoreError> {
+        tokens.iter().map(|t| self.fetch(t)).collect()
+    }
     /// Newest first; returns the page and the total count.
     fn list(&self, offset: u64, limit: u64) -> Result<(Vec<Submission>, u64), StoreError>;
     /// The oldest queued submission, now marked processing under `lease`.
