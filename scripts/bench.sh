@@ -6,7 +6,8 @@
 #
 # SECTION: run (per-run latency vs peers), cgroup (added cost of cgroup limits),
 # seccomp, judge (throughput vs a bwrap loop), isolate (the isolate front end against
-# judgebox run), serve (the HTTP API vs judge vs the host, scripts/bench-serve.py).
+# judgebox run), serve (the HTTP API vs judge vs the host, scripts/bench-serve.py), cluster
+# (serve on PostgreSQL with 1 and 2 worker processes vs SQLite, scripts/bench-cluster.py).
 # Default: all of them.
 #
 # Compares, for /bin/true (and `python3 -c pass` in the python3 image, or --python-rootfs):
@@ -77,7 +78,7 @@ report() { # label, prog, rootfs
 }
 
 want() { [ -z "$ONLY" ] || [ "$ONLY" = "$1" ]; }
-case "$ONLY" in ""|run|cgroup|seccomp|judge|isolate|serve) ;; *) echo "bench.sh: --only run|cgroup|seccomp|judge|isolate|serve" >&2; exit 2 ;; esac
+case "$ONLY" in ""|run|cgroup|seccomp|judge|isolate|serve|cluster) ;; *) echo "bench.sh: --only run|cgroup|seccomp|judge|isolate|serve|cluster" >&2; exit 2 ;; esac
 
 echo "judgebox bench on $(uname -r), $(nproc) CPUs; rootfs $ROOTFS"
 if want run; then
@@ -242,5 +243,15 @@ if want serve; then
     python3 scripts/bench-serve.py "$JB" --workers 2 --rounds "${SERVE_ROUNDS:-3}"
   else
     echo; echo "(serve benchmark skipped: judgebox/python3:bookworm is not in the store; run scripts/build-images.sh python3)"
+  fi
+fi
+
+# judgebox serve on PostgreSQL: an API process and 1, then 2, worker processes (COUNT=1
+# each) against the embedded SQLite backend (needs the python3 image and PostgreSQL).
+if want cluster; then
+  if "$JB" image inspect judgebox/python3:bookworm >/dev/null 2>&1; then
+    python3 scripts/bench-cluster.py "$JB"
+  else
+    echo; echo "(cluster benchmark skipped: judgebox/python3:bookworm is not in the store; run scripts/build-images.sh python3)"
   fi
 fi

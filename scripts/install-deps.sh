@@ -5,8 +5,9 @@ set -euo pipefail
 # debootstrap, umoci, skopeo: scripts/build-images.sh and image tests (docker-registry serves
 # a local registry for pull tests).
 # python3-venv: the serve tests make a venv with the Judge0 Python SDK and schemathesis.
+# postgresql: the cluster tests and benchmark start a throwaway server (initdb as nobody).
 pkgs=(gcc libc6-dev busybox-static file iproute2 cpio qemu-system-x86 jq
-      debootstrap umoci skopeo docker-registry python3-venv)
+      debootstrap umoci skopeo docker-registry python3-venv postgresql)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -456,7 +456,10 @@ mod tests {
         // A non-empty directory stands in for one under a read-only parent: rmdir fails.
         std::fs::write(second.join("pinned"), "").unwrap();
         let run = Run {
-            dirs: vec![(first.clone(), Roles::default()), (second.clone(), Roles::default())],
+            dirs: vec![
+                (first.clone(), Roles::default()),
+                (second.clone(), Roles::default()),
+            ],
             _lock: None,
             cpuacct: None,
             swap: false,

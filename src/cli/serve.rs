@@ -1,5 +1,6 @@
 //! `judgebox serve`: the Judge0-compatible HTTP API. Reads judge0.conf and the environment
-//! (Judge0's keys), opens the SQLite store and serves until SIGTERM.
+//! (Judge0's keys), opens the store (SQLite, or PostgreSQL for API and worker roles on many
+//! hosts) and serves until SIGTERM; `--migrate` brings a PostgreSQL schema up to date.
 
 use super::judge::{cgroup_manager, Languages};
 use anyhow::{Context, Result};
@@ -9,7 +10,7 @@ use judgebox::sandbox;
 use judgebox::server::config::{Config, Source};
 use judgebox::server::languages::Table;
 use judgebox::server::runner::Runner;
-use judgebox::server::{self, log, Options};
+use judgebox::server::{self, log, Database, Options, Role};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -19,7 +20,7 @@ use std::path::PathBuf;
 /// Judge0's keys and defaults; Redis, PostgreSQL and Rails keys are ignored.
 #[derive(Args)]
 #[command(
-    after_help = "Examples:\n  judgebox serve\n  judgebox serve --config /etc/judge0.conf --listen 0.0.0.0:2358"
+    after_help = "Examples:\n  judgebox serve\n  judgebox serve --config /etc/judge0.conf --listen 0.0.0.0:2358\n  judgebox serve --database postgres://judgebox@db/judgebox --migrate\n  judgebox serve --database postgres://judgebox@db/judgebox --role api --listen 0.0.0.0:2358\n  judgebox serve --database postgres://judgebox@db/judgebox --role worker --workers 4"
 )]
 pub struct ServeArgs {
     /// Address to listen on (loopback by default; see the README before exposing it).
@@ -29,8 +30,28 @@ pub struct ServeArgs {
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// The SQLite database (default: serve/judgebox.db under the store root).
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", conflicts_with = "database")]
     db: Option<PathBuf>,
+    /// A PostgreSQL database shared by every API and worker process, instead of SQLite
+    /// (postgres://user:password@host:port/db?sslmode=require; TLS with the system's roots).
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "JUDGEBOX_DATABASE",
+        hide_env_values = true
+    )]
+    database: Option<String>,
+    /// api: the HTTP API only; worker: workers only (no listener); all: both. api and
+    /// worker need --database.
+    #[arg(long, value_enum, default_value = "all")]
+    role: Role,
+    /// Bring the --database schema up to date, then exit.
+    #[arg(long, requires = "database")]
+    migrate: bool,
+    /// Seconds a claimed submission stays with its worker's process without a renewal;
+    /// after that another worker judges it (a dead or cut-off process's submissions).
+    #[arg(long, value_name = "SECONDS", default_value = "30")]
+    lease: f64,
     /// Worker threads judging submissions (default: COUNT, else the number of CPUs).
     #[arg(long, value_name = "N")]
     workers: Option<usize>,
@@ -68,7 +89,30 @@ fn load_config(path: Option<&PathBuf>) -> Result<Config> {
     Ok(Config::from_source(&source)?)
 }
 
+/// `--migrate`: applies the missing migrations and says which version the schema is at.
+fn migrate(url: &str) -> Result<i32> {
+    let (before, after) = server::postgres::migrate(url).context("migrate")?;
+    if before == after {
+        println!("database schema is up to date (version {after})");
+    } else {
+        println!("database schema migrated from version {before} to {after}");
+    }
+    Ok(0)
+}
+
 pub fn execute(a: ServeArgs) -> Result<i32> {
+    if a.migrate {
+        return migrate(a.database.as_deref().unwrap_or_default());
+    }
+    if a.role != Role::All && a.database.is_none() {
+        anyhow::bail!(
+            "--role api and --role worker share a PostgreSQL database between processes: \
+             give --database postgres://... (SQLite serves one process, --role all)"
+        );
+    }
+    if !(a.lease.is_finite() && a.lease >= 0.5) {
+        anyhow::bail!("--lease {}: give at least 0.5 seconds", a.lease);
+    }
     sandbox::ensure_root()?;
     let config = load_config(a.config.as_ref())?;
     let catalog = a.languages.catalog()?;
@@ -95,13 +139,19 @@ pub fn execute(a: ServeArgs) -> Result<i32> {
         scratch: scratch.clone(),
         memory_ceiling_kb: config.max_memory_limit,
     };
-    let db =
-        a.db.clone()
-            .unwrap_or_else(|| root.join("serve/judgebox.db"));
+    let database = match &a.database {
+        Some(url) => Database::Postgres(url.clone()),
+        None => Database::Sqlite(
+            a.db.clone()
+                .unwrap_or_else(|| root.join("serve/judgebox.db")),
+        ),
+    };
     let result = server::serve(Options {
         listen: a.listen,
         config,
-        db,
+        database,
+        role: a.role,
+        lease: std::time::Duration::from_secs_f64(a.lease),
         workers,
         languages,
         runner,

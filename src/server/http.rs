@@ -96,6 +96,18 @@ pub async fn run(state: Arc<State>, addr: SocketAddr, requeued: u64) -> Result<(
     Ok(())
 }
 
+/// Waits for SIGTERM or SIGINT (a worker-only process, which has no listener).
+pub async fn until_signal() -> Result<(), ServeError> {
+    let mut term = signal(SignalKind::terminate()).map_err(ServeError::Runtime)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(ServeError::Runtime)?;
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = int.recv() => {},
+    }
+    log("draining", json!({}));
+    Ok(())
+}
+
 /// Stops the workers after their current submission and answers waiting requests.
 async fn drain(state: &State) {
     log(
@@ -104,7 +116,7 @@ async fn drain(state: &State) {
     );
     state.draining.store(true, Ordering::SeqCst);
     state.wake_workers();
-    while state.alive.load(Ordering::SeqCst) > 0 || state.committing.load(Ordering::SeqCst) {
+    while state.alive.load(Ordering::SeqCst) > 0 {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     state.release_waiters();

@@ -1,6 +1,7 @@
 //! `/metrics` in Prometheus' text format (prometheus-client): queue depth, submissions by
 //! status, run and queue-wait latency, sandbox overhead (setup and teardown), worker
-//! states, HTTP requests by status code.
+//! states, HTTP requests by status code. Queue depth, workers and `submissions` are
+//! cluster-wide; the rest count this process.
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -19,6 +20,7 @@ pub struct Metrics {
     pub queue_seconds: Histogram,
     pub sandbox_seconds: Histogram,
     pub workers: Family<Labels, Gauge>,
+    pub submissions: Family<Labels, Gauge>,
     pub requests: Family<Labels, Counter>,
     pub callbacks: Family<Labels, Counter>,
 }
@@ -32,6 +34,7 @@ impl Metrics {
         let queue_seconds = Histogram::new(exponential_buckets(0.001, 2.0, 18));
         let sandbox_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 16));
         let workers = Family::<Labels, Gauge>::default();
+        let submissions = Family::<Labels, Gauge>::default();
         let requests = Family::<Labels, Counter>::default();
         let callbacks = Family::<Labels, Counter>::default();
         registry.register(
@@ -41,7 +44,7 @@ impl Metrics {
         );
         registry.register(
             "submissions_finished",
-            "Finished submissions by Judge0 status",
+            "Submissions this process finished, by Judge0 status",
             finished.clone(),
         );
         registry.register(
@@ -59,7 +62,16 @@ impl Metrics {
             "Judging time outside the programs' own run time (sandbox setup and teardown, cgroups, copies)",
             sandbox_seconds.clone(),
         );
-        registry.register("workers", "Workers by state (idle, busy)", workers.clone());
+        registry.register(
+            "workers",
+            "Workers of every process by state (idle, busy, lost)",
+            workers.clone(),
+        );
+        registry.register(
+            "submissions",
+            "Stored submissions of the whole cluster by Judge0 status",
+            submissions.clone(),
+        );
         registry.register(
             "http_requests",
             "HTTP requests by status code",
@@ -74,6 +86,7 @@ impl Metrics {
             queue_seconds,
             sandbox_seconds,
             workers,
+            submissions,
             requests,
             callbacks,
         }

@@ -1,6 +1,7 @@
 //! `judgebox serve`: a Judge0 CE 1.13-compatible HTTP API over the judge pipeline. Axum on
 //! tokio answers requests; COUNT blocking worker threads claim submissions from the store
-//! (SQLite by default) and judge them; `wait=true` awaits a notification, not a worker.
+//! (SQLite, or PostgreSQL shared by API and worker processes on many hosts) under a lease
+//! and judge them; `wait=true` awaits a notification, not a worker.
 
 pub mod callback;
 pub mod config;
@@ -10,6 +11,7 @@ pub mod jwt;
 pub mod languages;
 pub mod metrics;
 pub mod openapi;
+pub mod postgres;
 pub mod routes;
 pub mod runner;
 pub mod sqlite;
@@ -31,7 +33,7 @@ use self::config::Config;
 use self::languages::Table;
 use self::metrics::Metrics;
 use self::runner::Runner;
-use self::store::Store;
+use self::store::{Event, Lease, Store, WorkerBeat, PROCESSING};
 
 /// The Judge0 version this API answers as (the official SDK keys its language table on it).
 pub const JUDGE0_VERSION: &str = "1.13.1";
@@ -61,13 +63,20 @@ pub struct State {
     pub busy: AtomicUsize,
     /// Worker threads still running.
     pub alive: AtomicUsize,
-    /// The committer thread (which stores the workers' results) is running.
-    pub committing: AtomicBool,
     /// Set by SIGTERM/SIGINT: no new requests, workers finish what they run and stop.
     pub draining: AtomicBool,
     pub started: Instant,
+    /// This process's lease owner id and lease length.
+    pub lease: Lease,
+    pub host: String,
+    /// The submission each worker thread judges (`None`: idle).
+    slots: Mutex<Vec<Option<String>>>,
     waiters: Mutex<HashMap<String, Vec<oneshot::Sender<()>>>>,
     wake: (Mutex<u64>, Condvar),
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl State {
@@ -87,9 +96,15 @@ impl State {
             workers,
             busy: AtomicUsize::new(0),
             alive: AtomicUsize::new(0),
-            committing: AtomicBool::new(false),
             draining: AtomicBool::new(false),
             started: Instant::now(),
+            lease: Lease {
+                owner: new_token(),
+                ms: 30_000,
+            },
+            host: std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map_or_else(|_| "unknown".into(), |h| h.trim().to_string()),
+            slots: Mutex::new(vec![None; workers]),
             waiters: Mutex::new(HashMap::new()),
             wake: (Mutex::new(0), Condvar::new()),
         }
@@ -101,6 +116,94 @@ impl State {
         let mut w = self.waiters.lock().unwrap_or_else(|e| e.into_inner());
         w.entry(token.to_string()).or_default().push(tx);
         rx
+    }
+
+    /// Records what worker `i` judges (`None`: it is idle).
+    pub fn set_slot(&self, i: usize, token: Option<String>) {
+        if let Some(slot) = lock(&self.slots).get_mut(i) {
+            *slot = token;
+        }
+    }
+
+    /// The submissions this process's workers judge (their leases to renew).
+    pub fn held(&self) -> Vec<String> {
+        lock(&self.slots).iter().flatten().cloned().collect()
+    }
+
+    /// This process's workers, as its heartbeat reports them.
+    pub fn beats(&self) -> Vec<WorkerBeat> {
+        let pid = std::process::id();
+        lock(&self.slots)
+            .iter()
+            .enumerate()
+            .map(|(i, token)| WorkerBeat {
+                id: format!("{}/{i}", self.lease.owner),
+                node: self.lease.owner.clone(),
+                host: self.host.clone(),
+                pid,
+                state: if token.is_some() { "busy" } else { "idle" }.into(),
+                token: token.clone(),
+                last_heartbeat: now_ms(),
+                age_ms: 0,
+            })
+            .collect()
+    }
+
+    /// Every worker of every process: the store's rows, this process's own as they are now.
+    pub fn cluster_workers(&self) -> Result<Vec<WorkerBeat>, store::StoreError> {
+        let mut all: Vec<WorkerBeat> = self
+            .store
+            .workers()?
+            .into_iter()
+            .filter(|b| b.node != self.lease.owner)
+            .collect();
+        if self.alive.load(Ordering::SeqCst) > 0 {
+            all.extend(self.beats());
+        }
+        all.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(all)
+    }
+
+    /// A worker's state as shown: `lost` when not heard of for a lease.
+    pub fn worker_state<'a>(&self, w: &'a WorkerBeat) -> &'a str {
+        if w.age_ms > self.lease.ms as i64 {
+            "lost"
+        } else {
+            &w.state
+        }
+    }
+
+    /// What other processes announced: new work, a finished submission, or "look again".
+    fn on_event(&self, event: Event) -> bool {
+        match event {
+            Event::Queued => self.wake_workers(),
+            Event::Finished(token) => self.finished(&token),
+            Event::Resync => {
+                self.wake_workers();
+                self.recheck_waiters();
+            }
+        }
+        !self.is_draining()
+    }
+
+    /// Wakes the `wait=true` requests whose submission finished without being heard of.
+    fn recheck_waiters(&self) {
+        let tokens: Vec<String> = lock(&self.waiters).keys().cloned().collect();
+        for token in tokens {
+            if let Ok(Some(sub)) = self.store.fetch(&token) {
+                if sub.status_id > PROCESSING {
+                    self.finished(&token);
+                }
+            }
+        }
+    }
+
+    /// Sleeps `d` (in short steps, so a drain is not held up).
+    pub fn pause(&self, d: Duration) {
+        let until = Instant::now() + d;
+        while !self.is_draining() && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(50).min(until - Instant::now()));
+        }
     }
 
     /// Wakes whoever waits for `token`.
@@ -175,11 +278,34 @@ fn pruner(state: &Arc<State>) -> Option<std::thread::JoinHandle<()>> {
         .ok()
 }
 
+/// Where submissions are kept.
+#[derive(Debug, Clone)]
+pub enum Database {
+    /// Embedded, for one process.
+    Sqlite(PathBuf),
+    /// A `postgres://` URL, shared by any number of processes on any hosts.
+    Postgres(String),
+}
+
+/// What this process does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Role {
+    /// The HTTP API only (no workers).
+    Api,
+    /// Workers only (no HTTP listener).
+    Worker,
+    /// Both.
+    All,
+}
+
 /// How to serve.
 pub struct Options {
     pub listen: SocketAddr,
     pub config: Config,
-    pub db: PathBuf,
+    pub database: Database,
+    pub role: Role,
+    /// How long a claim lasts unless its worker's process renews it.
+    pub lease: Duration,
     pub workers: usize,
     pub languages: Table,
     pub runner: Runner,
@@ -225,25 +351,107 @@ pub fn log(event: &str, fields: serde_json::Value) {
     eprintln!("{line}");
 }
 
+/// Opens the store (PostgreSQL: after checking its schema is this binary's).
+fn open_store(db: &Database, workers: usize) -> Result<Arc<dyn Store>, ServeError> {
+    Ok(match db {
+        Database::Sqlite(path) => Arc::new(sqlite::Sqlite::open(path)?),
+        Database::Postgres(url) => Arc::new(postgres::Postgres::open(url, workers as u32 + 8)?),
+    })
+}
+
+/// Renews this process's leases, reports its workers and requeues the submissions of
+/// processes that are gone, every third of a lease (at most 2 s); on drain, says it stopped.
+fn keeper(state: &Arc<State>) -> Result<std::thread::JoinHandle<()>, ServeError> {
+    let state = state.clone();
+    let tick = Duration::from_millis(state.lease.ms / 3).min(Duration::from_secs(2));
+    std::thread::Builder::new()
+        .name("judgebox-keeper".into())
+        .spawn(move || {
+            while !state.is_draining() {
+                keep(&state);
+                state.pause(tick);
+            }
+            // Wait for the workers' last results before saying they stopped.
+            while state.alive.load(Ordering::SeqCst) > 0 {
+                std::thread::sleep(Duration::from_millis(20));
+                if !state.held().is_empty() {
+                    let _ = state.store.renew(&state.lease, &state.held());
+                }
+            }
+            if state.workers > 0 {
+                let _ = state.store.heartbeat(&state.lease.owner, &[]);
+            }
+        })
+        .map_err(ServeError::Runtime)
+}
+
+fn keep(state: &State) {
+    let held = state.held();
+    let step = |what: &str, e: store::StoreError| {
+        log(
+            "store_error",
+            serde_json::json!({"step": what, "error": e.to_string()}),
+        );
+    };
+    match state.store.renew(&state.lease, &held) {
+        Ok(kept) => {
+            for lost in held.iter().filter(|t| !kept.contains(t)) {
+                log("lease_lost", serde_json::json!({"token": lost}));
+            }
+        }
+        Err(e) => step("renew", e),
+    }
+    if state.workers > 0 {
+        if let Err(e) = state.store.heartbeat(&state.lease.owner, &state.beats()) {
+            step("heartbeat", e);
+        }
+    }
+    match state.store.requeue_stale() {
+        Ok(0) => {}
+        Ok(n) => {
+            log("requeued", serde_json::json!({"submissions": n}));
+            state.wake_workers();
+        }
+        Err(e) => step("requeue", e),
+    }
+}
+
 /// Runs the server until SIGTERM/SIGINT, then drains and returns.
 pub fn serve(opts: Options) -> Result<(), ServeError> {
-    let store: Arc<dyn Store> = Arc::new(sqlite::Sqlite::open(&opts.db)?);
+    let workers = if opts.role == Role::Api {
+        0
+    } else {
+        opts.workers
+    };
+    let store = open_store(&opts.database, workers)?;
     let requeued = store.requeue_stale()?;
-    let state = Arc::new(State::new(
-        opts.config,
-        store,
-        opts.languages,
-        opts.runner,
-        opts.workers,
-    ));
+    let mut state = State::new(opts.config, store, opts.languages, opts.runner, workers);
+    state.lease.ms = opts.lease.as_millis().max(1) as u64;
+    let state = Arc::new(state);
+    let listener = state.clone();
+    // The listener thread ends by itself once the server drains.
+    let _ = state
+        .store
+        .subscribe(Box::new(move |event| listener.on_event(event)))?;
     let mut handles = worker::start(&state);
-    handles.extend(pruner(&state));
+    handles.push(keeper(&state)?);
+    if opts.role != Role::Worker {
+        handles.extend(pruner(&state));
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .map_err(ServeError::Runtime)?;
-    let result = rt.block_on(http::run(state.clone(), opts.listen, requeued));
+    let result = if opts.role == Role::Worker {
+        log(
+            "working",
+            serde_json::json!({"workers": workers, "node": state.lease.owner, "requeued": requeued}),
+        );
+        rt.block_on(http::until_signal())
+    } else {
+        rt.block_on(http::run(state.clone(), opts.listen, requeued))
+    };
     state.draining.store(true, Ordering::SeqCst);
     state.wake_workers();
     for h in handles {

@@ -11,6 +11,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
+use super::metrics::Metrics;
 use super::store::{Submission, IN_QUEUE, PROCESSING};
 use super::wire::{self, Parser};
 use super::{new_token, now_ms, openapi, State, JUDGE0_VERSION};
@@ -439,12 +440,12 @@ async fn batch_show(AxState(st): St, Query(q): Q, headers: HeaderMap) -> Respons
         );
     }
     let base64 = base64_param(&st, &q);
+    let subs = match blocking(|| st.store.fetch_many(&tokens)) {
+        Ok(s) => s,
+        Err(e) => return internal(e),
+    };
     let mut out = Vec::new();
-    for t in tokens {
-        let sub = match blocking(|| st.store.fetch(t)) {
-            Ok(s) => s,
-            Err(e) => return internal(e),
-        };
+    for sub in subs {
         match sub.map(|s| wire::render(&s, &fields, base64, &st.languages)) {
             None => out.push(Value::Null),
             Some(Ok(v)) => out.push(v),
@@ -588,21 +589,40 @@ async fn statistics(AxState(st): St) -> Response {
     .into_response()
 }
 
+/// Judge0's one queue, counted over every worker of every process; `workers` lists them
+/// (a worker not heard of for a lease is `lost`).
 async fn workers(AxState(st): St) -> Response {
-    let queued = match blocking(|| st.store.queued()) {
-        Ok(n) => n,
+    let found =
+        blocking(|| Ok::<_, super::store::StoreError>((st.store.queued()?, st.cluster_workers()?)));
+    let (queued, all) = match found {
+        Ok(r) => r,
         Err(e) => return internal(e),
     };
-    let busy = st.busy.load(std::sync::atomic::Ordering::SeqCst);
-    let available = st.alive.load(std::sync::atomic::Ordering::SeqCst);
+    let state = |w| st.worker_state(w);
+    let count = |s: &str| all.iter().filter(|w| state(w) == s).count();
+    let (idle, working, lost) = (count("idle"), count("busy"), count("lost"));
+    let list: Vec<Value> = all
+        .iter()
+        .map(|w| {
+            json!({
+                "id": w.id,
+                "host": w.host,
+                "pid": w.pid,
+                "state": state(w),
+                "token": w.token,
+                "last_heartbeat": wire::iso8601(w.last_heartbeat),
+            })
+        })
+        .collect();
     Json(json!([{
         "queue": JUDGE0_VERSION,
         "size": queued,
-        "available": available,
-        "idle": available.saturating_sub(busy),
-        "working": busy,
+        "available": idle + working,
+        "idle": idle,
+        "working": working,
         "paused": 0,
-        "failed": 0,
+        "failed": lost,
+        "workers": list,
     }]))
     .into_response()
 }
@@ -619,13 +639,32 @@ async fn authorize(AxState(st): St, Query(q): Q, headers: HeaderMap) -> Response
     }
 }
 
+/// Prometheus' text; queue depth, workers by state and submissions by status are the
+/// whole cluster's (read from the store at each scrape).
 async fn metrics(AxState(st): St) -> Response {
+    let m = &st.metrics;
     if let Ok(n) = blocking(|| st.store.queued()) {
-        st.metrics.queue_depth.set(n as i64);
+        m.queue_depth.set(n as i64);
+    }
+    if let Ok(all) = blocking(|| st.cluster_workers()) {
+        m.workers.clear();
+        for w in &all {
+            m.workers
+                .get_or_create(&Metrics::label("state", st.worker_state(w)))
+                .inc();
+        }
+    }
+    if let Ok(stats) = blocking(|| st.store.stats(now_ms().div_euclid(86_400_000))) {
+        m.submissions.clear();
+        for (status, n) in stats.by_status {
+            m.submissions
+                .get_or_create(&Metrics::label("status", status))
+                .set(n as i64);
+        }
     }
     (
         [("content-type", "text/plain; version=0.0.4; charset=utf-8")],
-        st.metrics.render(),
+        m.render(),
     )
         .into_response()
 }

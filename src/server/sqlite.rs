@@ -1,14 +1,19 @@
 //! The embedded store: one SQLite database in WAL mode with `synchronous=FULL`, so a
 //! finished result is on disk before its status is final, and a crash loses nothing
-//! (queued and processing rows survive; processing ones are requeued at start-up).
-//! Results finished together commit in one transaction, so they share one fsync.
+//! (queued and processing rows survive; processing ones are requeued at start-up). Only
+//! this process uses it, so leases and worker heartbeats are kept in memory.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use super::store::{Outcome, Stats, Store, StoreError, Submission, IN_QUEUE, PROCESSING};
+use super::store::{
+    corrupt, decode, Event, Lease, Outcome, RawRow, Stats, Store, StoreError, Submission,
+    WorkerBeat, IN_QUEUE, PROCESSING,
+};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS submissions (
@@ -29,6 +34,17 @@ const COLUMNS: &str = "token, status_id, created_at, started_at, finished_at, re
 
 pub struct Sqlite {
     conn: Mutex<Connection>,
+    /// token -> (owner, expiry) of the submissions this process judges.
+    leases: Mutex<HashMap<String, (String, Instant)>>,
+    /// node -> its workers, with the time of the heartbeat.
+    beats: Mutex<HashMap<String, Beats>>,
+}
+
+/// A process's workers at its last heartbeat, with when that was (monotonic, Unix ms).
+type Beats = (Vec<WorkerBeat>, Instant, i64);
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Sqlite {
@@ -52,31 +68,22 @@ impl Sqlite {
         conn.execute_batch(SCHEMA)?;
         Ok(Sqlite {
             conn: Mutex::new(conn),
+            leases: Mutex::new(HashMap::new()),
+            beats: Mutex::new(HashMap::new()),
         })
     }
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
-        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.conn)
+    }
+
+    /// Whether `owner` holds an unexpired lease on `token`.
+    fn holds(&self, token: &str, owner: &str) -> bool {
+        lock(&self.leases)
+            .get(token)
+            .is_some_and(|(o, until)| o == owner && *until > Instant::now())
     }
 }
-
-fn corrupt(token: &str, e: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt {
-        token: token.to_string(),
-        detail: e.to_string(),
-    }
-}
-
-/// A row of `COLUMNS` as a submission; the JSON is decoded after the row is read.
-type RawRow = (
-    String,
-    u32,
-    i64,
-    Option<i64>,
-    Option<i64>,
-    String,
-    Option<String>,
-);
 
 fn raw(row: &Row) -> rusqlite::Result<RawRow> {
     Ok((
@@ -88,24 +95,6 @@ fn raw(row: &Row) -> rusqlite::Result<RawRow> {
         row.get(5)?,
         row.get(6)?,
     ))
-}
-
-fn decode(r: RawRow) -> Result<Submission, StoreError> {
-    let (token, status_id, created_at, started_at, finished_at, request, outcome) = r;
-    let request = serde_json::from_str(&request).map_err(|e| corrupt(&token, e))?;
-    let outcome = outcome
-        .map(|o| serde_json::from_str::<Outcome>(&o))
-        .transpose()
-        .map_err(|e| corrupt(&token, e))?;
-    Ok(Submission {
-        token,
-        request,
-        status_id,
-        created_at,
-        started_at,
-        finished_at,
-        outcome,
-    })
 }
 
 /// Marks the oldest queued submission processing, in one immediate transaction.
@@ -186,46 +175,84 @@ impl Store for Sqlite {
         Ok((subs, total))
     }
 
-    fn claim_next(&self, now: i64) -> Result<Option<Submission>, StoreError> {
+    fn claim_next(&self, lease: &Lease, now: i64) -> Result<Option<Submission>, StoreError> {
         let mut conn = self.conn();
         // A claim lost to a power failure only puts the submission back in the queue: it
         // commits without an fsync (the next create or finish syncs the log).
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         let claimed = claim(&mut conn, now);
         conn.pragma_update(None, "synchronous", "FULL")?;
+        if let Ok(Some(sub)) = &claimed {
+            let until = Instant::now() + Duration::from_millis(lease.ms);
+            lock(&self.leases).insert(sub.token.clone(), (lease.owner.clone(), until));
+        }
         claimed
     }
 
-    fn finish(&self, token: &str, outcome: &Outcome, now: i64) -> Result<bool, StoreError> {
-        Ok(self.finish_many(&[(token, outcome)], now)?[0])
+    fn renew(&self, lease: &Lease, tokens: &[String]) -> Result<Vec<String>, StoreError> {
+        let until = Instant::now() + Duration::from_millis(lease.ms);
+        let mut leases = lock(&self.leases);
+        let held = tokens
+            .iter()
+            .filter(|t| match leases.get_mut(t.as_str()) {
+                Some((o, u)) if *o == lease.owner => {
+                    *u = until;
+                    true
+                }
+                _ => false,
+            })
+            .cloned()
+            .collect();
+        Ok(held)
     }
 
-    /// One transaction, so one fsync of the log (`synchronous=FULL`) for all of them.
-    fn finish_many(&self, done: &[(&str, &Outcome)], now: i64) -> Result<Vec<bool>, StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        let mut stored = Vec::with_capacity(done.len());
-        {
-            let mut update = tx.prepare_cached(
-                "UPDATE submissions SET status_id = ?1, outcome = ?2, finished_at = ?3
-                 WHERE token = ?4 AND status_id = ?5",
-            )?;
-            for (token, outcome) in done {
-                let json = serde_json::to_string(outcome).map_err(|e| corrupt(token, e))?;
-                let n = update.execute(params![outcome.status_id, json, now, token, PROCESSING])?;
-                stored.push(n == 1);
-            }
+    fn finish(
+        &self,
+        token: &str,
+        owner: &str,
+        outcome: &Outcome,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        if !self.holds(token, owner) {
+            return Ok(false);
         }
-        tx.commit()?;
-        Ok(stored)
+        let json = serde_json::to_string(outcome).map_err(|e| corrupt(token, e))?;
+        let n = self.conn().execute(
+            "UPDATE submissions SET status_id = ?1, outcome = ?2, finished_at = ?3
+             WHERE token = ?4 AND status_id = ?5",
+            params![outcome.status_id, json, now, token, PROCESSING],
+        )?;
+        lock(&self.leases).remove(token);
+        Ok(n == 1)
     }
 
     fn requeue_stale(&self) -> Result<u64, StoreError> {
-        let n = self.conn().execute(
-            "UPDATE submissions SET status_id = ?1, started_at = NULL WHERE status_id = ?2",
-            params![IN_QUEUE, PROCESSING],
-        )?;
-        Ok(n as u64)
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let processing = {
+            let mut stmt = tx.prepare("SELECT token FROM submissions WHERE status_id = ?1")?;
+            let rows = stmt
+                .query_map([PROCESSING], |r| r.get::<_, String>(0))?
+                .collect::<Result<Vec<_>, _>>()?;
+            rows
+        };
+        let mut leases = lock(&self.leases);
+        let now = Instant::now();
+        let mut n = 0;
+        for token in processing {
+            if leases.get(&token).is_some_and(|(_, until)| *until > now) {
+                continue;
+            }
+            leases.remove(&token);
+            n += tx.execute(
+                "UPDATE submissions SET status_id = ?1, started_at = NULL
+                 WHERE token = ?2 AND status_id = ?3",
+                params![IN_QUEUE, token, PROCESSING],
+            )? as u64;
+        }
+        drop(leases);
+        tx.commit()?;
+        Ok(n)
     }
 
     fn delete(&self, token: &str) -> Result<Option<Submission>, StoreError> {
@@ -306,6 +333,42 @@ impl Store for Sqlite {
             size_bytes: pages * page_size,
         })
     }
+
+    fn heartbeat(&self, node: &str, beats: &[WorkerBeat]) -> Result<(), StoreError> {
+        let mut all = lock(&self.beats);
+        if beats.is_empty() {
+            all.remove(node);
+        } else {
+            all.insert(
+                node.to_string(),
+                (beats.to_vec(), Instant::now(), super::now_ms()),
+            );
+        }
+        Ok(())
+    }
+
+    fn workers(&self) -> Result<Vec<WorkerBeat>, StoreError> {
+        let all = lock(&self.beats);
+        let mut out: Vec<WorkerBeat> = all
+            .values()
+            .flat_map(|(beats, at, ms)| {
+                beats.iter().map(move |b| WorkerBeat {
+                    last_heartbeat: *ms,
+                    age_ms: at.elapsed().as_millis() as i64,
+                    ..b.clone()
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(out)
+    }
+
+    fn subscribe(
+        &self,
+        _on: Box<dyn Fn(Event) -> bool + Send>,
+    ) -> Result<Option<std::thread::JoinHandle<()>>, StoreError> {
+        Ok(None)
+    }
 }
 
 #[cfg(test)]
@@ -335,7 +398,11 @@ mod tests {
         let db = Sqlite::open(&dir.path().join("a/b.db")).unwrap();
         db.create(&[sub("t1", 1), sub("t2", 2)]).unwrap();
         assert_eq!(db.queued().unwrap(), 2);
-        let first = db.claim_next(5).unwrap().unwrap();
+        let lease = Lease {
+            owner: "me".into(),
+            ms: 60_000,
+        };
+        let first = db.claim_next(&lease, 5).unwrap().unwrap();
         assert_eq!(first.token, "t1");
         assert_eq!(
             first.request.source_code.as_deref(),
@@ -346,12 +413,21 @@ mod tests {
             stdout: Some(b"1\n".to_vec()),
             ..Outcome::default()
         };
-        assert!(db.finish("t1", &out, 9).unwrap());
-        assert!(!db.finish("t1", &out, 9).unwrap(), "finishes once");
+        assert!(!db.finish("t1", "other", &out, 9).unwrap(), "not its lease");
+        assert_eq!(db.requeue_stale().unwrap(), 0, "a held lease stays");
+        assert!(db.finish("t1", "me", &out, 9).unwrap());
+        assert!(!db.finish("t1", "me", &out, 9).unwrap(), "finishes once");
         assert!(db.delete("t2").unwrap().is_some());
         assert!(db.fetch("t2").unwrap().is_some(), "a queued one is kept");
-        db.claim_next(10).unwrap().unwrap();
-        assert_eq!(db.requeue_stale().unwrap(), 1);
+        let short = Lease { ms: 0, ..lease };
+        db.claim_next(&short, 10).unwrap().unwrap();
+        assert!(db.renew(&short, &["t2".into()]).unwrap() == ["t2"]);
+        assert_eq!(
+            db.requeue_stale().unwrap(),
+            1,
+            "an expired lease is requeued"
+        );
+        assert!(!db.finish("t2", "me", &out, 9).unwrap());
         assert_eq!(db.fetch("t2").unwrap().unwrap().status_id, IN_QUEUE);
         let (page, total) = db.list(0, 1).unwrap();
         assert_eq!((page[0].token.as_str(), total), ("t2", 2));

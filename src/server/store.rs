@@ -1,6 +1,6 @@
-//! The submission store: one small trait (create, fetch, list, claim, finish, requeue,
-//! delete, prune) so another backend (PostgreSQL for many hosts) drops in without
-//! touching the HTTP layer or the workers. Submissions travel as JSON documents.
+//! The submission store: one small trait (create, fetch, list, claim under a lease, renew,
+//! finish, requeue, delete, prune, heartbeats) with two backends, embedded SQLite and
+//! PostgreSQL for many hosts; the HTTP layer and the workers never know which.
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -9,6 +9,14 @@ use thiserror::Error;
 pub enum StoreError {
     #[error("database: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[error("postgresql: {0}")]
+    Postgres(#[from] postgres::Error),
+    #[error("postgresql connection pool: {0}")]
+    Pool(#[from] r2d2_postgres::r2d2::Error),
+    #[error("postgresql {step}: {detail}")]
+    Setup { step: &'static str, detail: String },
+    #[error("database schema: {0}")]
+    Schema(String),
     #[error("database record {token}: {detail}")]
     Corrupt { token: String, detail: String },
     #[error("database {path}: {source}")]
@@ -99,27 +107,68 @@ pub struct Stats {
     pub size_bytes: u64,
 }
 
+/// A claim's holder (one server process) and how long a claim lasts unless renewed.
+#[derive(Debug, Clone)]
+pub struct Lease {
+    pub owner: String,
+    pub ms: u64,
+}
+
+/// One worker thread as last reported by its process (`heartbeat`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkerBeat {
+    /// `<node>/<index>`.
+    pub id: String,
+    /// The process's lease owner id.
+    pub node: String,
+    pub host: String,
+    pub pid: u32,
+    /// `idle` or `busy`.
+    pub state: String,
+    pub token: Option<String>,
+    /// Unix milliseconds of the last heartbeat (filled when read).
+    pub last_heartbeat: i64,
+    /// How long ago that was by the database's clock (filled when read).
+    pub age_ms: i64,
+}
+
+/// Events a shared store announces to every process (`subscribe`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// New submissions were queued.
+    Queued,
+    /// This submission finished.
+    Finished(String),
+    /// Notifications may have been missed (reconnected, or a periodic check): look again.
+    Resync,
+}
+
 /// The storage seam.
 pub trait Store: Send + Sync {
     /// Stores new queued submissions, all or none.
     fn create(&self, subs: &[Submission]) -> Result<(), StoreError>;
     fn fetch(&self, token: &str) -> Result<Option<Submission>, StoreError>;
+    /// Each of `tokens`, in order (`None`: no such submission).
+    fn fetch_many(&self, tokens: &[&str]) -> Result<Vec<Option<Submission>>, StoreError> {
+        tokens.iter().map(|t| self.fetch(t)).collect()
+    }
     /// Newest first; returns the page and the total count.
     fn list(&self, offset: u64, limit: u64) -> Result<(Vec<Submission>, u64), StoreError>;
-    /// The oldest queued submission, now marked processing.
-    fn claim_next(&self, now: i64) -> Result<Option<Submission>, StoreError>;
-    /// Stores the outcome and makes the status final in one transaction. Only a
-    /// submission that is processing can finish: `false` means it was not.
-    fn finish(&self, token: &str, outcome: &Outcome, now: i64) -> Result<bool, StoreError>;
-    /// [`Store::finish`] for several submissions, one flag each. A backend that can makes
-    /// it one transaction with one sync to disk (all or none); this default finishes them
-    /// one by one.
-    fn finish_many(&self, done: &[(&str, &Outcome)], now: i64) -> Result<Vec<bool>, StoreError> {
-        done.iter()
-            .map(|(token, outcome)| self.finish(token, outcome, now))
-            .collect()
-    }
-    /// Puts every processing submission back in the queue (after a crash); returns how many.
+    /// The oldest queued submission, now marked processing under `lease`.
+    fn claim_next(&self, lease: &Lease, now: i64) -> Result<Option<Submission>, StoreError>;
+    /// Extends the lease on those of `tokens` that `lease.owner` still holds; returns them.
+    fn renew(&self, lease: &Lease, tokens: &[String]) -> Result<Vec<String>, StoreError>;
+    /// Stores the outcome and makes the status final in one transaction, only while
+    /// `owner` holds the submission's lease: `false` means it did not (nothing written).
+    fn finish(
+        &self,
+        token: &str,
+        owner: &str,
+        outcome: &Outcome,
+        now: i64,
+    ) -> Result<bool, StoreError>;
+    /// Puts back in the queue every processing submission whose lease is no longer held
+    /// (expired, or held by a process that is gone); returns how many.
     fn requeue_stale(&self) -> Result<u64, StoreError>;
     /// Deletes a finished submission; returns it.
     fn delete(&self, token: &str) -> Result<Option<Submission>, StoreError>;
@@ -128,6 +177,52 @@ pub trait Store: Send + Sync {
     /// How many are queued.
     fn queued(&self) -> Result<u64, StoreError>;
     fn stats(&self, today: i64) -> Result<Stats, StoreError>;
+    /// Replaces the worker rows of `node` with `beats` (none: the node stopped).
+    fn heartbeat(&self, node: &str, beats: &[WorkerBeat]) -> Result<(), StoreError>;
+    /// Every worker of every process, as last reported.
+    fn workers(&self) -> Result<Vec<WorkerBeat>, StoreError>;
+    /// Calls `on` (on a thread of its own, until it returns `false`) for events other
+    /// processes cause; `None` when there are none to hear (a store only this process uses).
+    fn subscribe(
+        &self,
+        on: Box<dyn Fn(Event) -> bool + Send>,
+    ) -> Result<Option<std::thread::JoinHandle<()>>, StoreError>;
+}
+
+pub fn corrupt(token: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt {
+        token: token.to_string(),
+        detail: e.to_string(),
+    }
+}
+
+/// A row of `COLUMNS` as a submission; the JSON is decoded after the row is read.
+pub type RawRow = (
+    String,
+    u32,
+    i64,
+    Option<i64>,
+    Option<i64>,
+    String,
+    Option<String>,
+);
+
+pub fn decode(r: RawRow) -> Result<Submission, StoreError> {
+    let (token, status_id, created_at, started_at, finished_at, request, outcome) = r;
+    let request = serde_json::from_str(&request).map_err(|e| corrupt(&token, e))?;
+    let outcome = outcome
+        .map(|o| serde_json::from_str::<Outcome>(&o))
+        .transpose()
+        .map_err(|e| corrupt(&token, e))?;
+    Ok(Submission {
+        token,
+        request,
+        status_id,
+        created_at,
+        started_at,
+        finished_at,
+        outcome,
+    })
 }
 
 /// `Option<Vec<u8>>` as an optional base64 string inside the stored JSON.

@@ -1,7 +1,10 @@
 //! Helpers for the `judgebox serve` tests: start the server binary on a free loopback
-//! port with a temporary database (and the busybox test rootfs with `sh` test languages),
+//! port with a temporary database (SQLite, or a new PostgreSQL database when
+//! JUDGEBOX_TEST_BACKEND=postgres), with the busybox test rootfs and `sh` test languages,
 //! talk HTTP to it, and kill it at the end.
 #![allow(dead_code)]
+
+pub mod pg;
 
 use serde_json::{json, Value};
 use std::io::{Read, Write};
@@ -75,6 +78,59 @@ pub struct Server {
     runs: u32,
     env: Vec<(String, String)>,
     args: Vec<String>,
+    /// `--db PATH` or `--database URL --lease 2`.
+    backend: Vec<String>,
+    /// Whether it answers HTTP (a `--role worker` process does not).
+    http: bool,
+}
+
+/// The PostgreSQL server every test of this process shares (JUDGEBOX_TEST_BACKEND=postgres).
+static SHARED_PG: std::sync::OnceLock<pg::TempPostgres> = std::sync::OnceLock::new();
+
+extern "C" fn stop_shared_pg() {
+    if let Some(pg) = SHARED_PG.get() {
+        pg.stop_now();
+    }
+}
+
+/// Whether the tests run against PostgreSQL (JUDGEBOX_TEST_BACKEND=postgres).
+pub fn postgres_backend() -> bool {
+    std::env::var("JUDGEBOX_TEST_BACKEND").as_deref() == Ok("postgres")
+}
+
+fn shared_pg() -> &'static pg::TempPostgres {
+    SHARED_PG.get_or_init(|| {
+        let pg = pg::TempPostgres::start("127.0.0.1", None);
+        // SAFETY: registers a plain function, run once at process exit (after the tests).
+        unsafe { libc::atexit(stop_shared_pg) };
+        pg
+    })
+}
+
+/// Runs `judgebox serve --database URL --migrate` and checks it succeeded.
+pub fn migrate(url: &str) -> String {
+    let out = Command::new(crate::common::BIN)
+        .args(["serve", "--database", url, "--migrate"])
+        .output()
+        .expect("run judgebox serve --migrate");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "--migrate: {text}");
+    text
+}
+
+/// The store arguments of a new server: a fresh PostgreSQL database (migrated) or `db`.
+fn backend(db: &Path) -> Vec<String> {
+    if !postgres_backend() {
+        return vec!["--db".into(), db.display().to_string()];
+    }
+    let pg = shared_pg();
+    let url = pg.conninfo("127.0.0.1", &pg.create_db());
+    migrate(&url);
+    vec!["--database".into(), url, "--lease".into(), "2".into()]
 }
 
 pub fn free_port() -> u16 {
@@ -88,6 +144,17 @@ pub fn free_port() -> u16 {
 impl Server {
     /// A server on the test rootfs with the test languages.
     pub fn start(env: &[(&str, &str)], workers: usize) -> Server {
+        Server::start_node(env, workers, None, &[])
+    }
+
+    /// As `start`, with these store arguments (default: as `start` chooses) and more
+    /// arguments (`--role worker`: ready when it logs `working`, not over HTTP).
+    pub fn start_node(
+        env: &[(&str, &str)],
+        workers: usize,
+        backend: Option<Vec<String>>,
+        more: &[&str],
+    ) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let manifests = dir.path().join("manifests");
         std::fs::create_dir(&manifests).unwrap();
@@ -103,19 +170,29 @@ impl Server {
             "--workers".into(),
             workers.to_string(),
         ];
-        Server::launch(dir, args, env)
+        let args = args.into_iter().chain(more.iter().map(|a| a.to_string()));
+        Server::launch(dir, args.collect(), env, backend)
     }
 
     /// A server on the real images (the shipped manifests, the default store).
     pub fn start_images(env: &[(&str, &str)], workers: usize) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let args = vec!["--workers".to_string(), workers.to_string()];
-        Server::launch(dir, args, env)
+        Server::launch(dir, args, env, None)
     }
 
-    fn launch(dir: tempfile::TempDir, args: Vec<String>, env: &[(&str, &str)]) -> Server {
+    fn launch(
+        dir: tempfile::TempDir,
+        args: Vec<String>,
+        env: &[(&str, &str)],
+        backend_args: Option<Vec<String>>,
+    ) -> Server {
         let db = dir.path().join("db/judgebox.db");
         let mut s = Server {
+            http: !args
+                .windows(2)
+                .any(|w| w[0] == "--role" && w[1] == "worker"),
+            backend: backend_args.unwrap_or_else(|| backend(&db)),
             child: None,
             port: free_port(),
             db,
@@ -140,8 +217,7 @@ impl Server {
             .arg("serve")
             .arg("--listen")
             .arg(format!("127.0.0.1:{}", self.port))
-            .arg("--db")
-            .arg(&self.db)
+            .args(&self.backend)
             .args(&self.args)
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
@@ -152,7 +228,12 @@ impl Server {
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(15);
         while Instant::now() < deadline {
-            if self.try_get("/version").is_some() {
+            let ready = if self.http {
+                self.try_get("/version").is_some()
+            } else {
+                self.log(self.runs).contains("\"event\":\"working\"")
+            };
+            if ready {
                 return;
             }
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
@@ -232,6 +313,23 @@ impl Server {
         let (code, v) = self.post("/submissions", body);
         assert_eq!(code, 201, "{v}");
         v["token"].as_str().unwrap().to_string()
+    }
+
+    /// Every `finished` event of every run of this process: (token, stored).
+    pub fn finished_events(&self) -> Vec<(String, bool)> {
+        let mut out = Vec::new();
+        for run in 1..=self.runs {
+            for line in self.log(run).lines() {
+                let Ok(v) = serde_json::from_str::<Value>(line) else {
+                    continue;
+                };
+                if v["event"] == "finished" {
+                    let token = v["token"].as_str().unwrap_or_default().to_string();
+                    out.push((token, v["stored"] == true));
+                }
+            }
+        }
+        out
     }
 
     /// Polls until the submission is finished (status > 2); returns it with `fields`.
