@@ -218,7 +218,9 @@ fn runtime_errors_carry_judge0_ids_by_exit_code_or_signal() {
 #[test]
 fn limits_give_time_memory_and_output_verdicts() {
     let f = Fixture::new();
-    let v = f.judge_json("sh", "while :; do :; done", &[]);
+    // A generous wall limit: on a loaded host the loop gets a fraction of a CPU, and the
+    // CPU limit is what is under test.
+    let v = f.judge_json("sh", "while :; do :; done", &["--wall-time", "30"]);
     assert_eq!(
         (v["verdict"].as_str(), v["status"]["id"].as_u64()),
         (Some("time_limit"), Some(5)),
@@ -229,7 +231,11 @@ fn limits_give_time_memory_and_output_verdicts() {
         (1.0..1.3).contains(&cpu),
         "stopped at the manifest's 1 s: {cpu}"
     );
-    let v = f.judge_json("sh", "while :; do :; done", &["--time", "0.3"]);
+    let v = f.judge_json(
+        "sh",
+        "while :; do :; done",
+        &["--time", "0.3", "--wall-time", "30"],
+    );
     let cpu = v["tests"][0]["cpu_time"].as_f64().unwrap();
     assert!(
         (0.3..0.55).contains(&cpu),
