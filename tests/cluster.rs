@@ -120,19 +120,8 @@ fn body(i: usize) -> Value {
 
 /// Creates the N submissions in batches of 20; returns their tokens in order.
 fn submit_all(s: &Server) -> Vec<String> {
-    let mut tokens = Vec::new();
-    for start in (0..N).step_by(20) {
-        let batch: Vec<Value> = (start..(start + 20).min(N)).map(body).collect();
-        let (code, v) = s.post("/submissions/batch", &json!({ "submissions": batch }));
-        assert_eq!(code, 201, "{v}");
-        tokens.extend(
-            v.as_array()
-                .unwrap()
-                .iter()
-                .map(|t| t["token"].as_str().unwrap().to_string()),
-        );
-    }
-    tokens
+    let bodies: Vec<Value> = (0..N).map(body).collect();
+    s.submit_batches(&bodies)
 }
 
 /// (status id, stdout) of each token once all are finished (a failed poll, as while the

@@ -79,17 +79,7 @@ fn every_reachable_status_id_from_a_real_program() {
         ),
     ];
     let bodies: Vec<Value> = cases.iter().map(|(_, b)| b.clone()).collect();
-    let mut tokens = Vec::new();
-    for chunk in bodies.chunks(20) {
-        let (code, v) = s.post("/submissions/batch", &json!({"submissions": chunk}));
-        assert_eq!(code, 201, "{v}");
-        tokens.extend(
-            v.as_array()
-                .unwrap()
-                .iter()
-                .map(|t| t["token"].as_str().unwrap().to_string()),
-        );
-    }
+    let tokens = s.submit_batches(&bodies);
     let results: Vec<Value> = tokens.iter().map(|t| s.wait(t, "*")).collect();
     for ((want, body), got) in cases.iter().zip(&results) {
         assert_eq!(got["status"]["id"], *want, "{body} -> {got}");
