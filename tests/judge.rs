@@ -805,8 +805,10 @@ fn a_reused_sandbox_shows_a_test_nothing_of_the_previous_one() {
     for (name, input, expected) in [
         ("1", "leave", "left"),
         ("2", "check", "clean"),
-        ("3", "leave", "left"),
+        ("3", "leave-odd", "left"),
         ("4", "check", "clean"),
+        ("5", "leave", "left"),
+        ("6", "check", "clean"),
     ] {
         f.file(&format!("tests/{name}.in"), &format!("{input}\n"));
         f.file(&format!("tests/{name}.out"), &format!("{expected}\n"));
@@ -818,9 +820,17 @@ fn a_reused_sandbox_shows_a_test_nothing_of_the_previous_one() {
         args.extend(mode);
         let v = f.judge_json("sh", src, &args);
         // `check` prints what it still sees of an earlier test (files in /box, /tmp,
-        // /dev/shm, SysV shm and message queues, a POSIX queue, an abstract socket, a
-        // background process) and fails; `leave`'s mount attempt must fail too.
+        // /dev/shm, a directory tree, /box's mode or xattr, SysV shm and message queues,
+        // a POSIX queue, an abstract socket, a background process) and fails; `leave`'s
+        // mount attempt must fail too. A warm sandbox empties a scratch dir in place
+        // after `leave` and mounts it anew after `leave-odd`: both must leave nothing.
         assert_eq!(v["verdict"], "accepted", "{mode:?}: {v}");
+        for t in v["tests"].as_array().unwrap() {
+            // A reused cgroup's figures start after the previous test's files are gone
+            // (what they freed must not hide this test's own use).
+            let peak = t["memory_peak"].as_f64().unwrap_or(0.0);
+            assert!(peak > 0.0, "{mode:?}: no memory figure: {t}");
+        }
     }
     // A later submission (another judge) sees nothing of an earlier one either.
     let one = f.one_test("check\n", "clean\n");

@@ -133,6 +133,40 @@ pub struct Stats {
     pub memory_failcnt: Option<u64>,
 }
 
+/// Where a reused cgroup's figures start (see [`Cgroup::reset`]): its counters as they
+/// stood, and the memory earlier runs left charged to it (page cache, mostly), which a
+/// fresh cgroup would not have charged either.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Baseline {
+    pub memory: u64,
+    pub oom_kills: u64,
+    pub failcnt: u64,
+    pub cpu_ns: u64,
+}
+
+impl Baseline {
+    /// The run's figures since the reset, from the cgroup's counters (`peak` was reset
+    /// to the usage of `self.memory`); `None`: a fresh cgroup, whose counters are the run's.
+    pub(crate) fn stats(
+        b: Option<Baseline>,
+        peak: Option<u64>,
+        oom_kills: Option<u64>,
+        failcnt: Option<u64>,
+        cpu_ns: Option<u64>,
+        pids_peak: impl FnOnce() -> Option<u64>,
+    ) -> Stats {
+        let base = b.unwrap_or_default();
+        Stats {
+            memory_peak: peak.map(|p| p.saturating_sub(base.memory)),
+            oom_killed: oom_kills.is_some_and(|n| n > base.oom_kills),
+            cpu_ns,
+            // pids.peak cannot be reset: after a reset it covers earlier runs too.
+            pids_peak: if b.is_some() { None } else { pids_peak() },
+            memory_failcnt: failcnt.map(|n| n.saturating_sub(base.failcnt)),
+        }
+    }
+}
+
 /// Options from the command line.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ManagerOptions {
@@ -679,6 +713,12 @@ pub trait Cgroup: Send + Sync {
     fn stats(&self) -> Stats;
     /// Kills every task in the run and waits (bounded) until it is empty.
     fn kill(&self);
+    /// Starts the accounting over for another run in this cgroup (a warm sandbox's next
+    /// test, same limits): peak memory, OOM kills, limit hits and CPU time then count
+    /// from here; the peak task count is no longer reported (`pids.peak` cannot be
+    /// reset). `Ok(false)`: a task is left or this kernel cannot reset the memory peak;
+    /// the caller takes a fresh cgroup instead.
+    fn reset(&self) -> Result<bool, CgroupError>;
     /// Removes the run's directories (EBUSY: kills leftovers and retries briefly).
     fn remove(&self) -> Result<(), CgroupError>;
     /// The run's directories (one per hierarchy on v1).

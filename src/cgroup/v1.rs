@@ -2,14 +2,16 @@
 //! own cgroup in each of the memory, pids, cpu, cpuacct and freezer hierarchies, and per
 //! run one directory in each, with v1 limit, accounting and freezer-based kill files.
 
-use std::fs::File;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
 use std::os::fd::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::detect::{Layout, WANTED_V1};
 use super::fs;
-use super::{cpu_quota_us, io_at, Cgroup, CgroupError, Limits, Op, Stats};
+use super::{cpu_quota_us, io_at, Baseline, Cgroup, CgroupError, Limits, Op, Stats};
 
 /// Directory created below the process's own cgroup in every hierarchy.
 pub const PARENT_NAME: &str = "judgebox";
@@ -158,6 +160,72 @@ pub struct Run {
     /// `tasks` of every hierarchy, open for writing: the sandbox's init writes "0" to each
     /// to move itself (see `join_fds`).
     tasks: Vec<File>,
+    /// The accounting files read after every run, kept open (a path lookup in cgroupfs
+    /// costs more than the read).
+    counters: Counters,
+    /// Set by `reset`: the figures count from there.
+    baseline: Mutex<Option<Baseline>>,
+}
+
+/// A run's accounting files, open (each `None` when its controller is not there).
+#[derive(Debug, Default)]
+struct Counters {
+    /// The first hierarchy's `cgroup.procs`: whether any task is left.
+    procs: Option<File>,
+    /// `memory.max_usage_in_bytes` (and the memory+swap one), read-write: a write resets
+    /// the peak to the current usage.
+    max_usage: Option<File>,
+    memsw_max_usage: Option<File>,
+    usage: Option<File>,
+    oom_control: Option<File>,
+    failcnt: Option<File>,
+    memsw_failcnt: Option<File>,
+}
+
+impl Counters {
+    fn open(dirs: &[(PathBuf, Roles)], swap: bool) -> Counters {
+        let memory = dirs.iter().find(|(_, r)| r.memory).map(|(d, _)| d);
+        let open = |name: &str, write: bool| {
+            let dir = memory?;
+            OpenOptions::new().read(true).write(write).open(dir.join(name)).ok()
+        };
+        let memsw = |name: &str, write: bool| if swap { open(name, write) } else { None };
+        Counters {
+            procs: dirs
+                .first()
+                .and_then(|(d, _)| File::open(d.join("cgroup.procs")).ok()),
+            max_usage: open("memory.max_usage_in_bytes", true),
+            memsw_max_usage: memsw("memory.memsw.max_usage_in_bytes", true),
+            usage: open("memory.usage_in_bytes", false),
+            oom_control: open("memory.oom_control", false),
+            failcnt: open("memory.failcnt", false),
+            memsw_failcnt: memsw("memory.memsw.failcnt", false),
+        }
+    }
+
+    fn oom_kills(&self) -> Option<u64> {
+        read(&self.oom_control).and_then(|t| fs::keyed_u64(&t, "oom_kill"))
+    }
+
+    /// How often the limit was hit: `memory.failcnt` plus, with swap, `memory.memsw.failcnt`
+    /// (the memory+swap counter, set to the same limit, is the one that fails).
+    fn failcnt(&self) -> Option<u64> {
+        let mem = read_u64(&self.failcnt)?;
+        Some(mem + read_u64(&self.memsw_failcnt).unwrap_or(0))
+    }
+
+    /// True when no task is left; unknown (no file) counts as not empty.
+    fn empty(&self) -> bool {
+        read(&self.procs).is_some_and(|t| fs::parse_pids(&t).is_empty())
+    }
+}
+
+fn read(file: &Option<File>) -> Option<String> {
+    fs::pread_string(file.as_ref()?).ok()
+}
+
+fn read_u64(file: &Option<File>) -> Option<u64> {
+    read(file).and_then(|t| fs::parse_u64(&t))
 }
 
 impl Run {
@@ -169,6 +237,8 @@ impl Run {
             cpuacct: None,
             tasks: Vec::with_capacity(parents.hierarchies.len()),
             swap: parents.swap,
+            counters: Counters::default(),
+            baseline: Mutex::new(None),
         };
         let result = run.build(parents, name, limits);
         match result {
@@ -202,6 +272,7 @@ impl Run {
             }
         }
         self.tasks = self.open_tasks().unwrap_or_default();
+        self.counters = Counters::open(&self.dirs, self.swap);
         Ok(())
     }
 
@@ -232,7 +303,17 @@ impl Run {
             cpuacct: None,
             tasks: Vec::new(),
             swap: true,
+            counters: Counters::default(),
+            baseline: Mutex::new(None),
         }
+    }
+
+    fn baseline(&self) -> Option<Baseline> {
+        *self.baseline.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn raw_cpu_ns(&self) -> Option<u64> {
+        fs::parse_u64(&fs::pread_string(self.cpuacct.as_ref()?).ok()?)
     }
 
     fn dir_for(&self, pick: impl Fn(&Roles) -> bool) -> Option<&Path> {
@@ -306,32 +387,62 @@ impl Cgroup for Run {
             .try_for_each(|(dir, _)| fs::attach(dir, pid))
     }
 
-    /// `cpuacct.usage` (ns), re-read with pread on a kept-open file.
+    /// `cpuacct.usage` (ns) since the reset, re-read with pread on a kept-open file.
     fn cpu_usage_ns(&self) -> Option<u64> {
-        fs::parse_u64(&fs::pread_string(self.cpuacct.as_ref()?).ok()?)
+        let base = self.baseline().map_or(0, |b| b.cpu_ns);
+        self.raw_cpu_ns().map(|ns| ns.saturating_sub(base))
     }
 
     fn stats(&self) -> Stats {
-        let memory = self.dir_for(|r| r.memory);
-        let read =
-            |dir: Option<&Path>, name: &str| dir.and_then(|d| fs::read_file(&d.join(name)).ok());
-        let oom_control = read(memory, "memory.oom_control");
-        Stats {
-            memory_peak: read(memory, "memory.max_usage_in_bytes").and_then(|t| fs::parse_u64(&t)),
-            oom_killed: oom_control
-                .as_deref()
-                .and_then(|t| fs::keyed_u64(t, "oom_kill"))
-                .is_some_and(|n| n > 0),
-            cpu_ns: self.cpu_usage_ns(),
-            pids_peak: read(self.dir_for(|r| r.pids), "pids.peak").and_then(|t| fs::parse_u64(&t)),
-            memory_failcnt: failcnt(memory, self.swap),
-        }
+        let c = &self.counters;
+        let pids_peak = || {
+            let dir = self.dir_for(|r| r.pids)?;
+            fs::read_file(&dir.join("pids.peak")).ok().and_then(|t| fs::parse_u64(&t))
+        };
+        Baseline::stats(
+            self.baseline(),
+            read_u64(&c.max_usage),
+            c.oom_kills(),
+            c.failcnt(),
+            self.cpu_usage_ns(),
+            pids_peak,
+        )
     }
 
     /// Freezes, SIGKILLs every task, thaws, and waits until the cgroup is empty (bounded).
     /// One read when it is already empty.
     fn kill(&self) {
         self.kill_within(KILL_WAIT);
+    }
+
+    /// Writes the peak back to the current usage (v1 takes any write as that) and notes
+    /// where the usage and the counters stand.
+    fn reset(&self) -> Result<bool, CgroupError> {
+        let c = &self.counters;
+        if !c.empty() {
+            return Ok(false);
+        }
+        let names = ["memory.max_usage_in_bytes", "memory.memsw.max_usage_in_bytes"];
+        for (file, name) in [&c.max_usage, &c.memsw_max_usage].into_iter().zip(names) {
+            let (Some(mut file), Some(dir)) = (file.as_ref(), self.dir_for(|r| r.memory)) else {
+                continue;
+            };
+            if let Err(source) = file.write_all(b"0") {
+                return Err(CgroupError::Write {
+                    path: dir.join(name),
+                    value: "0".into(),
+                    source,
+                });
+            }
+        }
+        let baseline = Baseline {
+            memory: read_u64(&c.usage).unwrap_or(0),
+            oom_kills: c.oom_kills().unwrap_or(0),
+            failcnt: c.failcnt().unwrap_or(0),
+            cpu_ns: self.raw_cpu_ns().unwrap_or(0),
+        };
+        *self.baseline.lock().unwrap_or_else(|e| e.into_inner()) = Some(baseline);
+        Ok(true)
     }
 
     /// rmdir in every hierarchy; EBUSY is retried briefly after killing what is left.
@@ -399,24 +510,6 @@ pub fn configure(dir: &Path, roles: Roles, limits: &Limits, swap: bool) -> Resul
     Ok(())
 }
 
-/// How often the limit was hit: `memory.failcnt` plus, with swap, `memory.memsw.failcnt`
-/// (the memory+swap counter, set to the same limit, is the one that fails).
-fn failcnt(memory: Option<&Path>, swap: bool) -> Option<u64> {
-    let dir = memory?;
-    let read = |name: &str| {
-        fs::read_file(&dir.join(name))
-            .ok()
-            .and_then(|t| fs::parse_u64(&t))
-    };
-    let mem = read("memory.failcnt")?;
-    let memsw = if swap {
-        read("memory.memsw.failcnt")
-    } else {
-        None
-    };
-    Some(mem + memsw.unwrap_or(0))
-}
-
 fn pids_in(dir: &Path) -> Vec<i32> {
     fs::read_file(&dir.join("cgroup.procs"))
         .map(|t| fs::parse_pids(&t))
@@ -464,6 +557,8 @@ mod tests {
             cpuacct: None,
             swap: false,
             tasks: Vec::new(),
+            counters: Counters::default(),
+            baseline: Mutex::new(None),
         };
         assert!(run.remove_within(Duration::from_millis(5)).is_err());
         assert!(first.exists(), "the reaper lists the first parent only");

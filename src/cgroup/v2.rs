@@ -2,17 +2,18 @@
 //! subtree, or `judgebox` under the root), prepares it (leaf move, subtree_control), and
 //! creates, measures, kills and removes one child cgroup per run.
 
-use std::fs::File;
-use std::io;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
 use std::os::fd::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::detect::{V2Mount, WANTED_V2};
 use super::fs;
 use super::{
-    cpu_quota_us, io_at, Cgroup, CgroupError, Controllers, Limits, Op, Problem, Stats,
+    cpu_quota_us, io_at, Baseline, Cgroup, CgroupError, Controllers, Limits, Op, Problem, Stats,
     CPU_PERIOD_US,
 };
 
@@ -360,8 +361,9 @@ fn plus_list(ctrls: &[&str]) -> String {
 /// What a run's memory accounting reads from.
 #[derive(Debug)]
 enum MemSource {
-    /// `memory.peak` (kernel >= 5.19).
-    Peak(File),
+    /// `memory.peak` (kernel >= 5.19), read-write where the kernel lets a write reset
+    /// the peak seen through this fd (>= 6.12): `resettable`.
+    Peak { file: File, resettable: bool },
     /// `memory.current`, sampled on every `cpu_usage_ns` call.
     Current(File),
 }
@@ -377,6 +379,13 @@ pub struct Run {
     cpu_stat: Option<File>,
     memory: Option<MemSource>,
     sampled_peak: AtomicU64,
+    /// `memory.current`, `memory.events` and `cgroup.events`, kept open for `reset`
+    /// and the figures read after every run.
+    current: Option<File>,
+    memory_events: Option<File>,
+    cgroup_events: Option<File>,
+    /// Set by `reset`: the figures count from there.
+    baseline: Mutex<Option<Baseline>>,
 }
 
 impl Run {
@@ -397,19 +406,44 @@ impl Run {
         configure(&dir, limits, enabled)?;
         let cpu_stat = File::open(dir.join("cpu.stat")).ok();
         let memory = enabled.memory.then(|| open_memory(&dir)).flatten();
+        let memory_file = |name: &str| {
+            enabled
+                .memory
+                .then(|| File::open(dir.join(name)).ok())
+                .flatten()
+        };
         Ok(Run {
+            current: memory_file("memory.current"),
+            memory_events: memory_file("memory.events"),
+            cgroup_events: File::open(dir.join("cgroup.events")).ok(),
             dir,
             dirfd,
             enabled,
             cpu_stat,
             memory,
             sampled_peak: AtomicU64::new(0),
+            baseline: Mutex::new(None),
         })
+    }
+
+    fn baseline(&self) -> Option<Baseline> {
+        *self.baseline.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// `cpu.stat` usage_usec in ns, since the cgroup was made.
+    fn raw_cpu_ns(&self) -> Option<u64> {
+        let text = fs::pread_string(self.cpu_stat.as_ref()?).ok()?;
+        fs::keyed_u64(&text, "usage_usec").map(|us| us.saturating_mul(1000))
+    }
+
+    fn memory_event(&self, key: &str) -> Option<u64> {
+        let text = fs::pread_string(self.memory_events.as_ref()?).ok()?;
+        fs::keyed_u64(&text, key)
     }
 
     fn memory_peak(&self) -> Option<u64> {
         match self.memory.as_ref()? {
-            MemSource::Peak(f) => fs::parse_u64(&fs::pread_string(f).ok()?),
+            MemSource::Peak { file, .. } => fs::parse_u64(&fs::pread_string(file).ok()?),
             MemSource::Current(f) => {
                 let now = fs::parse_u64(&fs::pread_string(f).ok()?).unwrap_or(0);
                 Some(self.sampled_peak.fetch_max(now, Ordering::Relaxed).max(now))
@@ -438,37 +472,67 @@ impl Cgroup for Run {
                 self.sampled_peak.fetch_max(v, Ordering::Relaxed);
             }
         }
-        let text = fs::pread_string(self.cpu_stat.as_ref()?).ok()?;
-        fs::keyed_u64(&text, "usage_usec").map(|us| us.saturating_mul(1000))
+        let base = self.baseline().map_or(0, |b| b.cpu_ns);
+        self.raw_cpu_ns().map(|ns| ns.saturating_sub(base))
     }
 
     fn stats(&self) -> Stats {
-        let cpu_ns = self.cpu_usage_ns();
-        let events = self
-            .enabled
-            .memory
-            .then(|| fs::read_file(&self.dir.join("memory.events")).ok())
-            .flatten();
-        let pids_peak = self
-            .enabled
-            .pids
-            .then(|| fs::read_file(&self.dir.join("pids.peak")).ok())
-            .flatten()
-            .and_then(|t| fs::parse_u64(&t));
-        Stats {
-            memory_peak: self.memory_peak(),
-            oom_killed: events
-                .as_deref()
-                .and_then(|t| fs::keyed_u64(t, "oom_kill"))
-                .is_some_and(|n| n > 0),
-            cpu_ns,
+        let pids_peak = || {
+            self.enabled
+                .pids
+                .then(|| fs::read_file(&self.dir.join("pids.peak")).ok())
+                .flatten()
+                .and_then(|t| fs::parse_u64(&t))
+        };
+        Baseline::stats(
+            self.baseline(),
+            self.memory_peak(),
+            self.memory_event("oom_kill"),
+            self.memory_event("max"),
+            self.cpu_usage_ns(),
             pids_peak,
-            memory_failcnt: events.as_deref().and_then(|t| fs::keyed_u64(t, "max")),
-        }
+        )
     }
 
     fn kill(&self) {
         kill_dir(&self.dir, KILL_WAIT);
+    }
+
+    /// Resets `memory.peak` through the kept fd (kernel >= 6.12) and notes where the
+    /// usage and the counters stand. Without a resettable peak (older kernels, or the
+    /// sampled `memory.current`) the run's peak could not be told from earlier ones.
+    fn reset(&self) -> Result<bool, CgroupError> {
+        let Some(events) = self.cgroup_events.as_ref() else {
+            return Ok(false);
+        };
+        if populated(events) {
+            return Ok(false);
+        }
+        match self.memory.as_ref() {
+            Some(MemSource::Peak {
+                file,
+                resettable: true,
+            }) => {
+                if let Err(source) = (&*file).write_all(b"0") {
+                    return Err(CgroupError::Write {
+                        path: self.dir.join("memory.peak"),
+                        value: "0".into(),
+                        source,
+                    });
+                }
+            }
+            Some(_) => return Ok(false),
+            None => {}
+        }
+        let current = self.current.as_ref().and_then(|f| fs::pread_string(f).ok());
+        let baseline = Baseline {
+            memory: current.and_then(|t| fs::parse_u64(&t)).unwrap_or(0),
+            oom_kills: self.memory_event("oom_kill").unwrap_or(0),
+            failcnt: self.memory_event("max").unwrap_or(0),
+            cpu_ns: self.raw_cpu_ns().unwrap_or(0),
+        };
+        *self.baseline.lock().unwrap_or_else(|e| e.into_inner()) = Some(baseline);
+        Ok(true)
     }
 
     fn remove(&self) -> Result<(), CgroupError> {
@@ -481,8 +545,19 @@ impl Cgroup for Run {
 }
 
 fn open_memory(dir: &Path) -> Option<MemSource> {
-    match File::open(dir.join("memory.peak")) {
-        Ok(f) => Some(MemSource::Peak(f)),
+    let peak = dir.join("memory.peak");
+    // kernfs refuses a write open of a file without a write handler (< 6.12).
+    if let Ok(file) = OpenOptions::new().read(true).write(true).open(&peak) {
+        return Some(MemSource::Peak {
+            file,
+            resettable: true,
+        });
+    }
+    match File::open(&peak) {
+        Ok(file) => Some(MemSource::Peak {
+            file,
+            resettable: false,
+        }),
         Err(_) => File::open(dir.join("memory.current"))
             .ok()
             .map(MemSource::Current),

@@ -239,7 +239,7 @@ fn compile(job: &Job, step: &Step, work: &WorkDir) -> Result<StepReport, JudgeEr
         copy_out,
         network: false,
     };
-    let (mut run, captured) = run_sandboxed(job, work, spec, CgroupSource::Inline, None)?;
+    let (mut run, captured) = run_sandboxed(job, work, spec, &CgroupSource::Inline, None)?;
     (run.stdout, run.stderr) = captured.excerpts(REPORT_OUTPUT_BYTES)?;
     let produced = job
         .lang
@@ -281,14 +281,49 @@ enum CgroupSource<'a> {
     /// so cgroupfs mkdir/rmdir (which wait on the kernel's cgroup locks) overlap with
     /// other tests instead of adding to each one.
     Pooled {
-        ready: &'a Mutex<mpsc::Receiver<Result<RunCgroup, cgroup::CgroupError>>>,
+        ready: &'a Mutex<Option<mpsc::Receiver<Result<RunCgroup, cgroup::CgroupError>>>>,
         retire: &'a mpsc::Sender<RunCgroup>,
     },
 }
 
-/// Runs every test, `job.parallel` at a time; reports come back in test order. Each test
-/// takes exactly one pre-created cgroup (a skipped test retires its own unused), so the
-/// creator always finishes; the remover ends when the last worker drops its sender.
+impl CgroupSource<'_> {
+    /// Where a used cgroup goes: the remover thread, or (None) removal on this thread.
+    fn remover(&self) -> Option<&mpsc::Sender<RunCgroup>> {
+        match self {
+            CgroupSource::Inline => None,
+            CgroupSource::Pooled { retire, .. } => Some(retire),
+        }
+    }
+}
+
+/// Held by each worker: the last one out (even by a panic) drops the receiving end of the
+/// creator's channel, so its next send fails and it ends; what it made ahead is removed
+/// on drop.
+struct LastOut<'a> {
+    live_workers: &'a AtomicUsize,
+    ready: &'a Mutex<Option<mpsc::Receiver<Result<RunCgroup, cgroup::CgroupError>>>>,
+}
+
+impl Drop for LastOut<'_> {
+    fn drop(&mut self) {
+        if self.live_workers.fetch_sub(1, Ordering::SeqCst) == 1 {
+            drop(self.ready.lock().unwrap_or_else(|e| e.into_inner()).take());
+        }
+    }
+}
+
+/// One worker's state across its tests of one submission: its warm sandbox and the
+/// cgroup its tests reuse (reset between them); nothing of it outlives the submission.
+#[derive(Default)]
+struct Worker {
+    warm: Option<WarmRuns>,
+    cgroup: Option<RunCgroup>,
+}
+
+/// Runs every test, `job.parallel` at a time; reports come back in test order. Tests take
+/// pre-created cgroups (a warm sandbox's tests reuse one, reset between them); the
+/// creator stops when the last worker drops the receiving end, the remover when the
+/// last worker drops its sender.
 fn run_tests(job: &Job, work: &WorkDir) -> Result<Vec<TestReport>, JudgeError> {
     let n = job.tests.len();
     let slots: Vec<Mutex<Option<Result<TestReport, JudgeError>>>> =
@@ -299,8 +334,12 @@ fn run_tests(job: &Job, work: &WorkDir) -> Result<Vec<TestReport>, JudgeError> {
     let pooled = job.cgroups.mode() != cgroup::Mode::None;
     let limits = test_cgroup_limits(job);
     let budget = ExcerptBudget::new(EXCERPT_BUDGET);
-    let (ready_tx, ready_rx) = mpsc::sync_channel(workers);
-    let ready = Mutex::new(ready_rx);
+    // Fresh cgroups per test: `workers` made ahead. Reused ones: one made ahead, for a
+    // worker's first test (or one whose cgroup could not be reset).
+    let ahead = if job.reuse { 0 } else { workers };
+    let (ready_tx, ready_rx) = mpsc::sync_channel(ahead);
+    let ready = Mutex::new(Some(ready_rx));
+    let live_workers = AtomicUsize::new(workers);
     let (retire_tx, retire_rx) = mpsc::channel::<RunCgroup>();
     std::thread::scope(|s| {
         if pooled {
@@ -326,7 +365,12 @@ fn run_tests(job: &Job, work: &WorkDir) -> Result<Vec<TestReport>, JudgeError> {
         for _ in 0..workers {
             let retire = retire_tx.clone();
             let (ready, next, failed, slots, budget) = (&ready, &next, &failed, &slots, &budget);
+            let live_workers = &live_workers;
             s.spawn(move || {
+                let _last_out = LastOut {
+                    live_workers,
+                    ready,
+                };
                 // One network namespace per worker, joined by each of its tests (a fresh one
                 // per run costs more kernel time than the rest of the sandbox setup). Tests
                 // never bring `lo` up and leave nothing behind in it once their processes die.
@@ -344,34 +388,24 @@ fn run_tests(job: &Job, work: &WorkDir) -> Result<Vec<TestReport>, JudgeError> {
                 };
                 // This worker's warm sandbox, started at its first test; this submission's
                 // only (dropped, and its init killed, when the worker ends).
-                let mut warm: Option<WarmRuns> = None;
+                let mut worker = Worker::default();
                 loop {
                     let i = next.fetch_add(1, Ordering::SeqCst);
                     if i >= n {
                         break;
                     }
-                    let source = if pooled {
-                        CgroupSource::Pooled {
+                    let source = match pooled {
+                        true => CgroupSource::Pooled {
                             ready,
                             retire: &retire,
-                        }
-                    } else {
-                        CgroupSource::Inline
+                        },
+                        false => CgroupSource::Inline,
                     };
                     let case = &job.tests[i];
                     let report = if job.stop_on_first_failure && failed.load(Ordering::SeqCst) {
-                        if let CgroupSource::Pooled { ready, retire } = source {
-                            if let Ok(Ok(cg)) = ready
-                                .lock()
-                                .map(|r| r.recv())
-                                .unwrap_or(Err(mpsc::RecvError))
-                            {
-                                let _ = retire.send(cg);
-                            }
-                        }
                         Ok(skipped(case))
                     } else {
-                        run_test(job, work, case, source, netns_fd, &mut warm, budget)
+                        run_test(job, work, case, &source, netns_fd, &mut worker, budget)
                     };
                     let bad = report
                         .as_ref()
@@ -381,6 +415,7 @@ fn run_tests(job: &Job, work: &WorkDir) -> Result<Vec<TestReport>, JudgeError> {
                     }
                     *slots[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(report);
                 }
+                retire_cgroup(worker.cgroup.take(), pooled.then_some(&retire));
             });
         }
         drop(retire_tx);
@@ -453,9 +488,9 @@ fn run_test(
     job: &Job,
     work: &WorkDir,
     case: &TestCase,
-    source: CgroupSource,
+    source: &CgroupSource,
     netns: Option<RawFd>,
-    warm: &mut Option<WarmRuns>,
+    worker: &mut Worker,
     budget: &ExcerptBudget,
 ) -> Result<TestReport, JudgeError> {
     let lang = job.lang;
@@ -470,7 +505,7 @@ fn run_test(
         network: job.network,
     };
     let (mut run, captured) = match job.reuse {
-        true => run_warm(job, work, warm, spec, source, netns)?,
+        true => run_warm(job, work, worker, spec, source, netns)?,
         false => run_sandboxed(job, work, spec, source, netns)?,
     };
     let verdict = match verdict::verdict_of_run(&run) {
@@ -563,11 +598,12 @@ struct StepSpec<'a> {
 fn run_warm(
     job: &Job,
     work: &WorkDir,
-    warm: &mut Option<WarmRuns>,
+    worker: &mut Worker,
     spec: StepSpec,
-    source: CgroupSource,
+    source: &CgroupSource,
     netns: Option<RawFd>,
 ) -> Result<(RunResult, Captured), JudgeError> {
+    let warm = &mut worker.warm;
     if warm.as_ref().is_none_or(|w| !w.usable()) {
         let limits = step_limits(spec.step, spec.overrides);
         let enforced = Enforced {
@@ -590,7 +626,13 @@ fn run_warm(
         *warm = WarmRuns::start(config, enforced).ok();
     }
     let captured = Captured::in_dir(&work.path);
-    let run_cgroup = take_cgroup(job, &source, spec.step, spec.overrides)?;
+    let run_cgroup = match worker.cgroup.take() {
+        Some(kept) if kept.reset().unwrap_or(false) => Some(kept),
+        kept => {
+            retire_cgroup(kept, source.remover());
+            take_cgroup(job, source, spec.step, spec.overrides)?
+        }
+    };
     let outcome = match warm.as_mut() {
         Some(w) => w.run(
             spec.stdin.as_deref(),
@@ -599,11 +641,15 @@ fn run_warm(
         ),
         None => Err(sandbox::SandboxError::WarmUnsupported),
     };
-    retire_cgroup(run_cgroup, source);
+    // The next test of this warm sandbox resets and reuses it (the monitor left it empty).
+    match warm.as_ref().is_some_and(|w| w.usable()) && outcome.is_ok() {
+        true => worker.cgroup = run_cgroup,
+        false => retire_cgroup(run_cgroup, source.remover()),
+    }
     match outcome {
         Ok(run) => Ok((run, captured)),
         Err(sandbox::SandboxError::WarmUnsupported | sandbox::SandboxError::WarmSetup(_)) => {
-            run_sandboxed(job, work, spec, CgroupSource::Inline, netns)
+            run_sandboxed(job, work, spec, &CgroupSource::Inline, netns)
         }
         Err(e) => Err(e.into()),
     }
@@ -615,7 +661,7 @@ fn run_sandboxed(
     job: &Job,
     work: &WorkDir,
     spec: StepSpec,
-    source: CgroupSource,
+    source: &CgroupSource,
     netns: Option<RawFd>,
 ) -> Result<(RunResult, Captured), JudgeError> {
     let StepSpec {
@@ -642,7 +688,7 @@ fn run_sandboxed(
         ..Config::default()
     };
     let enforcement = enforcement(job, step, overrides);
-    let run_cgroup = take_cgroup(job, &source, step, overrides)?;
+    let run_cgroup = take_cgroup(job, source, step, overrides)?;
     let outcome = sandbox::run_enforced(
         config,
         Enforced {
@@ -654,7 +700,7 @@ fn run_sandboxed(
             fixed_gid: false,
         },
     );
-    retire_cgroup(run_cgroup, source);
+    retire_cgroup(run_cgroup, source.remover());
     Ok((outcome?, captured))
 }
 
@@ -672,28 +718,31 @@ fn take_cgroup(
             Some(job.cgroups.create_run(&limits)?)
         }
         (_, CgroupSource::Pooled { ready, .. }) => {
-            let next = ready.lock().map_err(|_| poisoned())?.recv();
+            let ready = ready.lock().map_err(|_| poisoned())?;
+            let next = ready.as_ref().ok_or_else(poisoned)?.recv();
             Some(next.map_err(|_| poisoned())??)
         }
     })
 }
 
 /// Hands a used cgroup to the remover thread, or removes it here.
-fn retire_cgroup(run_cgroup: Option<RunCgroup>, source: CgroupSource) {
-    match (run_cgroup, source) {
-        (Some(cg), CgroupSource::Pooled { retire, .. }) => {
-            // A remover that is gone leaves the cgroup to Drop, which removes it here.
-            let _ = retire.send(cg);
-        }
-        (Some(cg), CgroupSource::Inline) => {
-            if let Err(e) = cg.remove() {
-                eprintln!(
-                    "judgebox: warning: {}",
-                    crate::display::escape_controls(&e.to_string())
-                );
-            }
-        }
-        (None, _) => {}
+fn retire_cgroup(run_cgroup: Option<RunCgroup>, remover: Option<&mpsc::Sender<RunCgroup>>) {
+    let Some(cg) = run_cgroup else {
+        return;
+    };
+    let cg = match remover {
+        // A remover that is gone hands it back, and it is removed here.
+        Some(remover) => match remover.send(cg) {
+            Ok(()) => return,
+            Err(mpsc::SendError(cg)) => cg,
+        },
+        None => cg,
+    };
+    if let Err(e) = cg.remove() {
+        eprintln!(
+            "judgebox: warning: {}",
+            crate::display::escape_controls(&e.to_string())
+        );
     }
 }
 

@@ -1,5 +1,6 @@
-//! Drops every capability set of the program before execve: bounding and ambient here (while
-//! CAP_SETPCAP is still held), then effective/permitted/inheritable after the uid change.
+//! Drops every capability set of the program before execve: bounding and ambient in init
+//! (while CAP_SETPCAP is held; every program it forks inherits them empty), then
+//! effective/permitted/inheritable in the program after the uid change.
 
 use super::protocol::{ChildError, SetupStep};
 use super::sys;

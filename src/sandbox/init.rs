@@ -1,9 +1,10 @@
 //! pid 1 of the sandbox's pid namespace. It waits for the supervisor's go, builds the
 //! filesystem, forks the program, reaps every zombie, kills whatever is left when the
 //! program exits, copies files out, and reports to the supervisor. A warm init (see
-//! `warm.rs`) instead serves one run after another, each with fresh scratch mounts, a
+//! `warm.rs`) instead serves one run after another, each with fresh scratch dirs, a
 //! fresh IPC namespace and its own cgroup. Allocation-free.
 
+use super::caps;
 use super::copy;
 use super::namespaces;
 use super::prepare::Prepared;
@@ -133,7 +134,6 @@ fn serve_one(
     filter: Option<&dyn ExecFilter>,
     request: &protocol::RunRequest,
 ) -> Result<(), ChildError> {
-    rootfs::renew_scratch(p)?;
     copy::copy_in(p, rootfs::Place::NewRoot)?;
     let fds = ProgramFds {
         stdin: request.stdin,
@@ -143,14 +143,25 @@ fn serve_one(
         cgroup_join: request.cgroup_join,
         fresh_namespaces: true,
     };
-    if let Some((reaped, start_ns)) = run_program(p, ch, filter, fds, request.clone_into)? {
+    let ran = run_program(p, ch, filter, fds, request.clone_into)?;
+    // Renewed before the run's last message: the next run finds them fresh, and what this
+    // run left there is no longer charged to its cgroup when the supervisor reads the
+    // figures or resets the counters for the next run.
+    let renewed = rootfs::renew_scratch(p);
+    if let Some((reaped, start_ns)) = ran {
         send(ch, &finished_message(&reaped, start_ns));
+    }
+    if renewed.is_err() {
+        // The run's own report is already out: end without another message (the next
+        // run finds init gone and gets a fresh sandbox).
+        sys::exit_now(1);
     }
     Ok(())
 }
 
-/// Joins the cgroup, builds the filesystem, fills /box, sets hostname and network, and
-/// pivots into the new root: everything before the program is forked.
+/// Joins the cgroup, builds the filesystem, fills /box, sets hostname and network, pivots
+/// into the new root and empties the bounding and ambient capability sets: everything
+/// before the program is forked.
 fn build_sandbox(p: &Prepared, ch: &InitChannels) -> Result<(), ChildError> {
     join_cgroup(ch)?;
     // A warm init places each run's program into a cgroup outside any namespace it
@@ -176,7 +187,11 @@ fn build_sandbox(p: &Prepared, ch: &InitChannels) -> Result<(), ChildError> {
     if p.loopback {
         step(SetupStep::LoopbackUp, namespaces::loopback_up())?;
     }
-    rootfs::pivot(p)
+    rootfs::pivot(p)?;
+    // init keeps its own capabilities (the bounding set only limits what an execve can
+    // gain) and never execs: emptied here, the sets bind every program it forks, once
+    // for all of a warm sandbox's runs.
+    caps::drop_bounding_and_ambient(p.cap_last)
 }
 
 /// Closes every fd except stdio and the ones this run needs (another thread of a

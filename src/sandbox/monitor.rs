@@ -93,7 +93,9 @@ impl<'a> Monitor<'a> {
     pub fn warm(mut self) -> Monitor<'a> {
         self.warm = true;
         let l = &self.config.limits;
-        if l.cpu_time.is_some() && !l.cpu_per_process {
+        // Only /proc's figures include earlier runs; a run's own cgroup starts at zero.
+        let cgroup_cpu = self.hooks.cgroup.and_then(|c| c.cpu_usage_ns()).is_some();
+        if l.cpu_time.is_some() && !l.cpu_per_process && !cgroup_cpu {
             self.cpu_base_ticks = cputime::tree_cpu_ticks(self.pid);
         }
         self

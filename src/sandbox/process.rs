@@ -1,5 +1,5 @@
 //! The program's own process, between fork (from init) and execve: stdio, rlimits,
-//! credentials, capabilities, no_new_privs, fds, work dir, seccomp, exec. Allocation-free;
+//! credentials, capabilities (init already emptied the bounding set), no_new_privs, fds, work dir, seccomp, exec. Allocation-free;
 //! any failure is written to the exec-error pipe and the process exits 127.
 
 use super::caps;
@@ -54,7 +54,6 @@ fn set_up(
     reset_signals();
     set_stdio(fds)?;
     rlimits::apply(&p.rlimits)?;
-    caps::drop_bounding_and_ambient(p.cap_last)?;
     set_credentials(p)?;
     caps::clear_all()?;
     step(

@@ -55,6 +55,9 @@ impl Cgroup for TimedCgroup<'_> {
     fn kill(&self) {
         self.timed(|| self.inner.kill())
     }
+    fn reset(&self) -> Result<bool, CgroupError> {
+        self.timed(|| self.inner.reset())
+    }
     fn remove(&self) -> Result<(), CgroupError> {
         self.timed(|| self.inner.remove())
     }
