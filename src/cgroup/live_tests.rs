@@ -244,6 +244,45 @@ fn live_memory_peak_is_accurate() {
 }
 
 #[test]
+fn live_reset_starts_the_figures_over_for_the_next_run() {
+    let Some(m) = default_manager() else { return };
+    let limits = Limits {
+        memory: Some(64 << 20),
+        ..Default::default()
+    };
+    let run = m.create_run(&limits).unwrap();
+    // First run: OOM-killed after burning CPU and filling its memory.
+    let (status, _, _) = run_workload(&run, "alloc:200");
+    assert!(killed_by(status, libc::SIGKILL), "status {status:#x}");
+    let first = run.stats();
+    assert!(first.oom_killed && first.memory_peak.unwrap() > 48 << 20, "{first:?}");
+    // A task still in the cgroup: no reset (its figures would leak into the next run).
+    let mut held = spawn_gated("sleep", &["30"]);
+    run.attach(held.id() as i32).unwrap();
+    assert!(!run.reset().unwrap(), "reset with a task inside");
+    run.kill();
+    let _ = held.wait();
+    if !run.reset().unwrap() {
+        skip("this kernel cannot reset the memory peak (v2 before 6.12)");
+        run.remove().unwrap();
+        return;
+    }
+    // Second run: small, quick, exits normally. Its figures are its own.
+    let (status, rusage_ns, _) = run_workload(&run, "alloc:8");
+    assert_eq!(status, 0);
+    let second = run.stats();
+    eprintln!("after reset: {second:?}, rusage {rusage_ns} ns (first: {first:?})");
+    assert!(!second.oom_killed, "the first run's OOM kill carried over");
+    assert_eq!(second.memory_failcnt.unwrap_or(0), 0, "{second:?}");
+    let peak = second.memory_peak.unwrap();
+    assert!(peak >= 8 << 20 && peak < 40 << 20, "peak {peak}");
+    let cpu = second.cpu_ns.unwrap();
+    assert!(cpu <= rusage_ns * 2 + 20_000_000, "cpu {cpu} vs rusage {rusage_ns}");
+    assert_eq!(second.pids_peak, None, "pids.peak cannot be reset");
+    run.remove().unwrap();
+}
+
+#[test]
 fn live_pids_limit_stops_fork_bomb() {
     let Some(m) = default_manager() else { return };
     let limits = Limits {
