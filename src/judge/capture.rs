@@ -1,9 +1,10 @@
-//! A run's stdout and stderr captured into files in the judge's private work dir instead of
-//! memory: the judge compares them as streams and keeps only a bounded excerpt of each, so
-//! its own memory does not grow with what a program prints or how many tests there are.
+//! A run's stdout and stderr captured into files in the judge's private work dir, or held
+//! in memory when a warm run's output stayed small (see `Sink::Spill`): the judge compares
+//! them as streams and keeps only a bounded excerpt of each, so its own memory does not
+//! grow with what a program prints or how many tests there are.
 
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self, Cursor, Read};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -19,10 +20,12 @@ pub enum CaptureError {
     },
 }
 
-/// The two files one run writes its output to; removed on drop.
+/// The two files one run writes its output to (removed on drop), and what of it the run's
+/// result held in memory instead.
 pub struct Captured {
     pub stdout: PathBuf,
     pub stderr: PathBuf,
+    held: [Vec<u8>; 2],
 }
 
 impl Captured {
@@ -34,23 +37,50 @@ impl Captured {
         Captured {
             stdout: dir.join(format!("run-{n}.stdout")),
             stderr: dir.join(format!("run-{n}.stderr")),
+            held: [Vec::new(), Vec::new()],
         }
     }
 
-    /// The captured stdout, or an empty stream when the run never created it (it failed
-    /// before its sinks were opened).
-    pub fn open_stdout(&self) -> Result<Box<dyn Read>, CaptureError> {
-        open_or_empty(&self.stdout)
+    /// Takes the output the run's result holds (a spilling sink's, which then wrote no
+    /// file) as this capture's.
+    pub fn hold(&mut self, stdout: Vec<u8>, stderr: Vec<u8>) {
+        self.held = [stdout, stderr];
+    }
+
+    /// Stream `i` (0 stdout, 1 stderr): what is held, else the file, else (the run never
+    /// created it, or printed nothing) an empty stream.
+    fn open(&self, i: usize) -> Result<Box<dyn Read + '_>, CaptureError> {
+        if !self.held[i].is_empty() {
+            return Ok(Box::new(Cursor::new(&self.held[i][..])));
+        }
+        open_or_empty(if i == 0 { &self.stdout } else { &self.stderr })
+    }
+
+    /// The captured stdout as a stream.
+    pub fn open_stdout(&self) -> Result<Box<dyn Read + '_>, CaptureError> {
+        self.open(0)
     }
 
     /// The first `max` bytes of stdout and of stderr.
     pub fn excerpts(&self, max: usize) -> Result<(Vec<u8>, Vec<u8>), CaptureError> {
-        Ok((excerpt(&self.stdout, max)?, excerpt(&self.stderr, max)?))
+        Ok((self.excerpt(0, max)?, self.excerpt(1, max)?))
+    }
+
+    fn excerpt(&self, i: usize, max: usize) -> Result<Vec<u8>, CaptureError> {
+        let mut out = Vec::new();
+        self.open(i)?
+            .take(max as u64)
+            .read_to_end(&mut out)
+            .map_err(|source| CaptureError::Read {
+                path: if i == 0 { &self.stdout } else { &self.stderr }.clone(),
+                source,
+            })?;
+        Ok(out)
     }
 
     /// Whether stderr contains any of `needles` anywhere (read as a stream).
     pub fn stderr_contains_any(&self, needles: &[String]) -> Result<bool, CaptureError> {
-        let stream = open_or_empty(&self.stderr)?;
+        let stream = self.open(1)?;
         contains_any(stream, needles).map_err(|source| CaptureError::Read {
             path: self.stderr.clone(),
             source,
@@ -60,8 +90,12 @@ impl Captured {
 
 impl Drop for Captured {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.stdout);
-        let _ = std::fs::remove_file(&self.stderr);
+        // A stream held in memory never had a file.
+        for (held, path) in self.held.iter().zip([&self.stdout, &self.stderr]) {
+            if held.is_empty() {
+                let _ = std::fs::remove_file(path);
+            }
+        }
     }
 }
 
@@ -74,18 +108,6 @@ fn open_or_empty(path: &Path) -> Result<Box<dyn Read>, CaptureError> {
             source,
         }),
     }
-}
-
-fn excerpt(path: &Path, max: usize) -> Result<Vec<u8>, CaptureError> {
-    let mut out = Vec::new();
-    open_or_empty(path)?
-        .take(max as u64)
-        .read_to_end(&mut out)
-        .map_err(|source| CaptureError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-    Ok(out)
 }
 
 /// Substring search over a stream: each chunk is searched together with the tail of the
@@ -175,6 +197,22 @@ mod tests {
         assert_eq!(b.take(4), 4);
         assert_eq!(b.take(4), 2);
         assert_eq!(b.take(4), 0);
+    }
+
+    #[test]
+    fn held_output_is_read_instead_of_the_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = Captured::in_dir(dir.path());
+        std::fs::write(&c.stderr, "from the file").unwrap();
+        c.hold(b"held stdout".to_vec(), Vec::new());
+        let mut text = String::new();
+        c.open_stdout().unwrap().read_to_string(&mut text).unwrap();
+        assert_eq!(text, "held stdout");
+        assert_eq!(c.excerpts(4).unwrap(), (b"held".to_vec(), b"from".to_vec()));
+        assert!(c.stderr_contains_any(&["the f".to_string()]).unwrap());
+        let err = c.stderr.clone();
+        drop(c);
+        assert!(!err.exists());
     }
 
     #[test]

@@ -625,7 +625,7 @@ fn run_warm(
         };
         *warm = WarmRuns::start(config, enforced).ok();
     }
-    let captured = Captured::in_dir(&work.path);
+    let mut captured = Captured::in_dir(&work.path);
     let run_cgroup = match worker.cgroup.take() {
         Some(kept) if kept.reset().unwrap_or(false) => Some(kept),
         kept => {
@@ -647,7 +647,14 @@ fn run_warm(
         false => retire_cgroup(run_cgroup, source.remover()),
     }
     match outcome {
-        Ok(run) => Ok((run, captured)),
+        Ok(mut run) => {
+            // What stayed small is in the result, not in files.
+            captured.hold(
+                std::mem::take(&mut run.stdout),
+                std::mem::take(&mut run.stderr),
+            );
+            Ok((run, captured))
+        }
         Err(sandbox::SandboxError::WarmUnsupported | sandbox::SandboxError::WarmSetup(_)) => {
             run_sandboxed(job, work, spec, &CgroupSource::Inline, netns)
         }

@@ -100,7 +100,8 @@ impl WarmRuns {
         self.sandbox.usable()
     }
 
-    /// One run with `stdin`, its stdout and stderr into the `outputs` files, in `cgroup`
+    /// One run with `stdin`, its stdout and stderr into the result, spilled to the
+    /// `outputs` files past [`super::sinks::SPILL_AT`] bytes (see `WarmSandbox::run`), in `cgroup`
     /// (a fresh one per run).
     pub fn run(
         &mut self,

@@ -113,8 +113,9 @@ impl WarmSandbox {
     }
 
     /// One run with `stdin` (default /dev/null) under `hooks` (its own cgroup); the
-    /// program's stdout and stderr go to the `outputs` files, or where the sandbox's
-    /// config says.
+    /// program's stdout and stderr go to the result up to [`super::sinks::SPILL_AT`]
+    /// bytes each and to the `outputs` files beyond (created only then), or where the
+    /// sandbox's config says.
     pub fn run(
         &mut self,
         stdin: Option<&Path>,
@@ -136,7 +137,7 @@ impl WarmSandbox {
         }
         let stdin = open_stdin_at(stdin)?;
         let mut sinks = match outputs {
-            Some((out, err)) => Sinks::for_outputs(Some(out), Some(err), false)?,
+            Some((out, err)) => Sinks::spilling(out, err),
             None => Sinks::open(&self.config)?,
         };
         let (out_r, out_w) = pipe()?;
