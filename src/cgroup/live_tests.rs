@@ -255,7 +255,10 @@ fn live_reset_starts_the_figures_over_for_the_next_run() {
     let (status, _, _) = run_workload(&run, "alloc:200");
     assert!(killed_by(status, libc::SIGKILL), "status {status:#x}");
     let first = run.stats();
-    assert!(first.oom_killed && first.memory_peak.unwrap() > 48 << 20, "{first:?}");
+    assert!(
+        first.oom_killed && first.memory_peak.unwrap() > 48 << 20,
+        "{first:?}"
+    );
     // A task still in the cgroup: no reset (its figures would leak into the next run).
     let mut held = spawn_gated("sleep", &["30"]);
     run.attach(held.id() as i32).unwrap();
@@ -275,9 +278,12 @@ fn live_reset_starts_the_figures_over_for_the_next_run() {
     assert!(!second.oom_killed, "the first run's OOM kill carried over");
     assert_eq!(second.memory_failcnt.unwrap_or(0), 0, "{second:?}");
     let peak = second.memory_peak.unwrap();
-    assert!(peak >= 8 << 20 && peak < 40 << 20, "peak {peak}");
+    assert!((8 << 20..40 << 20).contains(&peak), "peak {peak}");
     let cpu = second.cpu_ns.unwrap();
-    assert!(cpu <= rusage_ns * 2 + 20_000_000, "cpu {cpu} vs rusage {rusage_ns}");
+    assert!(
+        cpu <= rusage_ns * 2 + 20_000_000,
+        "cpu {cpu} vs rusage {rusage_ns}"
+    );
     assert_eq!(second.pids_peak, None, "pids.peak cannot be reset");
     run.remove().unwrap();
 }

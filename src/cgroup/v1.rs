@@ -187,7 +187,11 @@ impl Counters {
         let memory = dirs.iter().find(|(_, r)| r.memory).map(|(d, _)| d);
         let open = |name: &str, write: bool| {
             let dir = memory?;
-            OpenOptions::new().read(true).write(write).open(dir.join(name)).ok()
+            OpenOptions::new()
+                .read(true)
+                .write(write)
+                .open(dir.join(name))
+                .ok()
         };
         let memsw = |name: &str, write: bool| if swap { open(name, write) } else { None };
         Counters {
@@ -397,7 +401,9 @@ impl Cgroup for Run {
         let c = &self.counters;
         let pids_peak = || {
             let dir = self.dir_for(|r| r.pids)?;
-            fs::read_file(&dir.join("pids.peak")).ok().and_then(|t| fs::parse_u64(&t))
+            fs::read_file(&dir.join("pids.peak"))
+                .ok()
+                .and_then(|t| fs::parse_u64(&t))
         };
         Baseline::stats(
             self.baseline(),
@@ -422,7 +428,10 @@ impl Cgroup for Run {
         if !c.empty() {
             return Ok(false);
         }
-        let names = ["memory.max_usage_in_bytes", "memory.memsw.max_usage_in_bytes"];
+        let names = [
+            "memory.max_usage_in_bytes",
+            "memory.memsw.max_usage_in_bytes",
+        ];
         for (file, name) in [&c.max_usage, &c.memsw_max_usage].into_iter().zip(names) {
             let (Some(mut file), Some(dir)) = (file.as_ref(), self.dir_for(|r| r.memory)) else {
                 continue;

@@ -122,9 +122,7 @@ fn unlink_entries(fd: i32) -> Option<usize> {
     let mut seen = 0;
     loop {
         // SAFETY: getdents64 writes at most buf.len() bytes into buf.
-        let n = unsafe {
-            libc::syscall(libc::SYS_getdents64, fd, buf.as_mut_ptr(), buf.len())
-        };
+        let n = unsafe { libc::syscall(libc::SYS_getdents64, fd, buf.as_mut_ptr(), buf.len()) };
         if n < 0 {
             return None;
         }
