@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Fault injection (issue 15). SIGKILLs judgebox at ITERATIONS (default 100) random moments
-# across `run`, `judge` and `image import` (a local OCI archive made by faults/mkimage.py;
-# no registry), and after each starts judgebox again (a judge, `image ls`, a run of every
+# across `run`, `judge`, `image import` (a local OCI archive made by faults/mkimage.py) and
+# `image pull` (the same image pushed with skopeo to Debian's docker-registry on
+# 127.0.0.1; skipped with a note when either tool is missing), and after each starts judgebox again (a judge, `image ls`, a run of every
 # image) and counts what is left behind: processes, host mounts, cgroups, leased uids,
 # staging dirs (store staging, partial blobs, judge work dirs) and half images (a name
 # whose rootfs is missing or does not run). Then the disk-full cases (the store on a small
@@ -22,7 +23,9 @@ uid_last=${uid_range#*-}
 T=$(mktemp -d /tmp/judgebox-faults.XXXXXX)
 ROOT=$T/store
 cg_rel=judgebox-faults-$$
+registry_pid=
 cleanup() {
+    [ -n "$registry_pid" ] && kill "$registry_pid" 2>/dev/null
     for m in $(grep -o "$T/[^ ]*" /proc/self/mountinfo | sort -r) /sys/fs/cgroup/pids/$cg_rel; do
         while umount "$m" 2>/dev/null; do :; done
     done
@@ -39,6 +42,23 @@ file -L "$busybox" | grep -q 'statically linked' || { echo "faults.sh: needs a s
 scripts/faults/mkimage.py "$busybox" "$T/a.tar" faults/busybox:a 3000
 scripts/faults/mkimage.py "$busybox" "$T/b.tar" faults/busybox:b 4000
 "$BIN" image import --root "$ROOT" --min-free 0 "$T/a.tar" >/dev/null
+# B also sits in a local registry for the pull kills.
+pull_ref=
+if command -v docker-registry >/dev/null && command -v skopeo >/dev/null; then
+    port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    printf 'version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: 127.0.0.1:%s\n' \
+        "$T/registry" "$port" >"$T/registry.yml"
+    docker-registry serve "$T/registry.yml" >"$T/registry.log" 2>&1 &
+    registry_pid=$!
+    for _ in $(seq 100); do
+        python3 -c "import urllib.request as u; u.urlopen('http://127.0.0.1:$port/v2/', timeout=1)" 2>/dev/null && break
+        sleep 0.1
+    done
+    skopeo copy -q --dest-tls-verify=false "oci-archive:$T/b.tar" "docker://127.0.0.1:$port/faults/busybox:b"
+    pull_ref=127.0.0.1:$port/faults/busybox:b
+else
+    echo "faults.sh: docker-registry or skopeo missing: no pull kills (apt-get install docker-registry skopeo)" >&2
+fi
 mkdir "$T/manifests" "$T/tests"
 cat >"$T/manifests/sh.toml" <<'TOML'
 name = "sh"
@@ -97,15 +117,19 @@ add_counts() {
 }
 
 echo "== $iterations SIGKILLs at random moments"
-declare -A kills=([run]=0 [judge]=0 [import]=0)
+declare -A kills=([run]=0 [judge]=0 [import]=0 [pull]=0)
+ops=3
+[ -n "$pull_ref" ] && ops=4
 for ((it = 1; it <= iterations; it++)); do
-    case $((RANDOM % 3)) in
+    case $((RANDOM % ops)) in
     0) op=run; max_ms=300
        "$BIN" run --root "$ROOT" --image faults/busybox:a --json -- /bin/sh -c 'sleep 0.1; echo done' >/dev/null 2>&1 & ;;
     1) op=judge; max_ms=900
        judge "$T/main.sh" --tests "$T/tests" --json >/dev/null 2>&1 & ;;
-    *) op=import; max_ms=700
+    2) op=import; max_ms=700
        "$BIN" image import --root "$ROOT" --min-free 0 "$T/b.tar" >/dev/null 2>&1 & ;;
+    *) op=pull; max_ms=700
+       "$BIN" image pull --root "$ROOT" --min-free 0 "$pull_ref" >/dev/null 2>&1 & ;;
     esac
     pid=$!
     echo "$pid" >>"$T/pids"
@@ -119,11 +143,12 @@ for ((it = 1; it <= iterations; it++)); do
     judge "$T/main.sh" --tests "$T/tests" --json >/dev/null 2>&1 & echo $! >>"$T/pids"; wait $! || true
     counts=$(leftovers)
     "$BIN" image rm --root "$ROOT" faults/busybox:b >/dev/null 2>&1 || true
+    [ -n "$pull_ref" ] && { "$BIN" image rm --root "$ROOT" "$pull_ref" >/dev/null 2>&1 || true; }
     "$BIN" image prune --root "$ROOT" >/dev/null 2>&1 || true
     [ "$counts" = "0 0 0 0 0 0" ] || echo "faults: after killing $op (pid $pid) at iteration $it: left $counts (processes mounts cgroups leases staging half)" >&2
     add_counts "$counts"
 done
-echo "kills: run ${kills[run]}, judge ${kills[judge]}, import ${kills[import]}"
+echo "kills: run ${kills[run]}, judge ${kills[judge]}, import ${kills[import]}, pull ${kills[pull]}"
 
 failures=0
 fail() { echo "faults: $*" >&2; failures=$((failures + 1)); }

@@ -331,7 +331,8 @@ impl Run {
         let Some(primary) = self.dirs.first().map(|(d, _)| d.as_path()) else {
             return true;
         };
-        if pids_in(primary).is_empty() {
+        // One pread on the kept `cgroup.procs` in the usual case (nothing left).
+        if self.counters.empty() || pids_in(primary).is_empty() {
             return true;
         }
         if let Some(freezer) = self.dir_for(|r| r.freezer) {

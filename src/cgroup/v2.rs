@@ -495,6 +495,10 @@ impl Cgroup for Run {
     }
 
     fn kill(&self) {
+        // One pread on the kept `cgroup.events` in the usual case (nothing left).
+        if self.cgroup_events.as_ref().is_some_and(|e| !populated(e)) {
+            return;
+        }
         kill_dir(&self.dir, KILL_WAIT);
     }
 
