@@ -5,7 +5,10 @@ all in one run (compare the ratios; absolute times drift on a shared machine).
     scripts/bench-serve.py JUDGEBOX [--n 500] [--workers 2] [--rounds R]
 
 1. N Python A+B submissions through the API (batch create, then batch polling) at COUNT=W:
-   submissions/s, and the server's peak RSS with N queued.
+   submissions/s, and the server's peak RSS with N queued. The time is the server's own,
+   from the first submission's created_at to the last finished_at (millisecond stamps):
+   the client learns of the end only at its next poll (every 0.2 s), a lag that is the
+   client's, not the server's, and would be up to 10% of a 2 s run.
 2. The same N programs through `judgebox judge` (one invocation each, W at a time).
 3. The same N programs run unsandboxed on the host (python3, W at a time).
 4. p50/p99 latency of `wait=true` for a Python hello, sequential, against the median
@@ -69,19 +72,32 @@ def serve_throughput(base, pid, n):
     rss_queued = rss_kib(pid, "VmRSS")
     pending = list(tokens)
     statuses = {}
+    first_created, last_finished = None, None
     while pending:
         batch = pending[:100]
-        _, answer = call(base, "GET", "/submissions/batch?fields=token,status&tokens=" + ",".join(batch))
+        _, answer = call(base, "GET", "/submissions/batch?fields=token,status,created_at,"
+                         "finished_at&tokens=" + ",".join(batch))
         for s in answer["submissions"]:
             if s["status"]["id"] > 2:
                 statuses[s["token"]] = s["status"]["id"]
+                created, finished = stamp(s["created_at"]), stamp(s["finished_at"])
+                first_created = min(first_created or created, created)
+                last_finished = max(last_finished or finished, finished)
         pending = [t for t in pending if t not in statuses]
         if pending:
             time.sleep(0.2)
-    elapsed = time.monotonic() - start
+    polled = time.monotonic() - start
+    elapsed = last_finished - first_created
+    assert 0 < elapsed <= polled + 0.05, (elapsed, polled)
     bad = [v for v in statuses.values() if v != 3]
     assert not bad, f"{len(bad)} submissions were not accepted: {bad[:5]}"
     return n / elapsed, rss_queued
+
+
+def stamp(iso):
+    """Seconds since the epoch of a Judge0 timestamp (`2026-12-04T06:08:53.079Z`)."""
+    from datetime import datetime
+    return datetime.strptime(iso, "%Y-%m-%dT%H:%M:%S.%f%z").timestamp()
 
 
 def files(work, n):

@@ -41,13 +41,13 @@ done
 judge_mountinfo() { grep -c judgebox /proc/self/mountinfo || true; }
 mounts_before=$(judge_mountinfo)
 
-# Samples a judge's fd count and RSS (kB) every 0.1 s with its progress (the highest
-# run-N capture file it has open), into $2; stops when the judge ends.
+# Samples a judge's fd count and RSS (kB) every 0.1 s with its progress (tests finished,
+# from the last `--progress` line in its stderr, $3), into $2; stops when the judge ends.
 sample() {
-    local pid=$1 out=$2 seq fds rss
+    local pid=$1 out=$2 progress=$3 seq fds rss
     while [ -d "/proc/$pid" ]; do
+        seq=$(tail -n 1 "$progress" 2>/dev/null | sed -n 's|^judgebox: test \([0-9]*\)/.*|\1|p' || true)
         # ls fails when an fd closes while it reads the dir: no errexit for that.
-        seq=$(ls -l "/proc/$pid/fd" 2>/dev/null | sed -n 's/.*run-\([0-9]*\)\.std.*/\1/p' | sort -n | tail -1 || true)
         fds=$(ls "/proc/$pid/fd" 2>/dev/null | wc -l || true)
         rss=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status" 2>/dev/null || true)
         [ -n "$seq" ] && [ -n "$rss" ] && echo "$seq $fds $rss" >>"$out"
@@ -63,11 +63,11 @@ while [ "$done_runs" -lt "$runs" ]; do
     for ((i = 0; i < n; i++)); do cp "$work/tests/$i.in" "$work/tests/$i.out" "$work/t/"; done
     "$BIN" judge --lang c scripts/soak/modes.c --tests "$work/t" --parallel 2 --json \
         --uid-range "$uid_range" --time 0.3 --wall-time 3 --memory 64M --output-limit 1M \
-        --pids 32 >"$work/result.json" 2>"$work/stderr" &
+        --pids 32 --progress >"$work/result.json" 2>"$work/stderr" &
     pid=$!
     echo "$pid" >>"$work/pids"
     : >"$work/samples"
-    sample "$pid" "$work/samples" &
+    sample "$pid" "$work/samples" "$work/stderr" &
     sampler=$!
     wait "$pid" || true
     wait "$sampler" || true
@@ -84,7 +84,7 @@ for t in r.get("tests", []):
     if [ $((wrong + missing)) -gt 0 ]; then
         echo "judge $judges: $wrong unexpected verdicts, $missing tests missing" >&2
         join <(sort "$work/expected") <(echo "$got" | sort) | awk '$3 !~ "^(" $2 ")$"' | head -5 >&2
-        head -c 2000 "$work/stderr" >&2
+        grep -v "^judgebox: test [0-9]*/" "$work/stderr" | head -c 2000 >&2
     fi
     bad_verdicts=$((bad_verdicts + wrong + missing))
     # RSS and fds: the first sample at run 100 or later against the last one.

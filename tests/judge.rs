@@ -314,6 +314,37 @@ fn a_tests_dir_runs_in_natural_order_and_parallel_gives_the_same_verdicts() {
 }
 
 #[test]
+fn progress_prints_one_line_per_finished_test_and_the_json_stays_clean() {
+    let f = Fixture::new();
+    let dir = tests_dir(&f, 9);
+    let out = f.judge(
+        "sh",
+        SUM,
+        &["--tests", dir.to_str().unwrap(), "--progress", "--json", "--parallel", "2"],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let mut counts: Vec<usize> = stderr
+        .lines()
+        .map(|l| {
+            let rest = l.strip_prefix("judgebox: test ").expect(l);
+            let (done, total) = rest.split_once(' ').unwrap().0.split_once('/').unwrap();
+            assert_eq!(total, "9", "{l}");
+            done.parse().unwrap()
+        })
+        .collect();
+    counts.sort_unstable();
+    assert_eq!(counts, (1..=9).collect::<Vec<_>>(), "{stderr}");
+    assert!(stderr.contains("t7: wrong_answer"), "{stderr}");
+    assert!(stderr.contains("t1: accepted, cpu "), "{stderr}");
+    // stdout is still exactly one JSON document.
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["tests"].as_array().unwrap().len(), 9);
+    // Without the flag (stderr is not a terminal here) nothing is printed.
+    let quiet = f.judge("sh", SUM, &["--tests", dir.to_str().unwrap(), "--json"]);
+    assert!(quiet.stderr.is_empty(), "{}", String::from_utf8_lossy(&quiet.stderr));
+}
+
+#[test]
 fn stop_on_first_failure_skips_the_rest() {
     let f = Fixture::new();
     let dir = tests_dir(&f, 10);
@@ -768,6 +799,15 @@ fn control_characters_in_names_are_escaped_in_human_output() {
     assert!(text.contains("\\x1b[2K"), "{text}");
     // Language, header, one row per test, summary.
     assert_eq!(text.lines().count(), 5, "{text}");
+    // Progress lines (stderr) escape the name too: one line per test, nothing forged.
+    let out = f.judge("sh", SUM, &["--tests", dir.to_str().unwrap(), "--progress"]);
+    let progress = String::from_utf8_lossy(&out.stderr);
+    assert!(!progress.contains('\x1b'), "raw ESC in: {progress:?}");
+    assert_eq!(progress.lines().count(), 2, "{progress}");
+    assert!(
+        progress.contains("/2 a\\n   9  forged"),
+        "escaped name in: {progress}"
+    );
 
     // Error messages naming a path escape it too.
     let missing = f.dir.path().join("no\x1b[31mpe\n.in");

@@ -7,7 +7,9 @@ use clap::Args;
 use judgebox::cgroup::{self, Manager, ManagerOptions};
 use judgebox::display::escape_controls as esc;
 use judgebox::image::store::DEFAULT_ROOT;
-use judgebox::judge::{self, cases, Compare, Job, Overrides, Report, TestCase, Verdict};
+use judgebox::judge::{
+    self, cases, Compare, Job, Overrides, Report, TestCase, TestReport, Verdict,
+};
 use judgebox::lang::Catalog;
 use judgebox::sandbox;
 use judgebox::seccomp::Filter;
@@ -51,6 +53,10 @@ pub struct JudgeArgs {
     /// Print one JSON object instead of a table.
     #[arg(long)]
     json: bool,
+    /// Print a line to stderr as each test finishes ("test 17/300 NAME: verdict, cpu s");
+    /// on by default when stderr is a terminal.
+    #[arg(long)]
+    progress: bool,
     /// Extra compiler options, split on whitespace (Judge0's compiler_options).
     #[arg(
         long,
@@ -181,6 +187,9 @@ pub fn execute(a: JudgeArgs) -> Result<i32> {
     let parallel = a
         .parallel
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let total = tests.len();
+    let show_progress = move |done: usize, t: &TestReport| print_progress(done, total, t);
+    let progress = a.progress || std::io::IsTerminal::is_terminal(&std::io::stderr());
     let job = Job {
         lang,
         env,
@@ -207,6 +216,7 @@ pub fn execute(a: JudgeArgs) -> Result<i32> {
         reuse: !a.no_reuse,
         cgroups: &cgroups,
         network: false,
+        on_test: progress.then_some(&show_progress as &judge::OnTest),
     };
     let report = judge::judge(&job)?;
     if a.json {
@@ -230,6 +240,19 @@ fn print_json(r: &Report) -> Result<()> {
     writeln!(out)
         .and_then(|_| out.flush())
         .context("writing the JSON result")
+}
+
+/// One finished test on stderr, escaped (test names and messages are the caller's).
+fn print_progress(done: usize, total: usize, t: &TestReport) {
+    let cpu = t
+        .run
+        .as_ref()
+        .map_or(String::new(), |r| format!(", cpu {:.3} s", r.cpu_time));
+    eprintln!(
+        "judgebox: test {done}/{total} {}: {}{cpu}",
+        esc(&t.name),
+        t.verdict.as_str()
+    );
 }
 
 fn print_table(r: &Report) {

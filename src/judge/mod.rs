@@ -94,6 +94,9 @@ pub struct Overrides {
     pub memory_ceiling: Option<u64>,
 }
 
+/// A progress callback: tests finished so far, and the one that just did.
+pub type OnTest = dyn Fn(usize, &TestReport) + Sync;
+
 /// One submission to judge.
 pub struct Job<'a> {
     pub lang: &'a Language,
@@ -116,6 +119,9 @@ pub struct Job<'a> {
     /// Tests run with `lo` up in a network namespace of their own (never a pooled one);
     /// without it they have no interface up at all. Compiling never has it.
     pub network: bool,
+    /// Called once per test as it finishes (in finishing order, from the worker that ran
+    /// it), with how many have finished so far: progress for long judgings.
+    pub on_test: Option<&'a OnTest>,
 }
 
 /// What one sandboxed step came to.
@@ -329,6 +335,7 @@ fn run_tests(job: &Job, work: &WorkDir) -> Result<Vec<TestReport>, JudgeError> {
     let slots: Vec<Mutex<Option<Result<TestReport, JudgeError>>>> =
         (0..n).map(|_| Mutex::new(None)).collect();
     let next = AtomicUsize::new(0);
+    let finished = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
     let workers = job.parallel.clamp(1, n.max(1));
     let pooled = job.cgroups.mode() != cgroup::Mode::None;
@@ -365,6 +372,7 @@ fn run_tests(job: &Job, work: &WorkDir) -> Result<Vec<TestReport>, JudgeError> {
         for _ in 0..workers {
             let retire = retire_tx.clone();
             let (ready, next, failed, slots, budget) = (&ready, &next, &failed, &slots, &budget);
+            let finished = &finished;
             let live_workers = &live_workers;
             s.spawn(move || {
                 let _last_out = LastOut {
@@ -412,6 +420,9 @@ fn run_tests(job: &Job, work: &WorkDir) -> Result<Vec<TestReport>, JudgeError> {
                         .map_or(true, |r| r.verdict != Verdict::Accepted);
                     if bad {
                         failed.store(true, Ordering::SeqCst);
+                    }
+                    if let (Some(on_test), Ok(r)) = (job.on_test, &report) {
+                        on_test(finished.fetch_add(1, Ordering::SeqCst) + 1, r);
                     }
                     *slots[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(report);
                 }

@@ -55,6 +55,9 @@ fn lease_uid(config: &mut Config, e: &Enforced) -> Result<Option<uid::UidLease>,
 /// and pipe pages per uid, whatever the namespaces and cgroups: so, unless `fixed_uid`, the
 /// run gets a leased uid (and, unless fixed, gid) no concurrent run shares, in every mode.
 pub fn run_enforced(mut config: Config, e: Enforced) -> Result<RunResult, SandboxError> {
+    // This thread supervises and its clone becomes init: both get a CPU soon after they
+    // wake, even while programs keep every CPU busy (`slice.rs`).
+    super::slice::prefer_short_slice();
     let rlimit_pids = e.enforcement.pids == Mechanism::Rlimit;
     let _uid_lease = lease_uid(&mut config, &e)?;
     let gate = e.filter.cloned().map(SeccompGate::new);
@@ -79,6 +82,8 @@ pub struct WarmRuns {
 impl WarmRuns {
     /// Starts the sandbox for `config` under `e` (whose `cgroup` is ignored).
     pub fn start(mut config: Config, e: Enforced) -> Result<WarmRuns, SandboxError> {
+        // As in `run_enforced`: this thread and init ask for a short slice.
+        super::slice::prefer_short_slice();
         let rlimit_pids = e.enforcement.pids == Mechanism::Rlimit;
         let uid_lease = lease_uid(&mut config, &e)?;
         let gate = e.filter.cloned().map(SeccompGate::new);

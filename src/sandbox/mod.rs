@@ -20,6 +20,7 @@ pub mod result;
 mod rlimits;
 mod rootfs;
 mod sinks;
+mod slice;
 mod supervisor;
 pub(crate) mod sys;
 mod timed;

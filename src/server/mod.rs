@@ -33,7 +33,7 @@ use self::config::Config;
 use self::languages::Table;
 use self::metrics::Metrics;
 use self::runner::Runner;
-use self::store::{Event, Lease, Store, WorkerBeat, PROCESSING};
+use self::store::{Event, Hear, Lease, Store, WorkerBeat, PROCESSING};
 
 /// The Judge0 version this API answers as (the official SDK keys its language table on it).
 pub const JUDGE0_VERSION: &str = "1.13.1";
@@ -430,9 +430,13 @@ pub fn serve(opts: Options) -> Result<(), ServeError> {
     let state = Arc::new(state);
     let listener = state.clone();
     // The listener thread ends by itself once the server drains.
+    let hear = Hear {
+        queued: workers > 0,
+        finished: opts.role != Role::Worker,
+    };
     let _ = state
         .store
-        .subscribe(Box::new(move |event| listener.on_event(event)))?;
+        .subscribe(hear, Box::new(move |event| listener.on_event(event)))?;
     let mut handles = worker::start(&state);
     handles.push(keeper(&state)?);
     if opts.role != Role::Worker {

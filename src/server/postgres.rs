@@ -14,7 +14,7 @@ use r2d2_postgres::PostgresConnectionManager;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::store::{
-    corrupt, decode, Event, Lease, Outcome, RawRow, Stats, Store, StoreError, Submission,
+    corrupt, decode, Event, Hear, Lease, Outcome, RawRow, Stats, Store, StoreError, Submission,
     WorkerBeat, IN_QUEUE, PROCESSING,
 };
 
@@ -330,8 +330,10 @@ impl Store for Postgres {
     ) -> Result<bool, StoreError> {
         let json = serde_json::to_string(outcome).map_err(|e| corrupt(token, e))?;
         // One statement, so one transaction: the notification goes out when it commits.
+        // Typed: one round trip (no separate prepare) on every worker's critical path.
+        let (status, processing) = (outcome.status_id as i32, PROCESSING as i32);
         let rows = self.with(|c| {
-            c.query(
+            c.query_typed(
                 &format!(
                     "WITH done AS (
                     UPDATE submissions SET status_id = $1, outcome = $2, finished_at = $3,
@@ -342,12 +344,12 @@ impl Store for Postgres {
                  SELECT pg_notify('{FINISHED_CHANNEL}', token) FROM done"
                 ),
                 &[
-                    &(outcome.status_id as i32),
-                    &json,
-                    &now,
-                    &token,
-                    &(PROCESSING as i32),
-                    &owner,
+                    (&status, Type::INT4),
+                    (&json, Type::TEXT),
+                    (&now, Type::INT8),
+                    (&token, Type::TEXT),
+                    (&processing, Type::INT4),
+                    (&owner, Type::TEXT),
                 ],
             )
         })?;
@@ -504,25 +506,33 @@ impl Store for Postgres {
 
     fn subscribe(
         &self,
+        hear: Hear,
         on: Box<dyn Fn(Event) -> bool + Send>,
     ) -> Result<Option<std::thread::JoinHandle<()>>, StoreError> {
+        let channels: Vec<String> = [(hear.queued, QUEUED_CHANNEL), (hear.finished, FINISHED_CHANNEL)]
+            .iter()
+            .filter(|(wanted, _)| *wanted)
+            .map(|(_, channel)| format!("LISTEN {channel};"))
+            .collect();
+        if channels.is_empty() {
+            return Ok(None);
+        }
+        let listen_sql = channels.join(" ");
         let (config, tls) = (self.config.clone(), self.tls.clone());
         let handle = std::thread::Builder::new()
             .name("judgebox-listen".into())
-            .spawn(move || listen(&config, &tls, &*on))
+            .spawn(move || listen(&config, &tls, &listen_sql, &*on))
             .map_err(|e| setup("listener thread", e))?;
         Ok(Some(handle))
     }
 }
 
 /// Listens on its own connection until `on` returns false, reconnecting with backoff.
-fn listen(config: &Config, tls: &MakeRustlsConnect, on: &dyn Fn(Event) -> bool) {
+fn listen(config: &Config, tls: &MakeRustlsConnect, sql: &str, on: &dyn Fn(Event) -> bool) {
     let mut backoff = Duration::from_millis(250);
     loop {
         let connected = config.connect(tls.clone()).and_then(|mut c| {
-            c.batch_execute(&format!(
-                "LISTEN {QUEUED_CHANNEL}; LISTEN {FINISHED_CHANNEL}"
-            ))?;
+            c.batch_execute(sql)?;
             Ok(c)
         });
         match connected {

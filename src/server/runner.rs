@@ -89,6 +89,7 @@ impl Runner {
             // number_of_runs > 1 with one sandbox.
             reuse: true,
             network: req.enable_network,
+            on_test: None,
         };
         judge::judge(&job).map_err(|e| e.to_string())
     }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::store::{
-    corrupt, decode, Event, Lease, Outcome, RawRow, Stats, Store, StoreError, Submission,
+    corrupt, decode, Event, Hear, Lease, Outcome, RawRow, Stats, Store, StoreError, Submission,
     WorkerBeat, IN_QUEUE, PROCESSING,
 };
 
@@ -365,6 +365,7 @@ impl Store for Sqlite {
 
     fn subscribe(
         &self,
+        _hear: Hear,
         _on: Box<dyn Fn(Event) -> bool + Send>,
     ) -> Result<Option<std::thread::JoinHandle<()>>, StoreError> {
         Ok(None)

@@ -143,6 +143,14 @@ pub enum Event {
     Resync,
 }
 
+/// Which events a process wants to hear (`subscribe`): a worker-only process has no
+/// `wait=true` requests to wake, an API-only one no workers; neither is woken for nothing.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Hear {
+    pub queued: bool,
+    pub finished: bool,
+}
+
 /// The storage seam.
 pub trait Store: Send + Sync {
     /// Stores new queued submissions, all or none.
@@ -181,10 +189,12 @@ pub trait Store: Send + Sync {
     fn heartbeat(&self, node: &str, beats: &[WorkerBeat]) -> Result<(), StoreError>;
     /// Every worker of every process, as last reported.
     fn workers(&self) -> Result<Vec<WorkerBeat>, StoreError>;
-    /// Calls `on` (on a thread of its own, until it returns `false`) for events other
-    /// processes cause; `None` when there are none to hear (a store only this process uses).
+    /// Calls `on` (on a thread of its own, until it returns `false`) for the events of
+    /// `hear` that other processes cause, and `Resync`; `None` when there are none to hear
+    /// (a store only this process uses).
     fn subscribe(
         &self,
+        hear: Hear,
         on: Box<dyn Fn(Event) -> bool + Send>,
     ) -> Result<Option<std::thread::JoinHandle<()>>, StoreError>;
 }
