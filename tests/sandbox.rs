@@ -30,6 +30,25 @@ fn program_is_pid_2_and_sees_only_the_sandbox() {
     );
 }
 
+/// `se.slice` (ns) from a /proc/<pid>/sched text, on kernels that report it.
+fn slice_in(sched: &str) -> Option<u64> {
+    let line = sched.lines().find(|l| l.starts_with("se.slice "))?;
+    line.split(':').nth(1)?.trim().parse().ok()
+}
+
+#[test]
+fn the_program_runs_with_the_default_slice_not_judgebox_s_short_one() {
+    // judgebox's supervisor and init ask for a 0.1 ms slice; the program must not keep it
+    // (it would be preempted every 0.1 ms and pay for it in wall time).
+    let host = std::fs::read_to_string("/proc/self/sched").unwrap_or_default();
+    let Some(default) = slice_in(&host) else {
+        return; // a kernel without se.slice in /proc: nothing to compare
+    };
+    let v = sh(&[], "cat /proc/self/sched");
+    assert_eq!(v["status"], "ok", "{v}");
+    assert_eq!(slice_in(stdout_of(&v)), Some(default), "{v}");
+}
+
 #[test]
 fn hostname_is_judgebox_or_the_flag() {
     assert_eq!(stdout_of(&sh(&[], "hostname")), "judgebox\n");

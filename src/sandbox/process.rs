@@ -52,9 +52,6 @@ fn set_up(
     if unsafe { libc::setsid() } < 0 {
         return Err(ChildError::new(SetupStep::Setsid, sys::errno()));
     }
-    // judgebox's threads ask for a short slice (`slice.rs`); the program gets the default
-    // (best effort, as the request was: nothing to undo where the kernel ignored it).
-    let _ = slice::default_slice();
     reset_signals();
     set_stdio(fds)?;
     rlimits::apply(&p.rlimits)?;
@@ -72,6 +69,11 @@ fn set_up(
         mark_cloexec_slow();
     }
     keep_inherited(p)?;
+    // judgebox's threads ask for a short slice (`slice.rs`), which this process inherited
+    // and kept through its setup; the program gets the default (best effort, as the
+    // request was: nothing to undo where the kernel ignored it). Before seccomp, which
+    // may not allow the call.
+    let _ = slice::default_slice();
     if let Some(f) = filter {
         step(SetupStep::Seccomp, f.install())?;
     }
