@@ -320,7 +320,14 @@ fn progress_prints_one_line_per_finished_test_and_the_json_stays_clean() {
     let out = f.judge(
         "sh",
         SUM,
-        &["--tests", dir.to_str().unwrap(), "--progress", "--json", "--parallel", "2"],
+        &[
+            "--tests",
+            dir.to_str().unwrap(),
+            "--progress",
+            "--json",
+            "--parallel",
+            "2",
+        ],
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
     let mut counts: Vec<usize> = stderr
@@ -341,7 +348,11 @@ fn progress_prints_one_line_per_finished_test_and_the_json_stays_clean() {
     assert_eq!(v["tests"].as_array().unwrap().len(), 9);
     // Without the flag (stderr is not a terminal here) nothing is printed.
     let quiet = f.judge("sh", SUM, &["--tests", dir.to_str().unwrap(), "--json"]);
-    assert!(quiet.stderr.is_empty(), "{}", String::from_utf8_lossy(&quiet.stderr));
+    assert!(
+        quiet.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&quiet.stderr)
+    );
 }
 
 #[test]

@@ -90,7 +90,10 @@ mod tests {
             assert_eq!(unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) }, 3);
             if let (Some(before), Some(short), Some(after)) = (before, short, after) {
                 // Kernels with custom slices (6.12+) apply it; older ones keep the default.
-                assert!(short == SHORT_SLICE_NS || short == before, "{before} {short}");
+                assert!(
+                    short == SHORT_SLICE_NS || short == before,
+                    "{before} {short}"
+                );
                 assert_eq!(after, before);
             }
         })

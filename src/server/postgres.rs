@@ -509,11 +509,14 @@ impl Store for Postgres {
         hear: Hear,
         on: Box<dyn Fn(Event) -> bool + Send>,
     ) -> Result<Option<std::thread::JoinHandle<()>>, StoreError> {
-        let channels: Vec<String> = [(hear.queued, QUEUED_CHANNEL), (hear.finished, FINISHED_CHANNEL)]
-            .iter()
-            .filter(|(wanted, _)| *wanted)
-            .map(|(_, channel)| format!("LISTEN {channel};"))
-            .collect();
+        let channels: Vec<String> = [
+            (hear.queued, QUEUED_CHANNEL),
+            (hear.finished, FINISHED_CHANNEL),
+        ]
+        .iter()
+        .filter(|(wanted, _)| *wanted)
+        .map(|(_, channel)| format!("LISTEN {channel};"))
+        .collect();
         if channels.is_empty() {
             return Ok(None);
         }
