@@ -44,6 +44,10 @@ cargo build --release --quiet
 JB=$PWD/target/$(rustc -vV | sed -n "s/^host: //p")/release/judgebox
 WORK=$(mktemp -d /tmp/judgebox-bench.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
+# Unpin the pool's idle network namespaces (earlier parallel runs may have left up to 64):
+# each pin is a mount every peer's new mount namespace copies too, so leftovers would slow
+# the peers with judgebox's own state. judgebox re-pins what its runs use.
+"$JB" cleanup >/dev/null
 
 if [ -z "$ROOTFS" ]; then
   # A minimal busybox rootfs, like the test suite's.

@@ -29,21 +29,23 @@ pub struct NetnsLease {
     _lock: FileLock,
 }
 
-/// Leases a pinned namespace, pinning a new one when the free slot has none. `None` when
-/// every slot is busy or the pool cannot be used here (the caller makes a fresh one).
+/// Leases a pinned namespace: the lowest free slot, pinning a new one when that slot has
+/// none. `None` when every slot is busy or the pool cannot be used here (the caller makes
+/// a fresh one).
+///
+/// Lowest first, so the pool only grows to the most users there ever were at once: every
+/// pin is a mount in the host's table, which every new mount namespace on the host (ours,
+/// bwrap's, a container's) copies and then tears down, and every read of mountinfo prints.
 pub fn lease() -> Option<NetnsLease> {
-    lease_in(Path::new(POOL_DIR), std::process::id())
-        .ok()
-        .flatten()
+    lease_in(Path::new(POOL_DIR)).ok().flatten()
 }
 
-fn lease_in(dir: &Path, seed: u32) -> io::Result<Option<NetnsLease>> {
+fn lease_in(dir: &Path) -> io::Result<Option<NetnsLease>> {
     fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(dir)?;
-    for i in 0..POOL_SIZE {
-        let slot = (seed.wrapping_add(i)) % POOL_SIZE;
+    for slot in 0..POOL_SIZE {
         let Some(lock) = flock::try_lock(&dir.join(format!("{slot}.lock")), Mode::Exclusive)?
         else {
             continue;
@@ -153,8 +155,8 @@ mod tests {
             return;
         }
         let dir = tempfile::tempdir().unwrap();
-        let a = lease_in(dir.path(), 3).unwrap().unwrap();
-        let b = lease_in(dir.path(), 3).unwrap().unwrap();
+        let a = lease_in(dir.path()).unwrap().unwrap();
+        let b = lease_in(dir.path()).unwrap().unwrap();
         assert_ne!(
             netns_id(&a.fd),
             netns_id(&b.fd),
@@ -162,11 +164,18 @@ mod tests {
         );
         let first = netns_id(&a.fd);
         drop(a);
-        let c = lease_in(dir.path(), 3).unwrap().unwrap();
+        let c = lease_in(dir.path()).unwrap().unwrap();
         assert_eq!(netns_id(&c.fd), first, "a released namespace is reused");
         assert_eq!(cleanup_in(dir.path()).unwrap(), 0, "leased ones stay");
         drop((b, c));
+        for _ in 0..5 {
+            drop(lease_in(dir.path()).unwrap().unwrap());
+        }
+        assert!(
+            !dir.path().join("2").exists(),
+            "one user at a time keeps reusing slot 0: the pool grows only with concurrency"
+        );
         assert_eq!(cleanup_in(dir.path()).unwrap(), 2);
-        assert!(!dir.path().join("3").exists());
+        assert!(!dir.path().join("0").exists());
     }
 }
