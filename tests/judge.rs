@@ -977,13 +977,21 @@ fn verdicts_and_figures_match_with_and_without_reuse_over_100_tests() {
             .clone()
     };
     let (reused, fresh) = (judged(None), judged(Some("--no-reuse")));
+    let mem = |t: &Value| t["memory_peak"].as_f64().unwrap_or(0.0);
+    // A fresh sandbox's figure also counts its init's setup; a reused one's only the
+    // program. Neither may read low: a memory cgroup takes charges 64 pages at a time,
+    // and a reused one's leftover pre-charge once hid that much, down to a peak of 0.
+    let smallest_fresh = fresh.iter().map(mem).fold(f64::INFINITY, f64::min);
     for (r, c) in reused.iter().zip(&fresh) {
         assert_eq!(r["verdict"], c["verdict"], "{r} vs {c}");
         assert_eq!(r["stdout"], c["stdout"], "{r} vs {c}");
-        let mem = |t: &Value| t["memory_peak"].as_f64().unwrap_or(0.0);
         assert!(
             mem(r) <= mem(c) * 2.0 + 1e6 && mem(c) <= mem(r) * 2.0 + 1e6,
             "memory figures far apart: {r} vs {c}"
+        );
+        assert!(
+            mem(r) * 2.0 >= smallest_fresh && mem(r) >= 64.0 * 4096.0,
+            "a reused sandbox's memory figure reads low: {r} (fresh ones from {smallest_fresh})"
         );
         let cpu = |t: &Value| t["cpu_time"].as_f64().unwrap();
         assert!(cpu(r) < 0.1 && cpu(c) < 0.1, "{r} vs {c}");

@@ -128,7 +128,7 @@ run_setup() {
 # so they share a warm sandbox whose program is cloned into each test's cgroup
 # (CLONE_INTO_CGROUP): test 3 runs out of memory, test 4 leaves files, IPC objects and a
 # background process, test 5 must see none of them; every pid differs (one reused pid
-# namespace) and no run cgroup is left.
+# namespace), no memory figure reads low and no run cgroup is left.
 judge_setup() {
     tag=$1
     shift
@@ -162,6 +162,9 @@ TOML
     _pids=$(printf '%s' "$JB_OUT" | grep -o '"stdout":"[0-9]*' | sed 's/.*"//' | sort -u | wc -l)
     _mem=$(json_str memory "$JB_OUT")
     _runs=$(find $CG -name 'run-*' 2>/dev/null)
+    # A memory cgroup takes charges 64 pages (256 KiB) at a time; a test reading less
+    # ran in a reused one whose leftover pre-charge hid its use (tests 2-5 get fresh leaves).
+    _low=$(printf '%s' "$JB_OUT" | grep -o '"memory_peak":[0-9]*' | sed 's/.*://' | awk '$1 < 262144' | tr '\n' ' ')
     if [ "$_verdicts" != "$_want" ]; then
         fail "$tag.judge_warm" "verdicts: $_verdicts(want $_want); output: $(printf '%s' "$JB_OUT" | head -c 1500)"
     elif [ "$_pids" != 5 ]; then
@@ -170,6 +173,8 @@ TOML
         fail "$tag.judge_warm" "enforcement memory ${_mem:-missing}, want cgroup2"
     elif [ -n "$_runs" ]; then
         fail "$tag.judge_warm" "run cgroups left behind: $(echo $_runs)"
+    elif [ -n "$_low" ]; then
+        fail "$tag.judge_warm" "memory figures below one charge batch: $_low"
     else
         pass "$tag.judge_warm"
     fi

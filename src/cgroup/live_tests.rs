@@ -250,7 +250,7 @@ fn live_reset_starts_the_figures_over_for_the_next_run() {
         memory: Some(64 << 20),
         ..Default::default()
     };
-    let run = m.create_run(&limits).unwrap();
+    let mut run = m.create_run(&limits).unwrap();
     // First run: OOM-killed after burning CPU and filling its memory.
     let (status, _, _) = run_workload(&run, "alloc:200");
     assert!(killed_by(status, libc::SIGKILL), "status {status:#x}");
@@ -285,7 +285,26 @@ fn live_reset_starts_the_figures_over_for_the_next_run() {
         "cpu {cpu} vs rusage {rusage_ns}"
     );
     assert_eq!(second.pids_peak, None, "pids.peak cannot be reset");
+    // Third run, in the leaf made ahead while the second ran: the memory limit still
+    // holds (it moved to the leaf), and what it counts is its own again.
+    run.prepare_reset();
+    assert!(run.reset().unwrap());
+    let (status, _, _) = run_workload(&run, "alloc:200");
+    assert!(killed_by(status, libc::SIGKILL), "limit lost: status {status:#x}");
+    let third = run.stats();
+    assert!(third.oom_killed, "{third:?}");
+    run.prepare_reset();
+    let dirs = run.dirs();
+    let leaves: Vec<_> = dirs
+        .iter()
+        .flat_map(|d| std::fs::read_dir(d).unwrap())
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().unwrap().is_dir())
+        .map(|e| e.file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(leaves.len(), 2, "the leaf in use and the next one only: {leaves:?}");
     run.remove().unwrap();
+    assert!(dirs.iter().all(|d| !d.exists()), "{dirs:?}");
 }
 
 #[test]

@@ -11,7 +11,7 @@
 //! - `Manager::create_run(&Limits) -> Result<RunCgroup, CgroupError>`: an owned run
 //!   cgroup (Drop kills and removes it, best effort), which derefs to [`Cgroup`], the one
 //!   interface v1 and v2 implement: `clone_into_fd`, `join_fds`, `attach`,
-//!   `cpu_usage_ns`, `stats`, `kill`, `remove`, `dirs` (see the trait).
+//!   `cpu_usage_ns`, `stats`, `kill`, `reset`, `remove`, `dirs` (see the trait).
 //! - Extras: `Manager::parents()`, `Manager::reaped()`, `RunCgroup::name()`, and
 //!   [`CLONE_INTO_CGROUP`] for `clone_args.flags`.
 //!
@@ -22,6 +22,7 @@
 pub(crate) mod detect;
 mod doctor;
 mod fs;
+mod leaves;
 mod owner;
 mod systemd;
 mod v1;
@@ -133,20 +134,16 @@ pub struct Stats {
     pub memory_failcnt: Option<u64>,
 }
 
-/// Where a reused cgroup's figures start (see [`Cgroup::reset`]): its counters as they
-/// stood, and the memory earlier runs left charged to it (page cache, mostly), which a
-/// fresh cgroup would not have charged either.
+/// Where a reused cgroup's CPU time starts (see [`Cgroup::reset`]). Its memory figures
+/// need no baseline: a reset gives the next run a fresh memory cgroup.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Baseline {
-    pub memory: u64,
-    pub oom_kills: u64,
-    pub failcnt: u64,
     pub cpu_ns: u64,
 }
 
 impl Baseline {
-    /// The run's figures since the reset, from the cgroup's counters (`peak` was reset
-    /// to the usage of `self.memory`); `None`: a fresh cgroup, whose counters are the run's.
+    /// The run's figures from the cgroup's counters; `None`: a cgroup never reset, whose
+    /// counters (`pids.peak` included) are all the run's.
     pub(crate) fn stats(
         b: Option<Baseline>,
         peak: Option<u64>,
@@ -155,14 +152,13 @@ impl Baseline {
         cpu_ns: Option<u64>,
         pids_peak: impl FnOnce() -> Option<u64>,
     ) -> Stats {
-        let base = b.unwrap_or_default();
         Stats {
-            memory_peak: peak.map(|p| p.saturating_sub(base.memory)),
-            oom_killed: oom_kills.is_some_and(|n| n > base.oom_kills),
+            memory_peak: peak,
+            oom_killed: oom_kills.is_some_and(|n| n > 0),
             cpu_ns,
             // pids.peak cannot be reset: after a reset it covers earlier runs too.
             pids_peak: if b.is_some() { None } else { pids_peak() },
-            memory_failcnt: failcnt.map(|n| n.saturating_sub(base.failcnt)),
+            memory_failcnt: failcnt,
         }
     }
 }
@@ -714,11 +710,18 @@ pub trait Cgroup: Send + Sync {
     /// Kills every task in the run and waits (bounded) until it is empty.
     fn kill(&self);
     /// Starts the accounting over for another run in this cgroup (a warm sandbox's next
-    /// test, same limits): peak memory, OOM kills, limit hits and CPU time then count
-    /// from here; the peak task count is no longer reported (`pids.peak` cannot be
-    /// reset). `Ok(false)`: a task is left or this kernel cannot reset the memory peak;
-    /// the caller takes a fresh cgroup instead.
-    fn reset(&self) -> Result<bool, CgroupError>;
+    /// test, same limits). The memory part is a fresh memory cgroup: a reused one keeps
+    /// the kernel's per-CPU pre-charged stock (up to 64 pages per CPU), which the next
+    /// run would use without raising the counters, so its peak would read low, down to 0.
+    /// CPU time counts from here; the peak task count is no longer reported (`pids.peak`
+    /// cannot be reset). `Ok(false)`: a task is left, or the memory cgroup cannot be
+    /// renewed on its own (v1 with memory as the only hierarchy); the caller takes a
+    /// fresh cgroup instead. After an error the run is only fit for removal.
+    fn reset(&mut self) -> Result<bool, CgroupError>;
+    /// Readies what the next `reset` needs (the next memory leaf; removes used ones), so
+    /// that it costs little. Call it while a run is under way: the work overlaps the
+    /// program's. Errors are left for `reset` to report.
+    fn prepare_reset(&self) {}
     /// Removes the run's directories (EBUSY: kills leftovers and retries briefly).
     fn remove(&self) -> Result<(), CgroupError>;
     /// The run's directories (one per hierarchy on v1).
@@ -750,6 +753,11 @@ impl std::ops::Deref for RunCgroup {
 }
 
 impl RunCgroup {
+    /// See [`Cgroup::reset`].
+    pub fn reset(&mut self) -> Result<bool, CgroupError> {
+        self.inner.reset()
+    }
+
     /// `run-<pid>-<starttime>-<seq>`.
     pub fn name(&self) -> &str {
         &self.name

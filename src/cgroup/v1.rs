@@ -3,14 +3,13 @@
 //! run one directory in each, with v1 limit, accounting and freezer-based kill files.
 
 use std::fs::{File, OpenOptions};
-use std::io::Write;
 use std::os::fd::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::detect::{Layout, WANTED_V1};
 use super::fs;
+use super::leaves::{self, Leaf, Leaves};
 use super::{cpu_quota_us, io_at, Baseline, Cgroup, CgroupError, Limits, Op, Stats};
 
 /// Directory created below the process's own cgroup in every hierarchy.
@@ -119,6 +118,9 @@ pub fn plan(layout: &Layout, rel: Option<&Path>) -> Vec<Hierarchy> {
             roles,
         });
     }
+    // The memory hierarchy goes last: a warm run renews its memory directory between runs
+    // (see `reset`), so the run's lock and the reaper's listing must live in another one.
+    out.sort_by_key(|h| h.roles.memory);
     out
 }
 
@@ -163,8 +165,44 @@ pub struct Run {
     /// The accounting files read after every run, kept open (a path lookup in cgroupfs
     /// costs more than the read).
     counters: Counters,
-    /// Set by `reset`: the figures count from there.
-    baseline: Mutex<Option<Baseline>>,
+    /// Written into each memory leaf.
+    limits: Limits,
+    /// After the first reset, the memory leaf the run's processes join in the memory
+    /// hierarchy (see `reset`).
+    leaves: Leaves<MemoryLeaf>,
+    /// Set by `reset`: CPU time counts from there.
+    baseline: Option<Baseline>,
+}
+
+/// A memory cgroup below the run's memory directory, for one run after a reset.
+#[derive(Debug)]
+struct MemoryLeaf {
+    dir: PathBuf,
+    tasks: File,
+    files: MemoryFiles,
+}
+
+impl Leaf for MemoryLeaf {
+    fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+impl MemoryLeaf {
+    fn make(dir: PathBuf, limits: &Limits, swap: bool) -> Result<MemoryLeaf, CgroupError> {
+        let memory = Roles {
+            memory: true,
+            ..Roles::default()
+        };
+        leaves::make(dir, |dir| {
+            configure(dir, memory, limits, swap)?;
+            Ok(MemoryLeaf {
+                tasks: open_tasks(dir).map_err(io_at(Op::Open, &dir.join("tasks")))?,
+                files: MemoryFiles::open(dir, swap),
+                dir: dir.to_path_buf(),
+            })
+        })
+    }
 }
 
 /// A run's accounting files, open (each `None` when its controller is not there).
@@ -172,11 +210,15 @@ pub struct Run {
 struct Counters {
     /// The first hierarchy's `cgroup.procs`: whether any task is left.
     procs: Option<File>,
-    /// `memory.max_usage_in_bytes` (and the memory+swap one), read-write: a write resets
-    /// the peak to the current usage.
+    /// Those of the run's memory directory (its leaf's replace them after a reset).
+    memory: MemoryFiles,
+}
+
+/// A memory cgroup's accounting files.
+#[derive(Debug, Default)]
+struct MemoryFiles {
+    /// `memory.max_usage_in_bytes`: the peak.
     max_usage: Option<File>,
-    memsw_max_usage: Option<File>,
-    usage: Option<File>,
     oom_control: Option<File>,
     failcnt: Option<File>,
     memsw_failcnt: Option<File>,
@@ -184,26 +226,32 @@ struct Counters {
 
 impl Counters {
     fn open(dirs: &[(PathBuf, Roles)], swap: bool) -> Counters {
-        let memory = dirs.iter().find(|(_, r)| r.memory).map(|(d, _)| d);
-        let open = |name: &str, write: bool| {
-            let dir = memory?;
-            OpenOptions::new()
-                .read(true)
-                .write(write)
-                .open(dir.join(name))
-                .ok()
-        };
-        let memsw = |name: &str, write: bool| if swap { open(name, write) } else { None };
         Counters {
             procs: dirs
                 .first()
                 .and_then(|(d, _)| File::open(d.join("cgroup.procs")).ok()),
-            max_usage: open("memory.max_usage_in_bytes", true),
-            memsw_max_usage: memsw("memory.memsw.max_usage_in_bytes", true),
-            usage: open("memory.usage_in_bytes", false),
-            oom_control: open("memory.oom_control", false),
-            failcnt: open("memory.failcnt", false),
-            memsw_failcnt: memsw("memory.memsw.failcnt", false),
+            memory: dirs
+                .iter()
+                .find(|(_, r)| r.memory)
+                .map(|(dir, _)| MemoryFiles::open(dir, swap))
+                .unwrap_or_default(),
+        }
+    }
+
+    /// True when no task is left; unknown (no file) counts as not empty.
+    fn empty(&self) -> bool {
+        read(&self.procs).is_some_and(|t| fs::parse_pids(&t).is_empty())
+    }
+}
+
+impl MemoryFiles {
+    fn open(dir: &Path, swap: bool) -> MemoryFiles {
+        let open = |name: &str| File::open(dir.join(name)).ok();
+        MemoryFiles {
+            max_usage: open("memory.max_usage_in_bytes"),
+            oom_control: open("memory.oom_control"),
+            failcnt: open("memory.failcnt"),
+            memsw_failcnt: if swap { open("memory.memsw.failcnt") } else { None },
         }
     }
 
@@ -216,11 +264,6 @@ impl Counters {
     fn failcnt(&self) -> Option<u64> {
         let mem = read_u64(&self.failcnt)?;
         Some(mem + read_u64(&self.memsw_failcnt).unwrap_or(0))
-    }
-
-    /// True when no task is left; unknown (no file) counts as not empty.
-    fn empty(&self) -> bool {
-        read(&self.procs).is_some_and(|t| fs::parse_pids(&t).is_empty())
     }
 }
 
@@ -242,7 +285,9 @@ impl Run {
             tasks: Vec::with_capacity(parents.hierarchies.len()),
             swap: parents.swap,
             counters: Counters::default(),
-            baseline: Mutex::new(None),
+            limits: limits.clone(),
+            leaves: Leaves::new(),
+            baseline: None,
         };
         let result = run.build(parents, name, limits);
         match result {
@@ -282,15 +327,44 @@ impl Run {
 
     /// Every hierarchy's `tasks`, or None if one cannot be opened (then `attach` is used).
     fn open_tasks(&self) -> Option<Vec<File>> {
-        self.dirs
-            .iter()
-            .map(|(dir, _)| {
-                std::fs::OpenOptions::new()
-                    .write(true)
-                    .open(dir.join("tasks"))
-                    .ok()
-            })
-            .collect()
+        self.dirs.iter().map(|(dir, _)| open_tasks(dir).ok()).collect()
+    }
+
+    /// The run's memory directory and its index in `dirs`.
+    fn memory_dir(&self) -> Option<(usize, &Path)> {
+        let i = self.dirs.iter().position(|(_, r)| r.memory)?;
+        Some((i, self.dirs[i].0.as_path()))
+    }
+
+    /// The memory files of the cgroup the run's processes are in.
+    fn memory_files(&self) -> &MemoryFiles {
+        self.leaves
+            .current()
+            .map_or(&self.counters.memory, |l| &l.files)
+    }
+
+    /// Puts a fresh memory leaf in use: its `tasks` replaces the memory directory's among
+    /// the join fds. The first time, the memory directory's own limit is lifted (memory
+    /// and swap, in the order the kernel accepts), so only the leaf's applies.
+    fn advance_memory_leaf(&mut self, i: usize, dir: &Path) -> Result<(), CgroupError> {
+        if self.leaves.current().is_none() && self.limits.memory.is_some() {
+            if self.swap {
+                match fs::write_value(dir, "memory.memsw.limit_in_bytes", "-1") {
+                    Err(CgroupError::Write { source, .. }) if fs::is_missing(&source) => {}
+                    other => other?,
+                }
+            }
+            fs::write_value(dir, "memory.limit_in_bytes", "-1")?;
+        }
+        let (limits, swap) = (&self.limits, self.swap);
+        let leaf = self
+            .leaves
+            .advance(dir, |d| MemoryLeaf::make(d, limits, swap))?;
+        let tasks = leaf.tasks.try_clone().map_err(io_at(Op::Open, &leaf.dir))?;
+        if let Some(slot) = self.tasks.get_mut(i) {
+            *slot = tasks;
+        }
+        Ok(())
     }
 
     /// A handle on an existing run (for reaping a crashed owner's leftovers).
@@ -308,12 +382,10 @@ impl Run {
             tasks: Vec::new(),
             swap: true,
             counters: Counters::default(),
-            baseline: Mutex::new(None),
+            limits: Limits::default(),
+            leaves: Leaves::new(),
+            baseline: None,
         }
-    }
-
-    fn baseline(&self) -> Option<Baseline> {
-        *self.baseline.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn raw_cpu_ns(&self) -> Option<u64> {
@@ -359,7 +431,10 @@ impl Run {
     /// A directory that cannot be removed (a parent turned read-only) keeps the first one
     /// too: removing it anyway would leave a run no reaper ever finds.
     pub fn remove_within(&self, wait: Duration) -> Result<(), CgroupError> {
-        let mut first_err = None;
+        let mut first_err = self
+            .leaves
+            .remove_all(|d| fs::remove_dir(d, wait, &kill_left))
+            .err();
         for (i, (dir, _)) in self.dirs.iter().enumerate().rev() {
             if i == 0 && first_err.is_some() {
                 break;
@@ -385,32 +460,35 @@ impl Cgroup for Run {
         self.tasks.iter().map(|f| f.as_raw_fd()).collect()
     }
 
-    /// Writes `pid` into `cgroup.procs` of every hierarchy.
+    /// Writes `pid` into `cgroup.procs` of every hierarchy (of the memory leaf in the
+    /// memory one, once there is one).
     fn attach(&self, pid: i32) -> Result<(), CgroupError> {
-        self.dirs
-            .iter()
-            .try_for_each(|(dir, _)| fs::attach(dir, pid))
+        let leaf = self.leaves.current();
+        self.dirs.iter().try_for_each(|(dir, roles)| match leaf {
+            Some(leaf) if roles.memory => fs::attach(&leaf.dir, pid),
+            _ => fs::attach(dir, pid),
+        })
     }
 
     /// `cpuacct.usage` (ns) since the reset, re-read with pread on a kept-open file.
     fn cpu_usage_ns(&self) -> Option<u64> {
-        let base = self.baseline().map_or(0, |b| b.cpu_ns);
+        let base = self.baseline.map_or(0, |b| b.cpu_ns);
         self.raw_cpu_ns().map(|ns| ns.saturating_sub(base))
     }
 
     fn stats(&self) -> Stats {
-        let c = &self.counters;
         let pids_peak = || {
             let dir = self.dir_for(|r| r.pids)?;
             fs::read_file(&dir.join("pids.peak"))
                 .ok()
                 .and_then(|t| fs::parse_u64(&t))
         };
+        let memory = self.memory_files();
         Baseline::stats(
-            self.baseline(),
-            read_u64(&c.max_usage),
-            c.oom_kills(),
-            c.failcnt(),
+            self.baseline,
+            read_u64(&memory.max_usage),
+            memory.oom_kills(),
+            memory.failcnt(),
             self.cpu_usage_ns(),
             pids_peak,
         )
@@ -422,37 +500,33 @@ impl Cgroup for Run {
         self.kill_within(KILL_WAIT);
     }
 
-    /// Writes the peak back to the current usage (v1 takes any write as that) and notes
-    /// where the usage and the counters stand.
-    fn reset(&self) -> Result<bool, CgroupError> {
-        let c = &self.counters;
-        if !c.empty() {
+    /// Puts a fresh memory leaf in use (see [`Cgroup::reset`]) and notes where CPU time
+    /// stands. Not when the memory hierarchy is the first one, which holds the run's lock
+    /// (`plan` puts it last; it is first only when it is the only one).
+    fn reset(&mut self) -> Result<bool, CgroupError> {
+        if !self.counters.empty() {
             return Ok(false);
         }
-        let names = [
-            "memory.max_usage_in_bytes",
-            "memory.memsw.max_usage_in_bytes",
-        ];
-        for (file, name) in [&c.max_usage, &c.memsw_max_usage].into_iter().zip(names) {
-            let (Some(mut file), Some(dir)) = (file.as_ref(), self.dir_for(|r| r.memory)) else {
-                continue;
-            };
-            if let Err(source) = file.write_all(b"0") {
-                return Err(CgroupError::Write {
-                    path: dir.join(name),
-                    value: "0".into(),
-                    source,
-                });
-            }
+        match self.memory_dir().map(|(i, d)| (i, d.to_path_buf())) {
+            Some((0, _)) => return Ok(false),
+            Some((i, dir)) => self.advance_memory_leaf(i, &dir)?,
+            None => {}
         }
-        let baseline = Baseline {
-            memory: read_u64(&c.usage).unwrap_or(0),
-            oom_kills: c.oom_kills().unwrap_or(0),
-            failcnt: c.failcnt().unwrap_or(0),
+        self.baseline = Some(Baseline {
             cpu_ns: self.raw_cpu_ns().unwrap_or(0),
-        };
-        *self.baseline.lock().unwrap_or_else(|e| e.into_inner()) = Some(baseline);
+        });
         Ok(true)
+    }
+
+    fn prepare_reset(&self) {
+        if let Some((_, dir)) = self.memory_dir() {
+            let (limits, swap) = (&self.limits, self.swap);
+            self.leaves.prepare(
+                dir,
+                |d| MemoryLeaf::make(d, limits, swap),
+                |d| fs::remove_dir(d, REMOVE_WAIT, &kill_left),
+            );
+        }
     }
 
     /// rmdir in every hierarchy; EBUSY is retried briefly after killing what is left.
@@ -473,6 +547,11 @@ fn ensure_dir(dir: &Path) -> std::io::Result<()> {
         Err(e) if fs::is_missing(&e) => std::fs::create_dir_all(dir),
         Err(e) => Err(e),
     }
+}
+
+/// `dir/tasks`, open for writing.
+fn open_tasks(dir: &Path) -> std::io::Result<File> {
+    OpenOptions::new().write(true).open(dir.join("tasks"))
 }
 
 /// Opens and flocks a run directory (the owner holds it for the run's lifetime).
@@ -568,7 +647,9 @@ mod tests {
             swap: false,
             tasks: Vec::new(),
             counters: Counters::default(),
-            baseline: Mutex::new(None),
+            limits: Limits::default(),
+            leaves: Leaves::new(),
+            baseline: None,
         };
         assert!(run.remove_within(Duration::from_millis(5)).is_err());
         assert!(first.exists(), "the reaper lists the first parent only");
@@ -606,16 +687,17 @@ mod tests {
         assert_eq!(
             parents,
             vec![
-                Path::new(
-                    "/sys/fs/cgroup/memory/process_api/b9ddc34a49df673df6d6c3f2d4ad8474/judgebox"
-                ),
                 Path::new("/sys/fs/cgroup/pids/judgebox"),
                 Path::new("/sys/fs/cgroup/cpu/judgebox"),
                 Path::new("/sys/fs/cgroup/cpuacct/judgebox"),
                 Path::new("/sys/fs/cgroup/freezer/judgebox"),
+                Path::new(
+                    "/sys/fs/cgroup/memory/process_api/b9ddc34a49df673df6d6c3f2d4ad8474/judgebox"
+                ),
             ]
         );
-        assert!(hs[0].roles.memory && !hs[0].roles.pids);
+        // Memory last: a run's lock lives in the first, and a reset renews memory.
+        assert!(hs[4].roles.memory && hs[0].roles.pids);
     }
 
     #[test]

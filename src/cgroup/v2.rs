@@ -2,16 +2,16 @@
 //! subtree, or `judgebox` under the root), prepares it (leaf move, subtree_control), and
 //! creates, measures, kills and removes one child cgroup per run.
 
-use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
+use std::fs::File;
+use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::detect::{V2Mount, WANTED_V2};
 use super::fs;
+use super::leaves::{self, Leaf, Leaves};
 use super::{
     cpu_quota_us, io_at, Baseline, Cgroup, CgroupError, Controllers, Limits, Op, Problem, Stats,
     CPU_PERIOD_US,
@@ -361,9 +361,8 @@ fn plus_list(ctrls: &[&str]) -> String {
 /// What a run's memory accounting reads from.
 #[derive(Debug)]
 enum MemSource {
-    /// `memory.peak` (kernel >= 5.19), read-write where the kernel lets a write reset
-    /// the peak seen through this fd (>= 6.12): `resettable`.
-    Peak { file: File, resettable: bool },
+    /// `memory.peak` (kernel >= 5.19).
+    Peak(File),
     /// `memory.current`, sampled on every `cpu_usage_ns` call.
     Current(File),
 }
@@ -373,19 +372,100 @@ enum MemSource {
 pub struct Run {
     dir: PathBuf,
     /// `O_DIRECTORY` fd, flock'd for the run's lifetime (the reaper's liveness check)
-    /// and handed to clone3 `CLONE_INTO_CGROUP`.
+    /// and handed to clone3 `CLONE_INTO_CGROUP` until a reset makes `leaf`.
     dirfd: File,
     enabled: Controllers,
+    /// Written again into each renewed memory leaf.
+    limits: Limits,
     cpu_stat: Option<File>,
-    memory: Option<MemSource>,
-    sampled_peak: AtomicU64,
-    /// `memory.current`, `memory.events` and `cgroup.events`, kept open for `reset`
-    /// and the figures read after every run.
-    current: Option<File>,
-    memory_events: Option<File>,
+    /// `cgroup.events` of `dir` (covers the leaf too), kept open for `kill` and `reset`.
     cgroup_events: Option<File>,
-    /// Set by `reset`: the figures count from there.
-    baseline: Mutex<Option<Baseline>>,
+    /// After the first reset, a fresh leaf per run where the run's processes go and
+    /// their memory is limited and counted; `dir` keeps the task and CPU limits and
+    /// accounting for the whole tree.
+    leaves: Leaves<MemoryLeaf>,
+    /// `dir`'s memory files (a leaf's replace them after a reset).
+    memory: Memory,
+    /// Set by `reset`: CPU time counts from there.
+    baseline: Option<Baseline>,
+}
+
+/// A child cgroup of the run with only the memory controller, for one run after a reset.
+#[derive(Debug)]
+struct MemoryLeaf {
+    dir: PathBuf,
+    /// `O_DIRECTORY` fd for clone3 `CLONE_INTO_CGROUP`.
+    fd: File,
+    memory: Memory,
+}
+
+impl Leaf for MemoryLeaf {
+    fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+impl MemoryLeaf {
+    fn make(dir: PathBuf, limits: &Limits) -> Result<MemoryLeaf, CgroupError> {
+        let memory_only = Controllers {
+            memory: true,
+            pids: false,
+            cpu: false,
+        };
+        leaves::make(dir, |dir| {
+            configure(dir, limits, memory_only)?;
+            Ok(MemoryLeaf {
+                fd: fs::open_dir(dir).map_err(io_at(Op::Open, dir))?,
+                memory: Memory::open(dir, memory_only),
+                dir: dir.to_path_buf(),
+            })
+        })
+    }
+}
+
+/// A memory cgroup's files, kept open.
+#[derive(Debug, Default)]
+struct Memory {
+    source: Option<MemSource>,
+    /// The largest `memory.current` sampled (for `MemSource::Current`).
+    sampled_peak: AtomicU64,
+    events: Option<File>,
+}
+
+impl Memory {
+    fn open(dir: &Path, enabled: Controllers) -> Memory {
+        if !enabled.memory {
+            return Memory::default();
+        }
+        Memory {
+            source: open_memory(dir),
+            sampled_peak: AtomicU64::new(0),
+            events: File::open(dir.join("memory.events")).ok(),
+        }
+    }
+
+    fn event(&self, key: &str) -> Option<u64> {
+        let text = fs::pread_string(self.events.as_ref()?).ok()?;
+        fs::keyed_u64(&text, key)
+    }
+
+    fn peak(&self) -> Option<u64> {
+        match self.source.as_ref()? {
+            MemSource::Peak(file) => fs::parse_u64(&fs::pread_string(file).ok()?),
+            MemSource::Current(f) => {
+                let now = fs::parse_u64(&fs::pread_string(f).ok()?).unwrap_or(0);
+                Some(self.sampled_peak.fetch_max(now, Ordering::Relaxed).max(now))
+            }
+        }
+    }
+
+    fn sample(&self) {
+        if let Some(MemSource::Current(f)) = &self.source {
+            if let Some(v) = fs::pread_string(f).ok().and_then(|t| fs::parse_u64(&t)) {
+                self.sampled_peak.fetch_max(v, Ordering::Relaxed);
+            }
+        }
+    }
 }
 
 impl Run {
@@ -404,30 +484,17 @@ impl Run {
         let dirfd = fs::open_dir(&dir).map_err(io_at(Op::Open, &dir))?;
         fs::try_lock(&dirfd).map_err(io_at(Op::Lock, &dir))?;
         configure(&dir, limits, enabled)?;
-        let cpu_stat = File::open(dir.join("cpu.stat")).ok();
-        let memory = enabled.memory.then(|| open_memory(&dir)).flatten();
-        let memory_file = |name: &str| {
-            enabled
-                .memory
-                .then(|| File::open(dir.join(name)).ok())
-                .flatten()
-        };
         Ok(Run {
-            current: memory_file("memory.current"),
-            memory_events: memory_file("memory.events"),
+            cpu_stat: File::open(dir.join("cpu.stat")).ok(),
             cgroup_events: File::open(dir.join("cgroup.events")).ok(),
+            memory: Memory::open(&dir, enabled),
             dir,
             dirfd,
             enabled,
-            cpu_stat,
-            memory,
-            sampled_peak: AtomicU64::new(0),
-            baseline: Mutex::new(None),
+            limits: limits.clone(),
+            leaves: Leaves::new(),
+            baseline: None,
         })
-    }
-
-    fn baseline(&self) -> Option<Baseline> {
-        *self.baseline.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// `cpu.stat` usage_usec in ns, since the cgroup was made.
@@ -436,25 +503,31 @@ impl Run {
         fs::keyed_u64(&text, "usage_usec").map(|us| us.saturating_mul(1000))
     }
 
-    fn memory_event(&self, key: &str) -> Option<u64> {
-        let text = fs::pread_string(self.memory_events.as_ref()?).ok()?;
-        fs::keyed_u64(&text, key)
+    /// The memory files of the cgroup the run's processes are in.
+    fn memory(&self) -> &Memory {
+        self.leaves.current().map_or(&self.memory, |l| &l.memory)
     }
 
-    fn memory_peak(&self) -> Option<u64> {
-        match self.memory.as_ref()? {
-            MemSource::Peak { file, .. } => fs::parse_u64(&fs::pread_string(file).ok()?),
-            MemSource::Current(f) => {
-                let now = fs::parse_u64(&fs::pread_string(f).ok()?).unwrap_or(0);
-                Some(self.sampled_peak.fetch_max(now, Ordering::Relaxed).max(now))
+    /// Puts a fresh memory leaf in use. The first time, `dir` enables memory for its
+    /// children and lifts its own memory limit, so only the leaf's applies.
+    fn advance_memory_leaf(&mut self) -> Result<(), CgroupError> {
+        if self.leaves.current().is_none() {
+            fs::write_value(&self.dir, "cgroup.subtree_control", "+memory")?;
+            if self.limits.memory.is_some() {
+                fs::write_value(&self.dir, "memory.max", "max")?;
             }
         }
+        let limits = &self.limits;
+        self.leaves
+            .advance(&self.dir, |d| MemoryLeaf::make(d, limits))?;
+        Ok(())
     }
 }
 
 impl Cgroup for Run {
     fn clone_into_fd(&self) -> Option<RawFd> {
-        Some(self.dirfd.as_raw_fd())
+        let fd = self.leaves.current().map_or(&self.dirfd, |l| &l.fd);
+        Some(fd.as_raw_fd())
     }
 
     fn join_fds(&self) -> Vec<RawFd> {
@@ -462,17 +535,14 @@ impl Cgroup for Run {
     }
 
     fn attach(&self, pid: i32) -> Result<(), CgroupError> {
-        fs::attach(&self.dir, pid)
+        let dir = self.leaves.current().map_or(self.dir.as_path(), |l| &l.dir);
+        fs::attach(dir, pid)
     }
 
     /// `cpu.stat` usage_usec in ns; also samples `memory.current` when there is no peak.
     fn cpu_usage_ns(&self) -> Option<u64> {
-        if let Some(MemSource::Current(f)) = &self.memory {
-            if let Some(v) = fs::pread_string(f).ok().and_then(|t| fs::parse_u64(&t)) {
-                self.sampled_peak.fetch_max(v, Ordering::Relaxed);
-            }
-        }
-        let base = self.baseline().map_or(0, |b| b.cpu_ns);
+        self.memory().sample();
+        let base = self.baseline.map_or(0, |b| b.cpu_ns);
         self.raw_cpu_ns().map(|ns| ns.saturating_sub(base))
     }
 
@@ -485,10 +555,10 @@ impl Cgroup for Run {
                 .and_then(|t| fs::parse_u64(&t))
         };
         Baseline::stats(
-            self.baseline(),
-            self.memory_peak(),
-            self.memory_event("oom_kill"),
-            self.memory_event("max"),
+            self.baseline,
+            self.memory().peak(),
+            self.memory().event("oom_kill"),
+            self.memory().event("max"),
             self.cpu_usage_ns(),
             pids_peak,
         )
@@ -502,45 +572,38 @@ impl Cgroup for Run {
         kill_dir(&self.dir, KILL_WAIT);
     }
 
-    /// Resets `memory.peak` through the kept fd (kernel >= 6.12) and notes where the
-    /// usage and the counters stand. Without a resettable peak (older kernels, or the
-    /// sampled `memory.current`) the run's peak could not be told from earlier ones.
-    fn reset(&self) -> Result<bool, CgroupError> {
+    /// Puts a fresh memory leaf in use (see [`Cgroup::reset`]) and notes where CPU time
+    /// stands.
+    fn reset(&mut self) -> Result<bool, CgroupError> {
         let Some(events) = self.cgroup_events.as_ref() else {
             return Ok(false);
         };
         if populated(events) {
             return Ok(false);
         }
-        match self.memory.as_ref() {
-            Some(MemSource::Peak {
-                file,
-                resettable: true,
-            }) => {
-                if let Err(source) = (&*file).write_all(b"0") {
-                    return Err(CgroupError::Write {
-                        path: self.dir.join("memory.peak"),
-                        value: "0".into(),
-                        source,
-                    });
-                }
-            }
-            Some(_) => return Ok(false),
-            None => {}
+        if self.enabled.memory {
+            self.advance_memory_leaf()?;
         }
-        let current = self.current.as_ref().and_then(|f| fs::pread_string(f).ok());
-        let baseline = Baseline {
-            memory: current.and_then(|t| fs::parse_u64(&t)).unwrap_or(0),
-            oom_kills: self.memory_event("oom_kill").unwrap_or(0),
-            failcnt: self.memory_event("max").unwrap_or(0),
+        self.baseline = Some(Baseline {
             cpu_ns: self.raw_cpu_ns().unwrap_or(0),
-        };
-        *self.baseline.lock().unwrap_or_else(|e| e.into_inner()) = Some(baseline);
+        });
         Ok(true)
     }
 
+    fn prepare_reset(&self) {
+        if self.enabled.memory {
+            let limits = &self.limits;
+            self.leaves.prepare(
+                &self.dir,
+                |d| MemoryLeaf::make(d, limits),
+                |d| remove_dir(d, REMOVE_WAIT),
+            );
+        }
+    }
+
     fn remove(&self) -> Result<(), CgroupError> {
-        remove_dir(&self.dir, REMOVE_WAIT)
+        let leaves = self.leaves.remove_all(|d| remove_dir(d, REMOVE_WAIT));
+        remove_dir(&self.dir, REMOVE_WAIT).and(leaves)
     }
 
     fn dirs(&self) -> Vec<PathBuf> {
@@ -549,19 +612,8 @@ impl Cgroup for Run {
 }
 
 fn open_memory(dir: &Path) -> Option<MemSource> {
-    let peak = dir.join("memory.peak");
-    // kernfs refuses a write open of a file without a write handler (< 6.12).
-    if let Ok(file) = OpenOptions::new().read(true).write(true).open(&peak) {
-        return Some(MemSource::Peak {
-            file,
-            resettable: true,
-        });
-    }
-    match File::open(&peak) {
-        Ok(file) => Some(MemSource::Peak {
-            file,
-            resettable: false,
-        }),
+    match File::open(dir.join("memory.peak")) {
+        Ok(file) => Some(MemSource::Peak(file)),
         Err(_) => File::open(dir.join("memory.current"))
             .ok()
             .map(MemSource::Current),

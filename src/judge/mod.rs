@@ -637,9 +637,10 @@ fn run_warm(
         *warm = WarmRuns::start(config, enforced).ok();
     }
     let mut captured = Captured::in_dir(&work.path);
-    let run_cgroup = match worker.cgroup.take() {
-        Some(kept) if kept.reset().unwrap_or(false) => Some(kept),
-        kept => {
+    let mut kept = worker.cgroup.take();
+    let run_cgroup = match kept.as_mut().is_some_and(|c| c.reset().unwrap_or(false)) {
+        true => kept,
+        false => {
             retire_cgroup(kept, source.remover());
             take_cgroup(job, source, spec.step, spec.overrides)?
         }

@@ -55,8 +55,12 @@ impl Cgroup for TimedCgroup<'_> {
     fn kill(&self) {
         self.timed(|| self.inner.kill())
     }
-    fn reset(&self) -> Result<bool, CgroupError> {
-        self.timed(|| self.inner.reset())
+    /// A timing view is for one run (`judgebox run`): it never starts another.
+    fn reset(&mut self) -> Result<bool, CgroupError> {
+        Ok(false)
+    }
+    fn prepare_reset(&self) {
+        self.timed(|| self.inner.prepare_reset())
     }
     fn remove(&self) -> Result<(), CgroupError> {
         self.timed(|| self.inner.remove())

@@ -150,6 +150,10 @@ impl WarmSandbox {
             return Err(SandboxError::WarmSetup(format!("cannot send the run: {e}")));
         }
         drop((stdin, out_w, err_w));
+        // While init starts the program: what the cgroup's next reset needs.
+        if let Some(cgroup) = hooks.cgroup {
+            cgroup.prepare_reset();
+        }
         if hooks.filter.is_some_and(|f| f.kills()) {
             monitor.pid_ack = Some(dup(&self.runs)?);
         }
