@@ -710,7 +710,7 @@ fn wait_event(file: &File, timeout: Duration) {
         revents: 0,
     };
     let ts = libc::timespec {
-        tv_sec: timeout.as_secs() as libc::time_t,
+        tv_sec: timeout.as_secs() as _,
         tv_nsec: timeout.subsec_nanos() as libc::c_long,
     };
     // SAFETY: `pfd` and `ts` are valid for the duration of the call, nfds is 1 and a

@@ -74,7 +74,7 @@ pub fn loopback_up() -> SysResult {
     req.ifr_ifru.ifru_flags =
         (libc::IFF_UP | libc::IFF_LOOPBACK | libc::IFF_RUNNING) as libc::c_short;
     // SAFETY: SIOCSIFFLAGS reads a valid ifreq.
-    let r = unsafe { libc::ioctl(fd, libc::SIOCSIFFLAGS, &req) };
+    let r = unsafe { libc::ioctl(fd, libc::SIOCSIFFLAGS as _, &req) };
     let result = if r < 0 { Err(sys::errno()) } else { Ok(()) };
     sys::close(fd);
     result

@@ -75,7 +75,7 @@ pub struct Prepared {
     pub files: Vec<InFile>,
     pub outs: Vec<OutFile>,
     pub copy_out_limit: u64,
-    pub rlimits: Vec<(libc::__rlimit_resource_t, u64)>,
+    pub rlimits: Vec<(super::sys::RlimitResource, u64)>,
     pub cap_last: u32,
     /// The mount plan, when the config has one (then `root` is only its mount point).
     pub mounts: Option<super::mounts::PreparedPlan>,
@@ -329,7 +329,7 @@ fn read_cap_last() -> u32 {
         .unwrap_or(63)
 }
 
-fn rlimit_list(config: &Config, hooks: &Hooks) -> Vec<(libc::__rlimit_resource_t, u64)> {
+fn rlimit_list(config: &Config, hooks: &Hooks) -> Vec<(super::sys::RlimitResource, u64)> {
     let l = &config.limits;
     let mut v = vec![
         (libc::RLIMIT_CORE, l.core),

@@ -299,7 +299,7 @@ pub fn send_run(
     msg.msg_iovlen = 1;
     msg.msg_control = control.as_mut_ptr() as *mut libc::c_void;
     // SAFETY: CMSG_SPACE only computes a size.
-    msg.msg_controllen = unsafe { libc::CMSG_SPACE(data_len as u32) } as usize;
+    msg.msg_controllen = unsafe { libc::CMSG_SPACE(data_len as u32) } as _;
     // SAFETY: msg_control points at `control`, large enough for one header with
     // MAX_RUN_FDS fds (checked above by taking at most MAX_CGROUP_FDS cgroup fds), so the
     // first header and its data lie inside it.
@@ -307,7 +307,7 @@ pub fn send_run(
         let cmsg = libc::CMSG_FIRSTHDR(&msg);
         (*cmsg).cmsg_level = libc::SOL_SOCKET;
         (*cmsg).cmsg_type = libc::SCM_RIGHTS;
-        (*cmsg).cmsg_len = libc::CMSG_LEN(data_len as u32) as usize;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(data_len as u32) as _;
         std::ptr::copy_nonoverlapping(fds.as_ptr(), libc::CMSG_DATA(cmsg) as *mut i32, fds.len());
     }
     // SAFETY: msg describes valid buffers for the duration of the call.
@@ -331,7 +331,7 @@ pub fn receive_run(socket: i32) -> Result<Option<RunRequest>, ChildError> {
     msg.msg_iov = &mut iov;
     msg.msg_iovlen = 1;
     msg.msg_control = control.as_mut_ptr() as *mut libc::c_void;
-    msg.msg_controllen = std::mem::size_of_val(&control);
+    msg.msg_controllen = std::mem::size_of_val(&control) as _;
     let n = loop {
         // SAFETY: msg describes valid buffers; MSG_CMSG_CLOEXEC keeps the fds from leaking
         // into the program (it gets them through dup2 only).

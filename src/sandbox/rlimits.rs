@@ -5,7 +5,7 @@ use super::protocol::{ChildError, SetupStep};
 use super::sys;
 
 /// Sets every (resource, value) pair; a failure names the index of the one that failed.
-pub fn apply(limits: &[(libc::__rlimit_resource_t, u64)]) -> Result<(), ChildError> {
+pub fn apply(limits: &[(sys::RlimitResource, u64)]) -> Result<(), ChildError> {
     for (i, (resource, value)) in limits.iter().enumerate() {
         sys::set_rlimit(*resource, *value)
             .map_err(|e| ChildError::at(SetupStep::SetRlimit, e, i as u32))?;

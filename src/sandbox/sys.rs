@@ -225,7 +225,13 @@ pub fn prctl(option: c_int, arg2: c_ulong) -> SysResult {
     check(unsafe { libc::prctl(option, arg2, 0 as c_ulong, 0 as c_ulong, 0 as c_ulong) })
 }
 
-pub fn set_rlimit(resource: libc::__rlimit_resource_t, value: u64) -> SysResult {
+/// setrlimit's resource argument: glibc declares its own enum type, musl a plain int.
+#[cfg(target_env = "gnu")]
+pub type RlimitResource = libc::__rlimit_resource_t;
+#[cfg(not(target_env = "gnu"))]
+pub type RlimitResource = libc::c_int;
+
+pub fn set_rlimit(resource: RlimitResource, value: u64) -> SysResult {
     let lim = libc::rlimit {
         rlim_cur: value,
         rlim_max: value,
