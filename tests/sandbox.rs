@@ -30,6 +30,38 @@ fn program_is_pid_2_and_sees_only_the_sandbox() {
     );
 }
 
+#[test]
+fn the_program_is_in_its_run_cgroup_and_sees_only_that() {
+    // init builds the sandbox outside the run's cgroup while judgebox makes it, then the
+    // program joins it (v1 `tasks`) or is cloned into it (v2) and takes a cgroup namespace
+    // rooted there: every hierarchy shows it at "/", and init, outside, above it.
+    let v = sh(&[], "cat /proc/self/cgroup; echo --; cat /proc/1/cgroup");
+    assert_eq!(v["status"], "ok", "{v}");
+    let out = stdout_of(&v);
+    let (own, init) = out.split_once("--\n").unwrap();
+    let path = |l: &str| l.splitn(3, ':').nth(2).unwrap_or("").to_string();
+    let used: Vec<&str> = own
+        .lines()
+        .filter(|l| ["memory", "pids", "cpuacct", "0::"].iter().any(|c| l.contains(c)))
+        .collect();
+    if v["enforcement"]["memory"] == "rlimit" {
+        return; // no cgroup on this host
+    }
+    assert!(!used.is_empty(), "{out}");
+    for line in &used {
+        assert_eq!(path(line), "/", "the program's own view of its cgroup: {out}");
+    }
+    let init_memory = init
+        .lines()
+        .find(|l| l.contains("memory") || l.starts_with("0::"))
+        .map(path)
+        .unwrap_or_default();
+    assert!(
+        init_memory.starts_with("/.."),
+        "init stays outside the run's cgroup: {out}"
+    );
+}
+
 /// `se.slice` (ns) from a /proc/<pid>/sched text, on kernels that report it.
 fn slice_in(sched: &str) -> Option<u64> {
     let line = sched.lines().find(|l| l.starts_with("se.slice "))?;

@@ -310,6 +310,26 @@ pub fn execute(args: RunArgs) -> Result<i32> {
     }
     let limits = config.limits.cgroup();
     let enforcement = manager.enforcement(&limits);
+    let manager_setup = cgroup_started.elapsed();
+    let sandbox_started = Instant::now();
+    // A pinned, empty network namespace from the pool (a fresh one when none is free, or
+    // when the run wants `lo` up).
+    let netns = (!config.loopback)
+        .then(sandbox::netns_pool::lease)
+        .flatten();
+    // init builds the sandbox while the run's cgroup is made here.
+    let one_shot = sandbox::OneShot::start(
+        config,
+        Enforced {
+            cgroup: None,
+            enforcement,
+            filter: filter.as_ref(),
+            netns: netns.as_ref().map(|n| n.fd.as_raw_fd()),
+            fixed_uid: args.uid.is_some(),
+            fixed_gid: args.gid.is_some(),
+        },
+    );
+    let cgroup_started = Instant::now();
     let run_cgroup = match manager.mode() {
         cgroup::Mode::None => None,
         _ => Some(
@@ -318,26 +338,12 @@ pub fn execute(args: RunArgs) -> Result<i32> {
                 .context("cannot create the run's cgroup (see `judgebox doctor`)")?,
         ),
     };
-    let cgroup_setup = cgroup_started.elapsed();
+    let cgroup_made = cgroup_started.elapsed();
+    let cgroup_setup = manager_setup + cgroup_made;
     let timed = run_cgroup.as_deref().map(TimedCgroup::new);
-    let sandbox_started = Instant::now();
-    // A pinned, empty network namespace from the pool (a fresh one when none is free, or
-    // when the run wants `lo` up).
-    let netns = (!config.loopback)
-        .then(sandbox::netns_pool::lease)
-        .flatten();
-    let outcome = sandbox::run_enforced(
-        config,
-        Enforced {
-            cgroup: timed.as_ref().map(|c| c as &dyn cgroup::Cgroup),
-            enforcement,
-            filter: filter.as_ref(),
-            netns: netns.as_ref().map(|n| n.fd.as_raw_fd()),
-            fixed_uid: args.uid.is_some(),
-            fixed_gid: args.gid.is_some(),
-        },
-    );
-    let sandbox_time = sandbox_started.elapsed();
+    let outcome = one_shot.and_then(|o| o.finish(timed.as_ref().map(|c| c as &dyn cgroup::Cgroup)));
+    // The sandbox's own time on this thread (the cgroup was made while init built).
+    let sandbox_time = sandbox_started.elapsed().saturating_sub(cgroup_made);
     let in_run = timed.as_ref().map_or(Duration::ZERO, TimedCgroup::spent);
     let removal_started = Instant::now();
     if let Some(cg) = run_cgroup {

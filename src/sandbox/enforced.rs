@@ -4,6 +4,8 @@
 
 use std::os::fd::RawFd;
 
+use super::prepare::{prepare, Prepared};
+use super::supervisor::{discard_outputs_unless_ran, Started};
 use super::warm::WarmSandbox;
 use super::{uid, Config, ExecFilter, Hooks, RunResult, SandboxError, SeccompGate};
 use crate::cgroup::{Cgroup, Enforcement, Mechanism};
@@ -54,17 +56,70 @@ fn lease_uid(config: &mut Config, e: &Enforced) -> Result<Option<uid::UidLease>,
 /// Runs `config` under `e`. The kernel counts RLIMIT_NPROC, inotify instances and watches
 /// and pipe pages per uid, whatever the namespaces and cgroups: so, unless `fixed_uid`, the
 /// run gets a leased uid (and, unless fixed, gid) no concurrent run shares, in every mode.
-pub fn run_enforced(mut config: Config, e: Enforced) -> Result<RunResult, SandboxError> {
-    // This thread supervises and its clone becomes init: both get a CPU soon after they
-    // wake, even while programs keep every CPU busy (`slice.rs`).
-    super::slice::prefer_short_slice();
-    let rlimit_pids = e.enforcement.pids == Mechanism::Rlimit;
-    let _uid_lease = lease_uid(&mut config, &e)?;
-    let gate = e.filter.cloned().map(SeccompGate::new);
-    let hooks = hooks_for(&e, gate.as_ref(), rlimit_pids);
-    let mut result = super::run(&config, &hooks)?;
-    result.seccomp = e.filter.map(|f| f.name().to_string());
-    Ok(result)
+pub fn run_enforced(config: Config, e: Enforced) -> Result<RunResult, SandboxError> {
+    let cgroup = e.cgroup;
+    OneShot::start(config, e)?.finish(cgroup)
+}
+
+/// A one-shot run (as [`run_enforced`]) in two steps, so that the run's cgroup can be made
+/// while init builds the sandbox: `start` takes everything but the cgroup (`e.cgroup` is
+/// not used), `finish` the cgroup. Dropping it unfinished kills init and removes the
+/// output files it had opened.
+pub struct OneShot<'a> {
+    config: Config,
+    e: Enforced<'a>,
+    gate: Option<SeccompGate>,
+    rlimit_pids: bool,
+    prepared: Prepared,
+    /// `None` once finished.
+    started: Option<Started>,
+    _uid_lease: Option<uid::UidLease>,
+}
+
+impl<'a> OneShot<'a> {
+    pub fn start(mut config: Config, e: Enforced<'a>) -> Result<OneShot<'a>, SandboxError> {
+        // This thread supervises and its clone becomes init: both get a CPU soon after
+        // they wake, even while programs keep every CPU busy (`slice.rs`).
+        super::slice::prefer_short_slice();
+        let rlimit_pids = e.enforcement.pids == Mechanism::Rlimit;
+        let uid_lease = lease_uid(&mut config, &e)?;
+        let gate = e.filter.cloned().map(SeccompGate::new);
+        let unplaced = Enforced { cgroup: None, ..e };
+        let hooks = hooks_for(&unplaced, gate.as_ref(), rlimit_pids);
+        let prepared = prepare(&config, &hooks)?;
+        let started = Started::start(&config, &hooks, &prepared);
+        let started = started.inspect_err(|_| prepared.discard_outputs())?;
+        Ok(OneShot {
+            config,
+            e,
+            gate,
+            rlimit_pids,
+            prepared,
+            started: Some(started),
+            _uid_lease: uid_lease,
+        })
+    }
+
+    /// Places the program in `cgroup` and runs it to completion.
+    pub fn finish(mut self, cgroup: Option<&'a dyn Cgroup>) -> Result<RunResult, SandboxError> {
+        let started = self.started.take().expect("finished once");
+        let e = Enforced { cgroup, ..self.e };
+        let hooks = hooks_for(&e, self.gate.as_ref(), self.rlimit_pids);
+        let result = started.finish(&self.config, &hooks, &self.prepared);
+        discard_outputs_unless_ran(&self.prepared, &result);
+        let mut result = result?;
+        result.seccomp = e.filter.map(|f| f.name().to_string());
+        Ok(result)
+    }
+}
+
+impl Drop for OneShot<'_> {
+    fn drop(&mut self) {
+        if let Some(started) = self.started.take() {
+            drop(started);
+            self.prepared.discard_outputs();
+        }
+    }
 }
 
 /// Many runs of one program in one warm sandbox (see `warm.rs`), each under the same

@@ -10,12 +10,11 @@ use super::namespaces;
 use super::prepare::Prepared;
 use super::process::{self, ProgramFds};
 use super::protocol::{
-    self, step, ChildError, Kind, Message, SetupStep, GO, MAX_CGROUP_FDS, MESSAGE_SIZE,
+    self, step, ChildError, Kind, Message, SetupStep, GO, MESSAGE_SIZE,
 };
 use super::rootfs;
 use super::sys;
 use super::ExecFilter;
-use std::os::fd::AsRawFd;
 
 /// Pipe ends init owns.
 pub struct InitChannels {
@@ -23,11 +22,9 @@ pub struct InitChannels {
     /// A network namespace to join (-1: init was cloned into a fresh one).
     pub netns: i32,
     pub report_write: i32,
-    pub stdout_write: i32,
-    pub stderr_write: i32,
-    /// Files init writes "0" to, to join the run's cgroup itself (v1 `tasks`; -1: unused).
-    pub cgroup_join: [i32; MAX_CGROUP_FDS],
-    /// A warm sandbox: `sync_read` is a SOCK_SEQPACKET socket the runs arrive on.
+    /// A warm sandbox: init waits for the go byte, builds, reports Ready and serves
+    /// runs; else it builds at once and runs the one program of the first request.
+    /// Either way `sync_read` is a SOCK_SEQPACKET socket the runs arrive on.
     pub warm: bool,
 }
 
@@ -37,12 +34,15 @@ fn send(ch: &InitChannels, m: &Message) {
 
 /// Entry point in the cloned child; never returns.
 pub fn run(p: &Prepared, ch: &InitChannels, filter: Option<&dyn ExecFilter>) -> ! {
-    // Dies with the supervisor; the EOF check below closes the race with an early death.
+    // Dies with the supervisor; reading EOF on `sync_read` closes the race with an early
+    // death.
     let _ = sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
     close_foreign_fds(p, ch);
-    let kills = filter.is_some_and(|f| f.kills());
-    wait_for_go(ch, kills || ch.warm);
-    // After the go, so that a failure reaches a supervisor that is reading reports.
+    if ch.warm {
+        wait_for_go(ch);
+    }
+    // A one-shot init builds at once, while the supervisor makes the run's cgroup; a
+    // failure waits in the report pipe until the supervisor reads it.
     if let Err(e) = build_sandbox(p, ch) {
         send(ch, &Message::failure(Kind::SetupFailed, e));
         sys::exit_now(1);
@@ -52,15 +52,28 @@ pub fn run(p: &Prepared, ch: &InitChannels, filter: Option<&dyn ExecFilter>) -> 
         send(ch, &Message::new(Kind::Ready));
         serve_runs(p, ch, filter);
     }
-    let program_fds = ProgramFds {
-        stdin: p.stdin.as_raw_fd(),
-        stdout: ch.stdout_write,
-        stderr: ch.stderr_write,
-        error: -1,
-        cgroup_join: [-1; MAX_CGROUP_FDS],
-        fresh_namespaces: false,
+    let request = match protocol::receive_run(ch.sync_read) {
+        Ok(Some(r)) => r,
+        // The supervisor went away before placing the run.
+        Ok(None) => sys::exit_now(1),
+        Err(e) => {
+            send(ch, &Message::failure(Kind::SetupFailed, e));
+            sys::exit_now(1);
+        }
     };
-    let (reaped, start_ns) = match run_program(p, ch, filter, program_fds, None) {
+    let kills = filter.is_some_and(|f| f.kills());
+    if !kills {
+        sys::close(ch.sync_read);
+    }
+    let program_fds = ProgramFds {
+        stdin: request.stdin,
+        stdout: request.stdout,
+        stderr: request.stderr,
+        error: -1,
+        cgroup_join: request.cgroup_join,
+        unshare: libc::CLONE_NEWCGROUP,
+    };
+    let (reaped, start_ns) = match run_program(p, ch, filter, program_fds, request.clone_into) {
         Ok(Some(ran)) => ran,
         Ok(None) => sys::exit_now(0),
         Err(e) => {
@@ -141,7 +154,7 @@ fn serve_one(
         stderr: request.stderr,
         error: -1,
         cgroup_join: request.cgroup_join,
-        fresh_namespaces: true,
+        unshare: libc::CLONE_NEWIPC | libc::CLONE_NEWCGROUP,
     };
     let ran = run_program(p, ch, filter, fds, request.clone_into)?;
     // Renewed before the run's last message: the next run finds them fresh, and what this
@@ -159,17 +172,12 @@ fn serve_one(
     Ok(())
 }
 
-/// Joins the cgroup, builds the filesystem, fills /box, sets hostname and network, pivots
-/// into the new root and empties the bounding and ambient capability sets: everything
-/// before the program is forked.
+/// Builds the filesystem, fills /box, sets hostname and network, pivots into the new
+/// root and empties the bounding and ambient capability sets: everything before the
+/// program is forked. init stays outside the run's cgroup: the program is placed in it
+/// (and takes a cgroup namespace rooted there, which init could not: systemd mounts
+/// cgroup2 with nsdelegate, which refuses moves out of a cgroup namespace).
 fn build_sandbox(p: &Prepared, ch: &InitChannels) -> Result<(), ChildError> {
-    join_cgroup(ch)?;
-    // A warm init places each run's program into a cgroup outside any namespace it
-    // could make here (systemd mounts cgroup2 with nsdelegate, which refuses such moves
-    // from inside a cgroup namespace): each program takes its own namespace instead.
-    if !ch.warm {
-        step(SetupStep::UnshareCgroup, namespaces::unshare_cgroup())?;
-    }
     // SAFETY: umask cannot fail; init creates nodes/files with exact modes.
     unsafe { libc::umask(0) };
     rootfs::build(p)?;
@@ -200,16 +208,9 @@ fn close_foreign_fds(p: &Prepared, ch: &InitChannels) {
     let mut keep = [0i32; 128];
     let mut n = 0;
     let run_fds = p.stdin_and_files();
-    for fd in [
-        ch.sync_read,
-        ch.netns,
-        ch.report_write,
-        ch.stdout_write,
-        ch.stderr_write,
-    ]
-    .into_iter()
-    .chain(ch.cgroup_join)
-    .chain(run_fds)
+    for fd in [ch.sync_read, ch.netns, ch.report_write]
+        .into_iter()
+        .chain(run_fds)
     {
         if n < keep.len() {
             keep[n] = fd;
@@ -228,27 +229,12 @@ fn close_foreign_fds(p: &Prepared, ch: &InitChannels) {
     let _ = sys::close_range(next, i32::MAX, 0);
 }
 
-/// Moves init (still single-threaded) into the run's cgroup by writing "0" to each
-/// hierarchy's `tasks`: unlike naming a pid in `cgroup.procs`, this skips the kernel's
-/// global threadgroup lock and the RCU grace period it costs.
-fn join_cgroup(ch: &InitChannels) -> Result<(), ChildError> {
-    for &fd in ch.cgroup_join.iter().filter(|&&fd| fd >= 0) {
-        step(SetupStep::JoinCgroup, sys::write_all(fd, b"0"))?;
-        sys::close(fd);
-    }
-    Ok(())
-}
-
-/// `keep_open`: the channel is needed again for `wait_for_pid_noted`.
-fn wait_for_go(ch: &InitChannels, keep_open: bool) {
+/// A warm init waits for the go byte before it builds (EOF: the supervisor died).
+fn wait_for_go(ch: &InitChannels) {
     let mut byte = [0u8; 1];
     match sys::read_full(ch.sync_read, &mut byte) {
         Ok(1) if byte[..] == *GO => {}
-        // EOF: the supervisor died before we could arm PDEATHSIG's effect.
         _ => sys::exit_now(1),
-    }
-    if !keep_open {
-        sys::close(ch.sync_read);
     }
 }
 

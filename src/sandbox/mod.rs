@@ -334,7 +334,7 @@ pub enum SandboxError {
     },
 }
 
-pub use enforced::{run_enforced, Enforced, WarmRuns};
+pub use enforced::{run_enforced, Enforced, OneShot, WarmRuns};
 pub use filter::SeccompGate;
 pub use namespaces::new_netns;
 pub use prepare::ensure_root;

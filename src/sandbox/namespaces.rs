@@ -47,18 +47,6 @@ pub fn set_hostname(name: &CStr) -> SysResult {
     }
 }
 
-/// Unshares the cgroup namespace; kernels without it (EINVAL) are tolerated.
-pub fn unshare_cgroup() -> SysResult {
-    // SAFETY: unshare affects only this process.
-    if unsafe { libc::unshare(libc::CLONE_NEWCGROUP) } < 0 {
-        let e = sys::errno();
-        if e != libc::EINVAL {
-            return Err(e);
-        }
-    }
-    Ok(())
-}
-
 /// Sets IFF_UP on `lo` in the current network namespace.
 pub fn loopback_up() -> SysResult {
     // SAFETY: socket() with constant arguments.

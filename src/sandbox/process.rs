@@ -17,12 +17,13 @@ pub struct ProgramFds {
     pub stderr: i32,
     /// Write end of the CLOEXEC exec-error pipe.
     pub error: i32,
-    /// v1 `tasks` files the program writes "0" to, to join its run's cgroup (a warm
-    /// sandbox; -1: unused).
+    /// v1 `tasks` files the program writes "0" to, to join its run's cgroup (-1: unused;
+    /// on v2 clone3 placed it).
     pub cgroup_join: [i32; MAX_CGROUP_FDS],
-    /// A warm sandbox's run: the program gets IPC and cgroup namespaces of its own (a
-    /// one-shot run's init made them for the whole sandbox).
-    pub fresh_namespaces: bool,
+    /// Namespaces the program takes for itself once in its cgroup (`CLONE_NEW*` flags):
+    /// always a cgroup namespace rooted there; a warm sandbox's run also an IPC
+    /// namespace no earlier run touched (a one-shot run's init made one at clone).
+    pub unshare: libc::c_int,
 }
 
 /// Runs in the forked program child; never returns. Any failure goes to the exec-error
@@ -45,9 +46,7 @@ fn set_up(
     fds: &ProgramFds,
     filter: Option<&dyn ExecFilter>,
 ) -> Result<(), ChildError> {
-    if fds.fresh_namespaces {
-        enter_run_namespaces(fds)?;
-    }
+    enter_run_namespaces(fds)?;
     // SAFETY: setsid has no preconditions; a new session keeps the program off any tty.
     if unsafe { libc::setsid() } < 0 {
         return Err(ChildError::new(SetupStep::Setsid, sys::errno()));
@@ -80,14 +79,17 @@ fn set_up(
     Ok(())
 }
 
-/// A warm sandbox's program: joins its run's cgroup (v1; on v2 clone3 placed it), then
-/// takes a cgroup namespace rooted there and an IPC namespace no earlier run touched.
+/// Joins the run's cgroup (v1; on v2 clone3 placed the program), then takes the
+/// namespaces of `fds.unshare`.
 fn enter_run_namespaces(fds: &ProgramFds) -> Result<(), ChildError> {
     for &fd in fds.cgroup_join.iter().filter(|&&fd| fd >= 0) {
         step(SetupStep::JoinRunCgroup, sys::write_all(fd, b"0"))?;
     }
+    if fds.unshare == 0 {
+        return Ok(());
+    }
     // SAFETY: unshare affects only this process.
-    if unsafe { libc::unshare(libc::CLONE_NEWIPC | libc::CLONE_NEWCGROUP) } < 0 {
+    if unsafe { libc::unshare(fds.unshare) } < 0 {
         return Err(ChildError::new(
             SetupStep::UnshareRunNamespaces,
             sys::errno(),

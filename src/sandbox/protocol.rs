@@ -2,30 +2,31 @@
 //! and the sandbox's init, and the setup steps a failure can name. Both sides import it
 //! from here, so the whole exchange reads in one place.
 //!
-//! Channels (pipes made by the supervisor before clone):
-//! 1. **sync** (supervisor -> init). init blocks reading it until the run is in its
-//!    cgroup; the supervisor then writes the *go* byte [`GO`]. EOF instead means the
-//!    supervisor died, and init exits. With a seccomp profile that kills, the supervisor
-//!    keeps the pipe open and later writes the *ack* byte [`PID_NOTED`] once it has noted
-//!    the program's host pid (so the kernel's record of a kill can be matched); init does
-//!    not reap the program before that.
-//! 2. **report** (init -> supervisor): fixed-size [`Message`]s, one `write` each (smaller
-//!    than PIPE_BUF, so atomic): [`Kind::Started`] once the program runs,
+//! Channels (made by the supervisor before clone):
+//! 1. **sync** (supervisor -> init), a SOCK_SEQPACKET socket. A one-shot init builds the
+//!    sandbox at once (the supervisor makes the run's cgroup meanwhile), then blocks on
+//!    the socket for one [`RunRequest`]: the program's stdin, stdout and stderr and where
+//!    it goes in the cgroup (a v2 directory for `CLONE_INTO_CGROUP`, or v1 `tasks` files
+//!    the program writes "0" to), as SCM_RIGHTS. EOF instead means the supervisor died,
+//!    and init exits. With a seccomp profile that kills, the supervisor keeps the socket
+//!    open and later writes the *ack* byte [`PID_NOTED`] once it has noted the program's
+//!    host pid (so the kernel's record of a kill can be matched); init does not reap the
+//!    program before that.
+//! 2. **report** (init -> supervisor, a pipe): fixed-size [`Message`]s, one `write` each
+//!    (smaller than PIPE_BUF, so atomic): [`Kind::Started`] once the program runs,
 //!    [`Kind::CopyOut`] per copied-out file, then [`Kind::Finished`] with the exact
 //!    rusage; or a single [`Kind::SetupFailed`] / [`Kind::ExecFailed`] naming the
 //!    [`SetupStep`] and errno. EOF means init is gone.
 //! 3. **exec error** (program child -> init, CLOEXEC): empty at a successful execve; one
 //!    [`Kind::ExecFailed`] message otherwise, which init forwards.
 //!
-//! A **warm** sandbox (one init serving many runs of one program) uses a SOCK_SEQPACKET
-//! socket as the sync channel. After the go byte, init builds the sandbox and sends
-//! [`Kind::Ready`] (or [`Kind::SetupFailed`]). Each run is then one [`RunRequest`]
-//! message carrying its fds (stdin, stdout and stderr pipe ends, the run's cgroup) as
-//! SCM_RIGHTS; init answers on the report pipe exactly as for a one-shot run (Started,
-//! then Finished, or a failure) and waits for the next request. Closing the socket ends
-//! init.
+//! A **warm** sandbox (one init serving many runs of one program) waits for the *go* byte
+//! [`GO`] before it builds, then sends [`Kind::Ready`] (or [`Kind::SetupFailed`]). Each
+//! run is then one [`RunRequest`], answered on the report pipe exactly as a one-shot run
+//! (Started, then Finished, or a failure); init waits for the next request. Closing the
+//! socket ends init.
 
-/// The go byte: the run is in its cgroup, init may build the sandbox.
+/// The go byte: a warm init may build the sandbox.
 pub const GO: &[u8] = b"g";
 /// The ack byte: the supervisor noted the program's host pid; init may reap it.
 pub const PID_NOTED: &[u8] = b"a";
@@ -100,8 +101,8 @@ setup_steps! {
     ForkProgram => "fork the program",
     ExecErrorPipe => "create exec error pipe",
     // The program's own process, after fork, before execve.
-    JoinRunCgroup => "join the run's cgroup (warm sandbox)",
-    UnshareRunNamespaces => "unshare the run's ipc and cgroup namespaces",
+    JoinRunCgroup => "join the run's cgroup",
+    UnshareRunNamespaces => "unshare the run's cgroup (and ipc) namespaces",
     Setsid => "setsid",
     SetStdio => "set up stdin/stdout/stderr",
     SetRlimit => "set rlimits",
@@ -233,7 +234,7 @@ impl Message {
 /// More cgroup fds than a run needs (v1: memory, pids, cpu, cpuacct, freezer).
 pub const MAX_CGROUP_FDS: usize = 8;
 
-/// The fixed part of a warm run's request; the fds travel beside it.
+/// The fixed part of a run request; the fds travel beside it.
 #[repr(C)]
 #[derive(Clone, Copy, Default)]
 struct RunHeader {
@@ -244,7 +245,7 @@ struct RunHeader {
     cgroup_fds: u32,
 }
 
-/// One run of a warm sandbox, as init received it (the fds are init's own copies).
+/// One run, as init received it (the fds are init's own copies).
 pub struct RunRequest {
     pub stdin: i32,
     pub stdout: i32,

@@ -1,7 +1,8 @@
 //! The supervisor: the host-side half of a run, top to bottom. It prepares the run, clones
-//! init into fresh namespaces (the child side becomes init, see `init.rs`), places it in
-//! its cgroup and releases it, watches it (`monitor.rs`), and turns what it saw into a
-//! [`RunResult`] (`outcome.rs`). The handshake with init is in `protocol.rs`.
+//! init into fresh namespaces (the child side becomes init, see `init.rs`), which builds
+//! the sandbox while the caller makes the run's cgroup, sends init the run (stdio, and
+//! where the program goes in the cgroup), watches it (`monitor.rs`), and turns what it
+//! saw into a [`RunResult`] (`outcome.rs`). The handshake with init is in `protocol.rs`.
 
 use super::copy;
 use super::init::{self, InitChannels};
@@ -9,7 +10,7 @@ use super::monitor::Monitor;
 use super::namespaces::CLONE_FLAGS;
 use super::outcome;
 use super::prepare::{prepare, Prepared};
-use super::protocol::{SetupStep, GO, MAX_CGROUP_FDS};
+use super::protocol::{self, SetupStep, MAX_CGROUP_FDS};
 use super::sinks::Sinks;
 use super::sys;
 use super::{Config, Hooks, SandboxError};
@@ -22,70 +23,156 @@ use std::time::Instant;
 /// could start; everything after that (including sandbox setup failures) is a result.
 pub fn run(config: &Config, hooks: &Hooks) -> Result<RunResult, SandboxError> {
     let prepared = prepare(config, hooks)?;
-    let result = run_prepared(config, hooks, &prepared);
-    match &result {
-        Ok(r) if r.status != Status::InternalError => {}
-        _ => prepared.discard_outputs(),
-    }
+    let result =
+        Started::start(config, hooks, &prepared).and_then(|s| s.finish(config, hooks, &prepared));
+    discard_outputs_unless_ran(&prepared, &result);
     result
 }
 
-fn run_prepared(config: &Config, hooks: &Hooks, p: &Prepared) -> Result<RunResult, SandboxError> {
-    let mut sinks = Sinks::open(config)?;
-    let (sync_r, sync_w) = pipe()?;
-    let (report_r, report_w) = pipe()?;
-    let (out_r, out_w) = pipe()?;
-    let (err_r, err_w) = pipe()?;
-    let channels = InitChannels {
-        sync_read: sync_r.as_raw_fd(),
-        netns: hooks.netns.filter(|_| !config.loopback).unwrap_or(-1),
-        report_write: report_w.as_raw_fd(),
-        stdout_write: direct_or(&config.stdout_direct, &out_w),
-        stderr_write: direct_or(&config.stderr_direct, &err_w),
-        cgroup_join: cgroup_join_fds(hooks),
-        warm: false,
-    };
-    let started = Instant::now();
-    let (pid, in_cgroup) = match clone_init(&channels, hooks)? {
-        Cloned::Init => init::run(p, &channels, hooks.filter),
-        Cloned::Supervisor {
-            init_pid,
-            in_cgroup,
-        } => (init_pid, in_cgroup),
-    };
-    // init holds its own copies; ours would keep the pipes from reporting EOF.
-    drop((sync_r, report_w, out_w, err_w));
-    let mut monitor = Monitor::new(pid, started, config, hooks);
-    if let (Some(cg), false) = (hooks.cgroup, in_cgroup) {
-        if let Err(e) = cg.attach(pid) {
-            kill_hard(pid);
-            return Err(SandboxError::Sys {
-                step: SetupStep::AttachCgroup,
-                source: std::io::Error::other(e),
-            });
+/// A failed run leaves no half-written output files.
+pub(super) fn discard_outputs_unless_ran(p: &Prepared, result: &Result<RunResult, SandboxError>) {
+    match result {
+        Ok(r) if r.status != Status::InternalError => {}
+        _ => p.discard_outputs(),
+    }
+}
+
+/// A one-shot run whose init is building the sandbox: it needs nothing of the run's
+/// cgroup for that, so the caller can make the cgroup meanwhile and hand it to
+/// [`Started::finish`], which places the program in it and watches the run. Dropping it
+/// unfinished kills init.
+pub struct Started {
+    init: InitGuard,
+    started: Instant,
+    /// SOCK_SEQPACKET: the run request (stdio and cgroup fds) goes to init on it, and,
+    /// with a killing filter, the pid ack after it.
+    sync: OwnedFd,
+    reports: File,
+    out: (OwnedFd, OwnedFd),
+    err: (OwnedFd, OwnedFd),
+    stdin: i32,
+    sinks: Sinks,
+}
+
+/// Kills init when dropped, unless disarmed (then the monitor waits for it).
+struct InitGuard {
+    pid: i32,
+    armed: bool,
+}
+
+impl Drop for InitGuard {
+    fn drop(&mut self) {
+        if self.armed {
+            kill_hard(self.pid);
         }
     }
-    if sys::write_all(sync_w.as_raw_fd(), GO).is_err() {
-        kill_hard(pid);
-        return Err(sys_err(SetupStep::ReleaseInit, sys::errno()));
+}
+
+impl Started {
+    /// Clones init, which starts building the sandbox (`hooks.cgroup` is not used yet).
+    pub fn start(config: &Config, hooks: &Hooks, p: &Prepared) -> Result<Started, SandboxError> {
+        let sinks = Sinks::open(config)?;
+        let (sync, sync_init) = seqpacket_pair()?;
+        let (report_r, report_w) = pipe()?;
+        let channels = InitChannels {
+            sync_read: sync_init.as_raw_fd(),
+            netns: hooks.netns.filter(|_| !config.loopback).unwrap_or(-1),
+            report_write: report_w.as_raw_fd(),
+            warm: false,
+        };
+        let (out, err) = (pipe()?, pipe()?);
+        let started = Instant::now();
+        let init_pid = match clone_init(&channels)? {
+            Cloned::Init => init::run(p, &channels, hooks.filter),
+            Cloned::Supervisor { init_pid } => init_pid,
+        };
+        // init holds its own copies; ours would keep it from seeing EOF.
+        drop((sync_init, report_w));
+        Ok(Started {
+            init: InitGuard {
+                pid: init_pid,
+                armed: true,
+            },
+            started,
+            sync,
+            reports: File::from(report_r),
+            out,
+            err,
+            stdin: p.stdin.as_raw_fd(),
+            sinks,
+        })
     }
-    // With a killing filter init waits for a second byte once the program has started
-    // (see `protocol`); otherwise EOF is all init needs.
-    if hooks.filter.is_some_and(|f| f.kills()) {
-        monitor.pid_ack = Some(sync_w);
-    } else {
-        drop(sync_w);
+
+    /// Places the program in `hooks.cgroup` and watches the run to its end: v2 has init
+    /// clone the program into the cgroup (`CLONE_INTO_CGROUP`, kernel 5.7+), v1 has the
+    /// program write "0" to the hierarchies' `tasks`; where neither can be done, init
+    /// itself is moved by pid (`cgroup.procs`) and the program inherits the cgroup.
+    pub fn finish(
+        self,
+        config: &Config,
+        hooks: &Hooks,
+        p: &Prepared,
+    ) -> Result<RunResult, SandboxError> {
+        // An error here drops `self`, which kills init.
+        let (clone_into, join) = place(hooks, self.init.pid)?;
+        let stdio = [
+            self.stdin,
+            direct_or(&config.stdout_direct, &self.out.1),
+            direct_or(&config.stderr_direct, &self.err.1),
+        ];
+        // A failure to send means init is gone: its report (a setup failure) says why.
+        let _ = protocol::send_run(self.sync.as_raw_fd(), stdio, clone_into, &join);
+        let Started {
+            mut init,
+            started,
+            sync,
+            mut reports,
+            out,
+            err,
+            mut sinks,
+            ..
+        } = self;
+        drop((out.1, err.1));
+        init.armed = false;
+        let mut monitor = Monitor::new(init.pid, started, config, hooks);
+        // With a killing filter init waits for the pid ack once the program has started
+        // (see `protocol`); otherwise EOF is all init needs.
+        if hooks.filter.is_some_and(|f| f.kills()) {
+            monitor.pid_ack = Some(sync);
+        } else {
+            drop(sync);
+        }
+        let observed = monitor.watch(&mut reports, File::from(out.0), File::from(err.0), &mut sinks);
+        let mut result = outcome::interpret(config, hooks, &observed);
+        copy::finish_copy_out(&p.outs, p.copy_out_limit, &observed.copy_outs, &mut result);
+        sinks.finish(&mut result);
+        Ok(result)
     }
-    let observed = monitor.watch(
-        &mut File::from(report_r),
-        File::from(out_r),
-        File::from(err_r),
-        &mut sinks,
-    );
-    let mut result = outcome::interpret(config, hooks, &observed);
-    copy::finish_copy_out(&p.outs, p.copy_out_limit, &observed.copy_outs, &mut result);
-    sinks.finish(&mut result);
-    Ok(result)
+}
+
+/// Where the program goes: a v2 directory fd for clone3, or v1 `tasks` fds; with
+/// neither, init is attached by pid here.
+fn place(hooks: &Hooks, init_pid: i32) -> Result<(Option<i32>, Vec<i32>), SandboxError> {
+    let Some(cg) = hooks.cgroup else {
+        return Ok((None, Vec::new()));
+    };
+    if let Some(fd) = cg.clone_into_fd().filter(|_| clone_into_cgroup_works()) {
+        return Ok((Some(fd), Vec::new()));
+    }
+    let join = cg.join_fds();
+    if !join.is_empty() && join.len() <= MAX_CGROUP_FDS {
+        return Ok((None, join));
+    }
+    cg.attach(init_pid).map_err(|e| SandboxError::Sys {
+        step: SetupStep::AttachCgroup,
+        source: std::io::Error::other(e),
+    })?;
+    Ok((None, Vec::new()))
+}
+
+/// clone3 takes `CLONE_INTO_CGROUP` from Linux 5.7 on.
+fn clone_into_cgroup_works() -> bool {
+    crate::seccomp::kernel_version() >= (5, 7)
 }
 
 /// The program's end of an output: the direct file when there is one (the pipe then
@@ -98,47 +185,42 @@ fn direct_or(direct: &Option<std::sync::Arc<File>>, pipe: &OwnedFd) -> i32 {
 pub(super) enum Cloned {
     /// The child: it becomes the sandbox's init and never returns.
     Init,
-    /// The parent, with init's pid and whether init already sits in the run's cgroup.
-    Supervisor { init_pid: i32, in_cgroup: bool },
+    /// The parent, with init's pid.
+    Supervisor { init_pid: i32 },
 }
 
-/// Clones init into new namespaces, directly into the run's cgroup when it is v2
-/// (`CLONE_INTO_CGROUP`); on v1 init joins through the `tasks` fds itself.
-pub(super) fn clone_init(ch: &InitChannels, hooks: &Hooks) -> Result<Cloned, SandboxError> {
-    let cg_fd = hooks.cgroup.and_then(|c| c.clone_into_fd());
+/// Clones init into new namespaces (outside the run's cgroup: its program is placed
+/// there, see [`Started::finish`]).
+pub(super) fn clone_init(ch: &InitChannels) -> Result<Cloned, SandboxError> {
     let flags = if ch.netns >= 0 {
         CLONE_FLAGS & !(libc::CLONE_NEWNET as u64)
     } else {
         CLONE_FLAGS
     };
-    let joins_itself = ch.cgroup_join[0] >= 0;
-    let mut result = sys::clone_process(flags, cg_fd);
-    let mut into_cgroup = cg_fd.is_some();
-    if result.is_err() && cg_fd.is_some() {
-        // Old kernel or an unusable cgroup fd: plain clone, then attach through cgroup.procs.
-        result = sys::clone_process(flags, None);
-        into_cgroup = false;
-    }
-    match result {
+    match sys::clone_process(flags, None) {
         Ok(0) => Ok(Cloned::Init),
-        Ok(init_pid) => Ok(Cloned::Supervisor {
-            init_pid,
-            in_cgroup: into_cgroup || joins_itself,
-        }),
+        Ok(init_pid) => Ok(Cloned::Supervisor { init_pid }),
         Err(e) => Err(sys_err(SetupStep::CloneInit, e)),
     }
 }
 
-/// The v1 `tasks` fds init writes "0" to (none on v2, where clone3 places init).
-fn cgroup_join_fds(hooks: &Hooks) -> [i32; MAX_CGROUP_FDS] {
-    let mut fds = [-1; MAX_CGROUP_FDS];
-    if let Some(cg) = hooks.cgroup.filter(|c| c.clone_into_fd().is_none()) {
-        let join = cg.join_fds();
-        if join.len() <= MAX_CGROUP_FDS {
-            fds[..join.len()].copy_from_slice(&join);
-        }
+/// Both ends of a close-on-exec SOCK_SEQPACKET socketpair (message boundaries kept).
+pub(super) fn seqpacket_pair() -> Result<(OwnedFd, OwnedFd), SandboxError> {
+    let mut fds = [0i32; 2];
+    // SAFETY: socketpair fills two fds that we immediately own.
+    let r = unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    };
+    if r < 0 {
+        return Err(sys_err(SetupStep::CreatePipe, sys::errno()));
     }
-    fds
+    // SAFETY: both fds were just created and are owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
 pub(super) fn sys_err(step: SetupStep, errno: i32) -> SandboxError {

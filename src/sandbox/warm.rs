@@ -8,14 +8,14 @@ use super::init::{self, InitChannels};
 use super::monitor::Monitor;
 use super::outcome;
 use super::prepare::{open_stdin_at, prepare};
-use super::protocol::{self, Kind, Message, SetupStep, GO, MAX_CGROUP_FDS, MESSAGE_SIZE};
+use super::protocol::{self, Kind, Message, SetupStep, GO, MESSAGE_SIZE};
 use super::sinks::Sinks;
-use super::supervisor::{clone_init, kill_hard, pipe, sys_err, Cloned};
+use super::supervisor::{clone_init, kill_hard, pipe, seqpacket_pair, sys_err, Cloned};
 use super::sys;
 use super::{Config, Hooks, RunResult, SandboxError};
 use std::fs::File;
 use std::io::Read;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
 use std::time::Instant;
 
@@ -47,18 +47,11 @@ impl WarmSandbox {
             sync_read: runs_init.as_raw_fd(),
             netns: hooks.netns.filter(|_| !config.loopback).unwrap_or(-1),
             report_write: report_w.as_raw_fd(),
-            stdout_write: -1,
-            stderr_write: -1,
-            cgroup_join: [-1; MAX_CGROUP_FDS],
             warm: true,
         };
-        let unplaced = Hooks {
-            cgroup: None,
-            ..*hooks
-        };
-        let init_pid = match clone_init(&channels, &unplaced)? {
+        let init_pid = match clone_init(&channels)? {
             Cloned::Init => init::run(&prepared, &channels, hooks.filter),
-            Cloned::Supervisor { init_pid, .. } => init_pid,
+            Cloned::Supervisor { init_pid } => init_pid,
         };
         // init has its own copies of everything `prepared` holds.
         drop((runs_init, report_w, prepared));
@@ -187,25 +180,6 @@ impl Drop for WarmSandbox {
             kill_hard(self.init_pid);
         }
     }
-}
-
-/// Both ends of a close-on-exec SOCK_SEQPACKET socketpair (message boundaries kept).
-fn seqpacket_pair() -> Result<(OwnedFd, OwnedFd), SandboxError> {
-    let mut fds = [0i32; 2];
-    // SAFETY: socketpair fills two fds that we immediately own.
-    let r = unsafe {
-        libc::socketpair(
-            libc::AF_UNIX,
-            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
-            0,
-            fds.as_mut_ptr(),
-        )
-    };
-    if r < 0 {
-        return Err(sys_err(SetupStep::CreatePipe, sys::errno()));
-    }
-    // SAFETY: both fds were just created and are owned by nobody else.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
 fn dup(fd: &OwnedFd) -> Result<OwnedFd, SandboxError> {

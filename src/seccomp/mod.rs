@@ -15,6 +15,7 @@
 
 mod action;
 mod arch;
+pub(crate) use arch::kernel_version;
 mod argwidth;
 mod asm;
 mod codegen;
