@@ -79,14 +79,18 @@ printf 'read x; sleep 0.05; echo $((x * 2))\n' >"$T/main.sh"
 for i in 1 2 3 4 5 6; do echo "$i" >"$T/tests/$i.in"; echo $((i * 2)) >"$T/tests/$i.out"; done
 judge() { "$BIN" judge --root "$ROOT" --manifests "$T/manifests" --lang sh --parallel 2 "$@"; }
 
-mounts_before=$(grep -c judgebox /proc/self/mountinfo || true)
+# judgebox's mounts on the host, but the network-namespace pool's pins under
+# /run/judgebox/netns: those are kept for reuse by design (bounded, `judgebox cleanup`
+# removes them), and a judge that ran two workers at once may leave a second one.
+judgebox_mounts() { grep judgebox /proc/self/mountinfo | grep -vc '/run/judgebox/netns/' || true; }
+mounts_before=$(judgebox_mounts)
 : >"$T/pids"
 
 # What is left behind now, as "processes mounts cgroups leases staging half".
 leftovers() {
     local procs
     procs=$(count_processes "$BIN" "$uid_first" "$uid_last")
-    local mounts=$(( $(grep -c judgebox /proc/self/mountinfo || true) - mounts_before ))
+    local mounts=$(( $(judgebox_mounts) - mounts_before ))
     [ "$mounts" -lt 0 ] && mounts=0
     mounts=$((mounts + $(grep -c "$T" /proc/self/mountinfo || true)))
     local pids cgroups staging leases half=0
@@ -192,7 +196,9 @@ umount "$T/tmpdir"
 echo "== a cgroup parent made read-only in the middle of a judging"
 parent=/sys/fs/cgroup/pids/$cg_rel
 mkdir -p "$parent"
-for i in $(seq 1 40); do echo "$i" >"$T/tests/$i.in"; echo $((i * 2)) >"$T/tests/$i.out"; done
+# ~3 s of tests (each sleeps 50 ms, two at a time): the parent turns read-only after 1 s,
+# well before the last test's cgroup is made.
+for i in $(seq 1 120); do echo "$i" >"$T/tests/$i.in"; echo $((i * 2)) >"$T/tests/$i.out"; done
 judge "$T/main.sh" --tests "$T/tests" --cgroup-root "$parent" --no-reuse --json >"$T/cg.json" 2>"$T/cg.err" &
 jpid=$!
 echo "$jpid" >>"$T/pids"
