@@ -16,8 +16,9 @@
 //!   [`CLONE_INTO_CGROUP`] for `clone_args.flags`.
 //!
 //! Files: `detect` (mountinfo and /proc/self/cgroup parsing, mode), `v2` and `v1`
-//! (backends), `owner` (run names and liveness), `fs` (cgroupfs file helpers), `systemd`
-//! (re-executing in a delegated transient scope), `doctor`.
+//! (backends), `leaves` (a reused run's fresh memory leaf per run, both backends), `owner`
+//! (run names and liveness), `fs` (cgroupfs file helpers), `systemd` (re-executing in a
+//! delegated transient scope), `doctor`.
 
 pub(crate) mod detect;
 mod doctor;
