@@ -236,7 +236,7 @@ pub fn execute(a: JudgeArgs) -> Result<i32> {
 fn print_json(r: &Report) -> Result<()> {
     use std::io::Write;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    serde_json::to_writer(&mut out, &r.to_json()).context("writing the JSON result")?;
+    serde_json::to_writer(&mut out, &r.json()).context("writing the JSON result")?;
     writeln!(out)
         .and_then(|_| out.flush())
         .context("writing the JSON result")

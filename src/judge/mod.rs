@@ -838,31 +838,58 @@ impl Report {
     }
 
     /// One JSON object: the verdict, Judge0's status, the compile step and every test.
-    pub fn to_json(&self) -> Value {
+    /// It serializes each test as it goes, so writing it (`serde_json::to_writer`) never
+    /// holds the whole document: a judge's memory does not jump at the end of a long run.
+    pub fn json(&self) -> ReportJson<'_> {
         let runs = self.tests.iter().filter_map(|t| t.run.as_ref());
         let max_cpu = runs.clone().map(|r| r.cpu_time).fold(0.0, f64::max);
-        let max_mem = runs.filter_map(|r| r.memory_peak).max();
-        json!({
-            "language": {"name": self.language, "display": self.display},
-            "verdict": self.verdict.as_str(),
-            "status": self.judge0,
-            "passed": self.passed(),
-            "total": self.tests.len(),
-            "max_cpu_time": round3(max_cpu),
-            "max_memory": max_mem,
-            "elapsed": round3(self.elapsed),
-            "compile": self.compile.as_ref().map(|c| json!({
-                "verdict": c.verdict.as_str(),
-                "status": c.judge0,
-                "cpu_time": round3(c.run.cpu_time),
-                "wall_time": round3(c.run.wall_time),
-                "memory_peak": c.run.memory_peak,
-                "exit_code": c.run.exit_code,
-                "message": c.run.message,
-                "output": compile_output(&c.run),
-            })),
-            "tests": self.tests.iter().map(test_json).collect::<Vec<_>>(),
-        })
+        ReportJson {
+            language: json!({"name": self.language, "display": self.display}),
+            verdict: self.verdict.as_str(),
+            status: self.judge0,
+            passed: self.passed(),
+            total: self.tests.len(),
+            max_cpu_time: round3(max_cpu),
+            max_memory: runs.filter_map(|r| r.memory_peak).max(),
+            elapsed: round3(self.elapsed),
+            compile: self.compile.as_ref().map(|c| {
+                json!({
+                    "verdict": c.verdict.as_str(),
+                    "status": c.judge0,
+                    "cpu_time": round3(c.run.cpu_time),
+                    "wall_time": round3(c.run.wall_time),
+                    "memory_peak": c.run.memory_peak,
+                    "exit_code": c.run.exit_code,
+                    "message": c.run.message,
+                    "output": compile_output(&c.run),
+                })
+            }),
+            tests: TestsJson(&self.tests),
+        }
+    }
+}
+
+/// See [`Report::json`].
+#[derive(serde::Serialize)]
+pub struct ReportJson<'a> {
+    language: Value,
+    verdict: &'static str,
+    status: Judge0Status,
+    passed: usize,
+    total: usize,
+    max_cpu_time: f64,
+    max_memory: Option<u64>,
+    elapsed: f64,
+    compile: Option<Value>,
+    tests: TestsJson<'a>,
+}
+
+/// The tests of a report, each made into JSON only when it is written.
+pub struct TestsJson<'a>(&'a [TestReport]);
+
+impl serde::Serialize for TestsJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(test_json))
     }
 }
 
