@@ -35,7 +35,7 @@ done
 [ -f "$LAYOUT/index.json" ] || { echo "bench-pull.sh: no OCI layout at $LAYOUT" >&2; exit 2; }
 
 cargo build --release --quiet
-JB=${CARGO_TARGET_DIR:-$PWD/target}/${CARGO_BUILD_TARGET:-$(uname -m)-unknown-linux-musl}/release/judgebox
+JB=${CARGO_TARGET_DIR:-$PWD/target}/$(rustc -vV | sed -n "s/^host: //p")/release/judgebox
 WORK=$(mktemp -d /tmp/judgebox-bench-pull.XXXXXX)
 REG_PID=""
 cleanup() {

@@ -30,7 +30,7 @@ for tool in umoci tar gzip /usr/bin/time; do
 done
 
 (cd "$ROOT_DIR" && cargo build --quiet --release --example unpack)
-UNPACK=${CARGO_TARGET_DIR:-$ROOT_DIR/target}/${CARGO_BUILD_TARGET:-$(uname -m)-unknown-linux-musl}/release/examples/unpack
+UNPACK=${CARGO_TARGET_DIR:-$ROOT_DIR/target}/$(rustc -vV | sed -n "s/^host: //p")/release/examples/unpack
 
 mapfile -t BLOBS < <("$UNPACK" "$LAYOUT" "$TAG" --list)
 WORK=$(mktemp -d "$BENCH_DIR/judgebox-bench.XXXXXX")

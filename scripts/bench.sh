@@ -41,7 +41,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 cargo build --release --quiet
-JB=$PWD/target/${CARGO_BUILD_TARGET:-$(uname -m)-unknown-linux-musl}/release/judgebox
+JB=$PWD/target/$(rustc -vV | sed -n "s/^host: //p")/release/judgebox
 WORK=$(mktemp -d /tmp/judgebox-bench.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
 # Unpin the pool's idle network namespaces (earlier parallel runs may have left up to 64):

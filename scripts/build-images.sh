@@ -54,7 +54,7 @@ REPO=$(cd "$(dirname "$0")/.." && pwd)
 OUT=${JUDGEBOX_IMAGE_CACHE:-/var/cache/judgebox/oci}
 # The repo's build (target/<host triple>/release/judgebox), else an installed judgebox.
 if [ -z "${JUDGEBOX:-}" ]; then
-  JUDGEBOX=$REPO/target/${CARGO_BUILD_TARGET:-$(uname -m)-unknown-linux-musl}/release/judgebox
+  JUDGEBOX=$REPO/target/$(rustc -vV 2>/dev/null | sed -n "s/^host: //p")/release/judgebox
   [ -x "$JUDGEBOX" ] || JUDGEBOX=$(command -v judgebox || echo "$JUDGEBOX")
 fi
 FORCE=0 IMPORT=1 REIMPORT=0 LIST=0

@@ -23,7 +23,7 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
-BINARY=${BINARY:-$REPO/target/${CARGO_BUILD_TARGET:-$(uname -m)-unknown-linux-musl}/release/judgebox}
+BINARY=${BINARY:-$REPO/target/$(rustc -vV | sed -n 's/^host: //p')/release/judgebox}
 CACHE=${JUDGEBOX_CTEST_CACHE:-/var/cache/judgebox-ctest}
 TIMEOUT=${CTEST_TIMEOUT:-120}
 log() { printf 'container-test: %s\n' "$*" >&2; }

@@ -31,7 +31,7 @@ fi
 
 echo "building examples/unpack (release)..."
 (cd "$ROOT_DIR" && cargo build --quiet --release --example unpack)
-UNPACK=${CARGO_TARGET_DIR:-$ROOT_DIR/target}/${CARGO_BUILD_TARGET:-$(uname -m)-unknown-linux-musl}/release/examples/unpack
+UNPACK=${CARGO_TARGET_DIR:-$ROOT_DIR/target}/$(rustc -vV | sed -n "s/^host: //p")/release/examples/unpack
 
 WORK=$(mktemp -d "${TMPDIR:-/var/tmp}/judgebox-crosscheck.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT

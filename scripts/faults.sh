@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 . scripts/leftovers.sh
 [ "$(id -u)" = 0 ] || { echo "faults.sh: run as root" >&2; exit 2; }
 iterations=${1:-100}
-BIN=$(readlink -f "${JUDGEBOX:-$PWD/target/${CARGO_BUILD_TARGET:-$(uname -m)-unknown-linux-musl}/release/judgebox}")
+BIN=$(readlink -f "${JUDGEBOX:-$PWD/target/$(rustc -vV | sed -n 's/^host: //p')/release/judgebox}")
 uid_range=${FAULTS_UID_RANGE:-2000011000-2000011063}
 uid_first=${uid_range%-*}
 uid_last=${uid_range#*-}

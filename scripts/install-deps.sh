@@ -5,10 +5,9 @@ set -euo pipefail
 # debootstrap, umoci, skopeo: scripts/build-images.sh and image tests (docker-registry serves
 # a local registry for pull tests).
 # python3-venv: the serve tests make a venv with the Judge0 Python SDK and schemathesis.
-# musl-tools: musl-gcc builds the C parts (SQLite, ring, zstd) for the musl target.
 # postgresql: the cluster tests and benchmark start a throwaway server (initdb as nobody).
 pkgs=(gcc libc6-dev busybox-static file iproute2 cpio qemu-system-x86 jq
-      debootstrap umoci skopeo docker-registry python3-venv postgresql musl-tools)
+      debootstrap umoci skopeo docker-registry python3-venv postgresql)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -21,9 +20,3 @@ fi
 command -v cargo >/dev/null || { echo "install-deps: cargo not found; install Rust (rustup) first" >&2; exit 1; }
 # cargo-fuzz: scripts/fuzz.sh (and test.sh, which fuzzes every target for 30 s).
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked --quiet
-# judgebox is built for musl (see .cargo/config.toml): the target's standard library.
-triple=${CARGO_BUILD_TARGET:-$(uname -m)-unknown-linux-musl}
-if ! rustup target list --installed 2>/dev/null | grep -qx "$triple"; then
-  echo "install-deps: rustup target add $triple" >&2
-  rustup target add "$triple" >/dev/null
-fi

@@ -27,7 +27,7 @@ for t in dpkg-deb dpkg gzip; do
   command -v "$t" >/dev/null || { echo "package: $t not found (apt-get install dpkg-dev)" >&2; exit 2; }
 done
 cd "$REPO"
-TRIPLE=${CARGO_BUILD_TARGET:-$(uname -m)-unknown-linux-musl}
+TRIPLE=$(rustc -vV | sed -n 's/^host: //p')
 [ "$BUILD" = 0 ] || cargo build --release --quiet
 BIN=$REPO/target/$TRIPLE/release/judgebox
 [ -x "$BIN" ] || { echo "package: $BIN missing (build it or drop --no-build)" >&2; exit 2; }

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "quickstart: judgebox creates namespaces, mounts and cgroups: run as root" >&2; exit 2; }
 scripts/install-deps.sh
 cargo build --release --quiet
-JB=$PWD/target/${CARGO_BUILD_TARGET:-$(uname -m)-unknown-linux-musl}/release/judgebox
+JB=$PWD/target/$(rustc -vV | sed -n "s/^host: //p")/release/judgebox
 export JUDGEBOX=$JB
 scripts/build-images.sh gcc python3
 

@@ -18,7 +18,7 @@ cd "$(dirname "$0")/.."
 runs=${1:-10000}
 per_judge=${2:-300}
 [ "$per_judge" -gt "$runs" ] && per_judge=$runs
-BIN=${JUDGEBOX:-$PWD/target/${CARGO_BUILD_TARGET:-$(uname -m)-unknown-linux-musl}/release/judgebox}
+BIN=${JUDGEBOX:-$PWD/target/$(rustc -vV | sed -n 's/^host: //p')/release/judgebox}
 BIN=$(readlink -f "$BIN")
 uid_range=${SOAK_UID_RANGE:-2000010000-2000010063}
 uid_first=${uid_range%-*}

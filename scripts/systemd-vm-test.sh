@@ -52,7 +52,7 @@ if [ ${#need[@]} -gt 0 ]; then
   log "installing ${need[*]}"
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need[@]}" >/dev/null || die "apt-get install ${need[*]} failed"
 fi
-TRIPLE=${CARGO_BUILD_TARGET:-$(uname -m)-unknown-linux-musl}
+TRIPLE=$(rustc -vV 2>/dev/null | sed -n 's/^host: //p')
 BIN=$REPO/target/$TRIPLE/release/judgebox
 [ -x "$BIN" ] || die "$BIN missing: cargo build --release"
 [ -f "$OCI/index.json" ] || die "no language image layout at $OCI: run scripts/build-images.sh gcc python3"

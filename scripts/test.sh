@@ -15,14 +15,14 @@ cargo build --release --quiet
 # Lints first (cheap next to the tests): every unsafe block documented, no warnings.
 rustup component add clippy >/dev/null 2>&1 || true
 cargo clippy --quiet --all-targets -- -D warnings
-JUDGEBOX=$PWD/target/${CARGO_BUILD_TARGET:-$(uname -m)-unknown-linux-musl}/release/judgebox scripts/build-images.sh
+JUDGEBOX=$PWD/target/$(rustc -vV | sed -n 's/^host: //p')/release/judgebox scripts/build-images.sh
 JUDGEBOX_REQUIRE_IMAGES=1 cargo test --release -- --test-threads=2
 # The server suite again on the PostgreSQL backend (a throwaway server it starts itself);
 # tests/cluster.rs, in the run above, covers API and worker processes on separate hosts.
 JUDGEBOX_TEST_BACKEND=postgres JUDGEBOX_REQUIRE_IMAGES=1 cargo test --release --test server -- --test-threads=2
 scripts/crosscheck-umoci.sh
 scripts/fuzz.sh 30
-BIN=target/${CARGO_BUILD_TARGET:-$(uname -m)-unknown-linux-musl}/release/judgebox
+BIN=target/$(rustc -vV | sed -n 's/^host: //p')/release/judgebox
 scripts/vm-test.sh --binary "$BIN"
 scripts/container-test.sh --binary "$BIN"
 scripts/systemd-vm-test.sh

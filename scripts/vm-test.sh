@@ -329,7 +329,7 @@ build_probes() {
 # ---------------------------------------------------------------- judgebox binary
 ensure_binary() {
     if [ -z "$BINARY" ]; then
-        BINARY=$REPO/target/${CARGO_BUILD_TARGET:-$(uname -m)-unknown-linux-musl}/release/judgebox
+        BINARY=$REPO/target/$(rustc -vV | sed -n "s/^host: //p")/release/judgebox
         if [ ! -x "$BINARY" ]; then
             log "$BINARY missing; running cargo build --release"
             (cd "$REPO" && cargo build --release) || die "cargo build --release failed"

@@ -3,9 +3,6 @@
 
 mod cli;
 
-#[global_allocator]
-static ALLOCATOR: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
-
 fn main() {
     std::process::exit(cli::main());
 }
