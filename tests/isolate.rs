@@ -891,10 +891,8 @@ fn mounts_at(path: &Path) -> usize {
 /// Total size in bytes of the filesystem at `path`, and whether it is a tmpfs.
 fn fs_size_and_tmpfs(path: &Path) -> (u64, bool) {
     let st = statfs(path);
-    // f_bsize is a signed long with glibc, unsigned with musl.
-    #[allow(clippy::unnecessary_cast)]
-    let bsize = st.f_bsize as u64;
-    (st.f_blocks * bsize, st.f_type as i64 == TMPFS_MAGIC)
+    let bsize = u64::try_from(st.f_bsize).unwrap();
+    (st.f_blocks * bsize, st.f_type == TMPFS_MAGIC)
 }
 
 fn statfs(path: &Path) -> libc::statfs {

@@ -197,11 +197,11 @@ pub(crate) fn denied() -> Vec<Probe> {
         )),
         probe!("ioctl_tiocsti", "ioctl", || sys(
             SYS_ioctl,
-            [NEG, TIOCSTI as u64, BAD, 0, 0, 0]
+            [NEG, TIOCSTI, BAD, 0, 0, 0]
         )),
         probe!("ioctl_tiocsti_high_bits", "ioctl", || sys(
             SYS_ioctl,
-            [NEG, HIGH | TIOCSTI as u64, BAD, 0, 0, 0]
+            [NEG, HIGH | TIOCSTI, BAD, 0, 0, 0]
         )),
     ];
     if cfg!(target_arch = "x86_64") {
@@ -266,7 +266,7 @@ pub(crate) fn allowed() -> Vec<Probe> {
         probe!(
             "ioctl_tcgets",
             "",
-            || sys(SYS_ioctl, [NEG, TCGETS as u64, BAD, 0, 0, 0]),
+            || sys(SYS_ioctl, [NEG, TCGETS, BAD, 0, 0, 0]),
             &[EBADF as i64]
         ),
         probe!("mmap_exec", "", mmap_exec, OK),
