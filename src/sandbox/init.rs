@@ -278,7 +278,15 @@ fn start_program(
     }
     fds.error = pipe[1];
     let start_ns = sys::monotonic_ns();
-    let pid = match clone_into {
+    // clone3 refused (a container's seccomp profile may answer ENOSYS): the program moves
+    // itself in through the directory's `cgroup.procs` instead (slower, as naming a
+    // process there takes the kernel's threadgroup lock, but placed all the same).
+    let refused_into = clone_into.filter(|_| !sys::clone3_works());
+    if let Some(cgroup) = refused_into {
+        let procs = sys::openat(cgroup, c"cgroup.procs".as_ptr(), libc::O_WRONLY, 0);
+        fds.cgroup_join[0] = procs.map_err(|e| ChildError::new(SetupStep::JoinRunCgroup, e))?;
+    }
+    let pid = match clone_into.filter(|_| refused_into.is_none()) {
         Some(cgroup) => match sys::clone_process(0, Some(cgroup)) {
             Ok(0) => process::exec_program(p, &fds, filter),
             Ok(pid) => pid,
@@ -295,6 +303,9 @@ fn start_program(
     };
     if pid < 0 {
         return Err(ChildError::new(SetupStep::ForkProgram, sys::errno()));
+    }
+    if refused_into.is_some() {
+        sys::close(fds.cgroup_join[0]);
     }
     sys::close(pipe[1]);
     sys::close(fds.stdout);

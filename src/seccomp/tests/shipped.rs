@@ -127,6 +127,20 @@ fn both_allow_every_listed_syscall_and_answer_clone3_enosys() {
     }
 }
 
+/// The probe init uses before cloning a program into its cgroup: under a filter that
+/// answers ENOSYS to clone3 (ours, and Docker's, which judgebox may itself run under) it
+/// must say no, so the program joins through `cgroup.procs` instead of failing to start.
+#[test]
+fn the_clone3_probe_sees_a_filter_that_refuses_it() {
+    let works = || i64::from(!crate::sandbox::sys::clone3_works());
+    assert_eq!(child::run(None, works).0, OK, "clone3 works without a filter");
+    assert_eq!(
+        child::run(Some(&default()), works).0,
+        Outcome::Errno(1),
+        "the probe must see the filter's ENOSYS"
+    );
+}
+
 #[test]
 fn strict_has_the_same_allow_list_as_default() {
     let strip = |text: &str| {
