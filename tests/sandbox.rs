@@ -42,14 +42,22 @@ fn the_program_is_in_its_run_cgroup_and_sees_only_that() {
     let path = |l: &str| l.splitn(3, ':').nth(2).unwrap_or("").to_string();
     let used: Vec<&str> = own
         .lines()
-        .filter(|l| ["memory", "pids", "cpuacct", "0::"].iter().any(|c| l.contains(c)))
+        .filter(|l| {
+            ["memory", "pids", "cpuacct", "0::"]
+                .iter()
+                .any(|c| l.contains(c))
+        })
         .collect();
     if v["enforcement"]["memory"] == "rlimit" {
         return; // no cgroup on this host
     }
     assert!(!used.is_empty(), "{out}");
     for line in &used {
-        assert_eq!(path(line), "/", "the program's own view of its cgroup: {out}");
+        assert_eq!(
+            path(line),
+            "/",
+            "the program's own view of its cgroup: {out}"
+        );
     }
     let init_memory = init
         .lines()

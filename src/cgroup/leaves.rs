@@ -164,7 +164,11 @@ mod tests {
         leaves.remove_all(remove).unwrap();
         assert_eq!(
             *removed.borrow(),
-            [parent.join("mem0"), parent.join("mem2"), parent.join("mem1")]
+            [
+                parent.join("mem0"),
+                parent.join("mem2"),
+                parent.join("mem1")
+            ]
         );
     }
 
@@ -181,7 +185,10 @@ mod tests {
         leaves.prepare(parent, fail, |_| {
             Err(CgroupError::Unavailable("busy".into()))
         });
-        assert!(leaves.advance(parent, fail).is_err(), "no spare, and none made");
+        assert!(
+            leaves.advance(parent, fail).is_err(),
+            "no spare, and none made"
+        );
         let tried = RefCell::new(0);
         leaves.prepare(parent, ok, |_| {
             *tried.borrow_mut() += 1;

@@ -290,7 +290,10 @@ fn live_reset_starts_the_figures_over_for_the_next_run() {
     run.prepare_reset();
     assert!(run.reset().unwrap());
     let (status, _, _) = run_workload(&run, "alloc:200");
-    assert!(killed_by(status, libc::SIGKILL), "limit lost: status {status:#x}");
+    assert!(
+        killed_by(status, libc::SIGKILL),
+        "limit lost: status {status:#x}"
+    );
     let third = run.stats();
     assert!(third.oom_killed, "{third:?}");
     run.prepare_reset();
@@ -302,7 +305,11 @@ fn live_reset_starts_the_figures_over_for_the_next_run() {
         .filter(|e| e.file_type().unwrap().is_dir())
         .map(|e| e.file_name().into_string().unwrap())
         .collect();
-    assert_eq!(leaves.len(), 2, "the leaf in use and the next one only: {leaves:?}");
+    assert_eq!(
+        leaves.len(),
+        2,
+        "the leaf in use and the next one only: {leaves:?}"
+    );
     run.remove().unwrap();
     assert!(dirs.iter().all(|d| !d.exists()), "{dirs:?}");
 }

@@ -251,7 +251,11 @@ impl MemoryFiles {
             max_usage: open("memory.max_usage_in_bytes"),
             oom_control: open("memory.oom_control"),
             failcnt: open("memory.failcnt"),
-            memsw_failcnt: if swap { open("memory.memsw.failcnt") } else { None },
+            memsw_failcnt: if swap {
+                open("memory.memsw.failcnt")
+            } else {
+                None
+            },
         }
     }
 
@@ -327,7 +331,10 @@ impl Run {
 
     /// Every hierarchy's `tasks`, or None if one cannot be opened (then `attach` is used).
     fn open_tasks(&self) -> Option<Vec<File>> {
-        self.dirs.iter().map(|(dir, _)| open_tasks(dir).ok()).collect()
+        self.dirs
+            .iter()
+            .map(|(dir, _)| open_tasks(dir).ok())
+            .collect()
     }
 
     /// The run's memory directory and its index in `dirs`.

@@ -9,9 +9,7 @@ use super::copy;
 use super::namespaces;
 use super::prepare::Prepared;
 use super::process::{self, ProgramFds};
-use super::protocol::{
-    self, step, ChildError, Kind, Message, SetupStep, GO, MESSAGE_SIZE,
-};
+use super::protocol::{self, step, ChildError, Kind, Message, SetupStep, GO, MESSAGE_SIZE};
 use super::rootfs;
 use super::sys;
 use super::ExecFilter;

@@ -142,7 +142,12 @@ impl Started {
         } else {
             drop(sync);
         }
-        let observed = monitor.watch(&mut reports, File::from(out.0), File::from(err.0), &mut sinks);
+        let observed = monitor.watch(
+            &mut reports,
+            File::from(out.0),
+            File::from(err.0),
+            &mut sinks,
+        );
         let mut result = outcome::interpret(config, hooks, &observed);
         copy::finish_copy_out(&p.outs, p.copy_out_limit, &observed.copy_outs, &mut result);
         sinks.finish(&mut result);

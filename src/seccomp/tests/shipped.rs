@@ -133,7 +133,11 @@ fn both_allow_every_listed_syscall_and_answer_clone3_enosys() {
 #[test]
 fn the_clone3_probe_sees_a_filter_that_refuses_it() {
     let works = || i64::from(!crate::sandbox::sys::clone3_works());
-    assert_eq!(child::run(None, works).0, OK, "clone3 works without a filter");
+    assert_eq!(
+        child::run(None, works).0,
+        OK,
+        "clone3 works without a filter"
+    );
     assert_eq!(
         child::run(Some(&default()), works).0,
         Outcome::Errno(1),
