@@ -38,7 +38,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use doctor::{ControllerStatus, DoctorReport, Environment};
-pub use systemd::{enter_delegated_scope, ScopeError, SCOPE_ENV};
+pub use systemd::{enter_delegated_scope, ScopeError, Scoped, SCOPE_ENV};
 
 /// `CLONE_INTO_CGROUP` for `clone_args.flags` (libc 0.2 declares it as an overflowing
 /// `c_int`, so it is spelled out here).
@@ -343,22 +343,24 @@ impl Manager {
     /// Detects, picks and prepares parents, reaps stale runs. Never fails: on any problem
     /// the manager is in `Mode::None` and `none_reason()` says why.
     pub fn new(opts: &ManagerOptions) -> Manager {
-        let view = match HostView::read() {
-            Ok(v) => v,
-            Err(reason) => {
-                return Manager::unusable(
-                    HostView {
-                        layout: detect::Layout::default(),
-                        v2_controllers: String::new(),
-                        facts: v2::HostFacts {
-                            euid: u32::MAX,
-                            systemd_booted: false,
-                        },
+        match HostView::read() {
+            Ok(view) => Manager::from_view(view, opts),
+            Err(reason) => Manager::unusable(
+                HostView {
+                    layout: detect::Layout::default(),
+                    v2_controllers: String::new(),
+                    facts: v2::HostFacts {
+                        euid: u32::MAX,
+                        systemd_booted: false,
                     },
-                    (Problem::NothingMounted, reason),
-                )
-            }
-        };
+                },
+                (Problem::NothingMounted, reason),
+            ),
+        }
+    }
+
+    /// As `new`, from a view of the host read moments ago (`Scoped::manager`).
+    fn from_view(view: HostView, opts: &ManagerOptions) -> Manager {
         let mut m = Manager::with_view(view, opts);
         if !matches!(m.backend, Backend::None) {
             m.reap();

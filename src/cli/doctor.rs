@@ -5,7 +5,7 @@
 
 use anyhow::Result;
 use clap::Args;
-use judgebox::cgroup::{self, Manager, ManagerOptions, Mechanism};
+use judgebox::cgroup::{self, ManagerOptions, Mechanism};
 use std::path::PathBuf;
 
 /// Check the host: capabilities, namespaces and mounts, kernel, cgroup mode and controllers,
@@ -194,8 +194,9 @@ pub fn execute(args: DoctorArgs) -> Result<i32> {
         root: args.cgroup_root.clone(),
         disabled: false,
     };
-    let scope_note = cgroup::enter_delegated_scope(&opts)?;
-    let manager = Manager::new(&opts);
+    let scoped = cgroup::enter_delegated_scope(&opts)?;
+    let scope_note = scoped.note.clone();
+    let manager = scoped.manager(&opts);
     let report = manager.doctor();
     let limits = cgroup::Limits {
         memory: Some(256 << 20),

@@ -3,7 +3,7 @@
 use super::parse;
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
-use judgebox::cgroup::{self, Manager, ManagerOptions};
+use judgebox::cgroup::{self, ManagerOptions};
 use judgebox::display::escape_controls as esc;
 use judgebox::image::store::Resolved;
 use judgebox::sandbox::{self, Config, CopyIn, CopyOut, Enforced, Limits, TimedCgroup};
@@ -277,10 +277,11 @@ pub fn execute(args: RunArgs) -> Result<i32> {
     let started = Instant::now();
     sandbox::ensure_root()?;
     // Under systemd without delegation: continue in a delegated transient scope (re-exec).
-    cgroup::enter_delegated_scope(&ManagerOptions {
+    let cgroup_options = ManagerOptions {
         root: args.cgroup_root.clone(),
         disabled: args.no_cgroup,
-    })?;
+    };
+    let scoped = cgroup::enter_delegated_scope(&cgroup_options)?;
     parse::use_uid_range(args.uid_range)?;
     let mut config = build_config(&args)?;
     let _image = apply_image(&args, &mut config)?;
@@ -297,10 +298,7 @@ pub fn execute(args: RunArgs) -> Result<i32> {
         }
     }
     let cgroup_started = Instant::now();
-    let manager = Manager::new(&ManagerOptions {
-        root: args.cgroup_root.clone(),
-        disabled: args.no_cgroup,
-    });
+    let manager = scoped.manager(&cgroup_options);
     if let (Some(root), cgroup::Mode::None) = (&args.cgroup_root, manager.mode()) {
         anyhow::bail!(
             "--cgroup-root {}: not usable: {}",
