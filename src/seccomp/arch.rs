@@ -3,8 +3,6 @@
 //! legacy ABIs, and the architecture names profiles use. Also the running kernel version,
 //! for `minKernel` conditions.
 
-use std::sync::OnceLock;
-
 use super::error::SeccompError;
 
 /// `AUDIT_ARCH_*` values from `<linux/audit.h>`.
@@ -77,20 +75,14 @@ impl Arch {
         Some(table[at].1)
     }
 
-    /// (name, number) of every syscall of this architecture, sorted by name, built from
-    /// the `syscalls` crate's compact name table. Its `FromStr` is one `match` over ~370
-    /// names: a long stretch of code that each `judgebox run`, a fresh process compiling
-    /// its profile once, faulted in page by page (paired, 100 runs: 0.95x the wall time).
+    /// (name, number) of every syscall of this architecture, sorted by name at compile
+    /// time. The `syscalls` crate's `FromStr` is one `match` over ~370 names: a long
+    /// stretch of code that each `judgebox run`, a fresh process compiling its profile
+    /// once, faulted in page by page (paired, 100 runs: 0.95x the wall time).
     fn numbers_by_name(self) -> &'static [(&'static str, u32)] {
-        static X86_64: OnceLock<Vec<(&str, u32)>> = OnceLock::new();
-        static AARCH64: OnceLock<Vec<(&str, u32)>> = OnceLock::new();
         match self {
-            Arch::X86_64 => X86_64.get_or_init(|| {
-                by_name(syscalls::x86_64::Sysno::iter().map(|s| (s.name(), s.id())))
-            }),
-            Arch::Aarch64 => AARCH64.get_or_init(|| {
-                by_name(syscalls::aarch64::Sysno::iter().map(|s| (s.name(), s.id())))
-            }),
+            Arch::X86_64 => &X86_64_BY_NAME,
+            Arch::Aarch64 => &AARCH64_BY_NAME,
         }
     }
 
@@ -104,12 +96,55 @@ impl Arch {
     }
 }
 
-fn by_name(calls: impl Iterator<Item = (&'static str, i32)>) -> Vec<(&'static str, u32)> {
-    let mut table: Vec<(&str, u32)> = calls
-        .filter_map(|(name, id)| Some((name, u32::try_from(id).ok()?)))
-        .collect();
-    table.sort_unstable_by_key(|&(name, _)| name);
-    table
+/// A syscall table sorted by name, built by the compiler (`numbers_by_name`).
+macro_rules! sorted_by_name {
+    ($sysno:ty) => {{
+        const N: usize = <$sysno>::count();
+        let mut table = [("", 0u32); N];
+        let (mut id, mut n) = (<$sysno>::first().id(), 0);
+        while id <= <$sysno>::last().id() {
+            if let Some(call) = <$sysno>::new(id as usize) {
+                table[n] = (call.name(), call.id() as u32);
+                n += 1;
+            }
+            id += 1;
+        }
+        assert!(
+            n == N,
+            "the syscall table has gaps count() does not know of"
+        );
+        // Insertion sort: the compiler runs it once.
+        let mut i = 1;
+        while i < N {
+            let mut j = i;
+            while j > 0 && str_less(table[j].0, table[j - 1].0) {
+                let swap = table[j];
+                table[j] = table[j - 1];
+                table[j - 1] = swap;
+                j -= 1;
+            }
+            i += 1;
+        }
+        table
+    }};
+}
+
+static X86_64_BY_NAME: [(&str, u32); syscalls::x86_64::Sysno::count()] =
+    sorted_by_name!(syscalls::x86_64::Sysno);
+static AARCH64_BY_NAME: [(&str, u32); syscalls::aarch64::Sysno::count()] =
+    sorted_by_name!(syscalls::aarch64::Sysno);
+
+/// `a < b` as `str`'s `Ord` has it (bytewise), in a `const` context.
+const fn str_less(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let mut i = 0;
+    while i < a.len() && i < b.len() {
+        if a[i] != b[i] {
+            return a[i] < b[i];
+        }
+        i += 1;
+    }
+    a.len() < b.len()
 }
 
 /// Whether `name` is a system call on some Linux architecture (so a profile may list it
@@ -244,6 +279,14 @@ mod tests {
                 Arch::Aarch64.syscall_nr(n).is_none(),
                 "{n} is an aarch64 syscall"
             );
+        }
+    }
+
+    #[test]
+    fn the_tables_are_sorted_by_name_without_duplicates() {
+        for table in [&X86_64_BY_NAME[..], &AARCH64_BY_NAME[..]] {
+            assert!(table.windows(2).all(|w| w[0].0 < w[1].0));
+            assert!(table.iter().all(|(name, _)| !name.is_empty()));
         }
     }
 
