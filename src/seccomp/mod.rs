@@ -3,7 +3,8 @@
 //!
 //! - `Filter::load("default" | "strict" | "none" | PATH)`: the shipped profiles are
 //!   embedded (`seccomp/default.json`, `seccomp/strict.json`), so the binary is
-//!   self-contained; compiled programs are cached, so later loads are free.
+//!   self-contained; compiled programs are cached, so later loads are free (in the
+//!   process; the shipped ones also across processes, under /run/judgebox/seccomp).
 //! - `Filter::install()` is async-signal-safe: one seccomp(2) call, no allocation.
 //! - `violation::KmsgWatch` names the syscall that got a program killed, from the
 //!   kernel's audit records (see `violation` and `README.md` in this directory).
@@ -18,6 +19,7 @@ mod arch;
 pub(crate) use arch::kernel_version;
 mod argwidth;
 mod asm;
+mod cache;
 mod codegen;
 mod error;
 #[cfg(feature = "fuzzing")]
@@ -194,9 +196,13 @@ fn cached(
     Ok(compiled)
 }
 
+/// A shipped profile: compiled once per boot, binary and kernel (`cache`), then read.
 fn embedded(name: &str, text: &str) -> Result<Compiled, SeccompError> {
     let file = format!("seccomp/{name}.json (embedded)");
-    compile_text(text, &file, name, &Env::running()?)
+    let env = Env::running()?;
+    cache::load_or_compile(Path::new(cache::CACHE_DIR), name, text, &env, || {
+        compile_text(text, &file, name, &env)
+    })
 }
 
 fn load_file(path: &Path, spec: &str) -> Result<Arc<Compiled>, SeccompError> {
