@@ -525,6 +525,66 @@ fn dev_is_minimal_and_works() {
     }
 }
 
+/// What a program sees of /dev: its nodes' types and numbers, and /dev's mounts.
+const DEV_PROBE: &str =
+    "for n in null zero full random urandom; do stat -c '%n %F %t:%T' /dev/$n; done; \
+     awk '$5 ~ \"^/dev\" && $5 != \"/dev/shm\" {print \"mount\", $5, $6}' /proc/self/mountinfo; \
+     echo x > /dev/null && head -c 3 /dev/urandom | wc -c; mknod /dev/y c 1 3 || echo no-mknod";
+
+fn assert_dev_nodes(out: &str) {
+    for (name, numbers) in [
+        ("null", "1:3"),
+        ("zero", "1:5"),
+        ("full", "1:7"),
+        ("random", "1:8"),
+        ("urandom", "1:9"),
+    ] {
+        assert!(
+            out.contains(&format!("/dev/{name} character special file {numbers}")),
+            "/dev/{name}: {out}"
+        );
+    }
+    assert!(out.contains("\n3\n") && out.contains("no-mknod"), "{out}");
+}
+
+#[test]
+fn dev_nodes_are_made_by_init_and_no_program_can_make_one() {
+    let v = sh(&[], DEV_PROBE);
+    let out = stdout_of(&v);
+    assert_dev_nodes(out);
+    // mknod'd in /dev's tmpfs: the nodes are no mounts, /dev itself is nosuid,noexec.
+    let mounts: Vec<&str> = out.lines().filter_map(|l| l.strip_prefix("mount ")).collect();
+    assert_eq!(mounts.len(), 1, "{out}");
+    assert!(mounts[0].starts_with("/dev rw,nosuid,noexec"), "{out}");
+}
+
+#[test]
+fn without_cap_mknod_the_hosts_nodes_are_bound_and_dev_is_nodev() {
+    if !is_root() || Command::new("setpriv").arg("--version").output().is_err() {
+        return;
+    }
+    // judgebox without CAP_MKNOD, as in a container that lacks it.
+    let out = Command::new("setpriv")
+        .args(["--bounding-set=-mknod", "--inh-caps=-mknod", "--"])
+        .arg(common::BIN)
+        .args(["run", "--rootfs"])
+        .arg(rootfs())
+        .args(["--json", "--", "/bin/sh", "-c", DEV_PROBE])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    let text = stdout_of(&v);
+    assert_dev_nodes(text);
+    let mounts: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("mount ")).collect();
+    assert_eq!(mounts.len(), 6, "/dev and a bind per node: {text}");
+    assert!(
+        mounts[0].starts_with("/dev rw,nosuid,nodev,noexec"),
+        "{text}"
+    );
+}
+
 // ---- bad input: exit 2, one clear error, nothing left behind ----
 
 fn assert_bad_input(args: &[&str], expect: &str) {

@@ -249,14 +249,15 @@ fn mask(path: &CStr) -> SysResult {
     }
 }
 
-/// Device nodes offered in /dev: the host's own nodes, bind-mounted (as bubblewrap does),
-/// so no CAP_MKNOD is needed (containers often lack it). Name, then the host path.
-const DEVICES: &[(&CStr, &CStr)] = &[
-    (c"null", c"/dev/null"),
-    (c"zero", c"/dev/zero"),
-    (c"full", c"/dev/full"),
-    (c"random", c"/dev/random"),
-    (c"urandom", c"/dev/urandom"),
+/// Device nodes offered in /dev: name, then (major, minor) from the kernel's fixed list
+/// (Documentation/admin-guide/devices.txt: the `mem` driver's minors), then the host node
+/// to bind when mknod is refused (a container without CAP_MKNOD).
+const DEVICES: &[(&CStr, (u32, u32), &CStr)] = &[
+    (c"null", (1, 3), c"/dev/null"),
+    (c"zero", (1, 5), c"/dev/zero"),
+    (c"full", (1, 7), c"/dev/full"),
+    (c"random", (1, 8), c"/dev/random"),
+    (c"urandom", (1, 9), c"/dev/urandom"),
 ];
 const DEV_LINKS: &[(&CStr, &CStr)] = &[
     (c"/proc/self/fd", c"fd"),
@@ -265,12 +266,15 @@ const DEV_LINKS: &[(&CStr, &CStr)] = &[
     (c"/proc/self/fd/2", c"stderr"),
 ];
 
+/// The /dev tmpfs: root-owned 0755, so only init (root, CAP_MKNOD) ever creates a node in
+/// it; the program is never root and has no capabilities. Without nodev, as runc's /dev,
+/// for the nodes init makes; where mknod is refused it is remounted nodev and the host's
+/// nodes are bound instead (as bubblewrap does), each keeping its own mount's flags.
+const DEV_FLAGS: libc::c_ulong = (libc::MS_NOSUID | libc::MS_NOEXEC) as c_ulong;
+const DEV_OPTS: &CStr = c"mode=0755,size=64k,nr_inodes=64";
+
 pub(super) fn mount_dev(p: &Prepared) -> StepResult {
-    // nodev: the five device nodes are bind mounts of the host's, which keep their own
-    // mount's flags; nothing created in this tmpfs itself can ever be a usable device. It
-    // stays root-owned 0755.
-    let flags = (libc::MS_NOSUID | libc::MS_NOEXEC | libc::MS_NODEV) as c_ulong;
-    let opts = c"mode=0755,size=64k,nr_inodes=64";
+    let (flags, opts) = (DEV_FLAGS, DEV_OPTS);
     step(
         SetupStep::MountDev,
         sys::mount(
@@ -288,7 +292,7 @@ pub(super) fn mount_dev(p: &Prepared) -> StepResult {
         0,
     )
     .map_err(|e| ChildError::new(SetupStep::MountDev, e))?;
-    let result = populate_dev(dir);
+    let result = populate_dev(p, dir);
     sys::close(dir);
     result
 }
@@ -307,16 +311,29 @@ fn mount_shm(p: &Prepared, dir: &CStr) -> StepResult {
     )
 }
 
-fn populate_dev(dir: i32) -> StepResult {
+fn populate_dev(p: &Prepared, dir: i32) -> StepResult {
     // Bind targets are named relative to /dev (cwd), so no path is built here; pivot()
     // later changes the cwd to the new root anyway.
     // SAFETY: fchdir on an O_PATH directory fd this function's caller owns.
     if unsafe { libc::fchdir(dir) } != 0 {
         return Err(ChildError::new(SetupStep::MakeDevNode, sys::errno()));
     }
-    for (i, (name, host)) in DEVICES.iter().enumerate() {
-        bind_dev_node(dir, name, host)
-            .map_err(|e| ChildError::at(SetupStep::MakeDevNode, e, i as u32))?;
+    if !make_dev_nodes(dir)? {
+        let nodev = DEV_FLAGS | libc::MS_NODEV as c_ulong;
+        step(
+            SetupStep::RemountDevNodev,
+            sys::mount(
+                NULL,
+                p.dev_dir.as_ptr(),
+                NULL,
+                libc::MS_REMOUNT as c_ulong | nodev,
+                DEV_OPTS.as_ptr(),
+            ),
+        )?;
+        for (i, (name, _, host)) in DEVICES.iter().enumerate() {
+            bind_dev_node(dir, name, host)
+                .map_err(|e| ChildError::at(SetupStep::BindDevNode, e, i as u32))?;
+        }
     }
     for (i, (target, name)) in DEV_LINKS.iter().enumerate() {
         sys::symlinkat(target.as_ptr(), dir, name.as_ptr())
@@ -329,6 +346,29 @@ fn populate_dev(dir: i32) -> StepResult {
 }
 
 /// An empty file `name` in the /dev tmpfs with the host's node `host` bound over it.
+/// mknod of every device node (one syscall each, where a bind is three and a mount to
+/// tear down); false, with none left behind, when the kernel refuses (no CAP_MKNOD).
+fn make_dev_nodes(dir: i32) -> Result<bool, ChildError> {
+    for (i, (name, (major, minor), _)) in DEVICES.iter().enumerate() {
+        let dev = libc::makedev(*major, *minor);
+        // SAFETY: mknodat with a NUL-terminated name relative to a directory fd we own.
+        if unsafe { libc::mknodat(dir, name.as_ptr(), libc::S_IFCHR | 0o666, dev) } == 0 {
+            continue;
+        }
+        match sys::errno() {
+            libc::EPERM | libc::EACCES => {
+                for (made, _, _) in &DEVICES[..i] {
+                    // SAFETY: unlinkat of a name this function just created in `dir`.
+                    unsafe { libc::unlinkat(dir, made.as_ptr(), 0) };
+                }
+                return Ok(false);
+            }
+            e => return Err(ChildError::at(SetupStep::MakeDevNode, e, i as u32)),
+        }
+    }
+    Ok(true)
+}
+
 fn bind_dev_node(dir: i32, name: &CStr, host: &CStr) -> SysResult {
     let fd = sys::openat(
         dir,
