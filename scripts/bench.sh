@@ -68,15 +68,42 @@ bench() { # name, command...
   median_ms "$WORK/$name.json"
 }
 
+# The tools take turns: ROUNDS rounds of RUNS/ROUNDS runs each, tool after tool, and each
+# tool's median is over all its runs. A machine whose speed drifts during the section
+# (this one does, by 30% within minutes) then slows or speeds every tool alike, where
+# one block per tool would bill the drift to whichever ran in the slow minutes.
+ROUNDS=6
+
+round_robin() { # name=command... ; prints "name median_ms" per tool
+  local per=$(( (RUNS + ROUNDS - 1) / ROUNDS )) r spec name
+  for r in $(seq "$ROUNDS"); do
+    for spec in "$@"; do
+      name=${spec%%=*}
+      hyperfine --style none --warmup 3 --runs "$per" -N --export-json "$WORK/$name.$r.json" "${spec#*=}" \
+        >/dev/null 2>&1 \
+        || hyperfine --style none --warmup 3 --runs "$per" --export-json "$WORK/$name.$r.json" "${spec#*=}" >/dev/null
+    done
+  done
+  for spec in "$@"; do
+    name=${spec%%=*}
+    jq -s -r --arg n "$name" '[.[].results[0].times[]] | sort
+      | (if length % 2 == 1 then .[length / 2 | floor] else (.[length / 2 - 1] + .[length / 2]) / 2 end)
+      | "\($n) \(. * 1000)"' "$WORK/$name".*.json
+  done
+}
+
 report() { # label, prog, rootfs, target line
   local label=$1 prog=$2 root=$3 target=$4
-  local host chr unsh bw jb
-  host=$(bench host "$prog")
-  chr=$(bench chroot chroot "$root" $prog)
-  unsh=$(bench unshare unshare --pid --fork --mount --net --ipc --uts --mount-proc "$prog")
-  bw=$(bench bwrap bwrap --unshare-all --die-with-parent --ro-bind "$root" / --proc /proc --dev /dev "$prog")
-  jb=$(bench judgebox "$JB" run --rootfs "$root" -- "$prog")
-  printf '\n%s  (median of %d runs, ms)\n' "$label" "$RUNS"
+  local host chr unsh bw jb medians
+  medians=$(round_robin "host=$prog" "chroot=chroot $root $prog" \
+    "unshare=unshare --pid --fork --mount --net --ipc --uts --mount-proc $prog" \
+    "bwrap=bwrap --unshare-all --die-with-parent --ro-bind $root / --proc /proc --dev /dev $prog" \
+    "judgebox=$JB run --rootfs $root -- $prog")
+  rm -f "$WORK"/host.*.json "$WORK"/chroot.*.json "$WORK"/unshare.*.json "$WORK"/bwrap.*.json "$WORK"/judgebox.*.json
+  pick() { awk -v n="$1" '$1 == n { print $2 }' <<<"$medians"; }
+  host=$(pick host) chr=$(pick chroot) unsh=$(pick unshare) bw=$(pick bwrap) jb=$(pick judgebox)
+  printf '\n%s  (median of %d runs each, the tools taking turns in %d rounds, ms)\n' "$label" \
+    "$(( (RUNS + ROUNDS - 1) / ROUNDS * ROUNDS ))" "$ROUNDS"
   printf '  %-28s %8.2f\n' "host fork/exec" "$host" "chroot into the rootfs" "$chr" \
     "unshare -pmniu --mount-proc" "$unsh" "bwrap --unshare-all" "$bw" "judgebox run" "$jb"
   awk -v j="$jb" -v b="$bw" -v u="$unsh" -v h="$host" -v c="$chr" 'BEGIN {
