@@ -461,3 +461,59 @@ fn schema_versions_are_checked() {
     let (ok, text) = serve(&["--rootfs", "/nonexistent"]);
     assert!(!ok && text.contains("upgrade judgebox"), "{text}");
 }
+
+/// A worker whose COMMIT of a result went through but whose connection was lost before the
+/// answer (PostgreSQL restarting, a cut link) retries with the same stamp: the retry must
+/// recognise its own result as stored, and nothing else may pass for it.
+#[test]
+fn a_finish_retried_after_its_commit_landed_unseen_counts_as_stored() {
+    use judgebox::server::postgres::{migrate, Postgres};
+    use judgebox::server::store::{Lease, Outcome, Request, Store, Submission, IN_QUEUE};
+    if bin_dir().is_none() {
+        return;
+    }
+    let pg = TempPostgres::start("127.0.0.1", None);
+    let name = pg.create_db();
+    let url = pg.conninfo("127.0.0.1", &name);
+    migrate(&url).unwrap();
+    let store = Postgres::open(&url, 2).unwrap();
+    let submission = |token: &str| Submission {
+        token: token.into(),
+        request: Request {
+            language_id: 71,
+            ..Request::default()
+        },
+        status_id: IN_QUEUE,
+        created_at: 1,
+        started_at: None,
+        finished_at: None,
+        outcome: None,
+    };
+    store.create(&[submission("landed")]).unwrap();
+    let lease = Lease {
+        owner: "worker-a".into(),
+        ms: 60_000,
+    };
+    let claimed = store.claim_next(&lease, 2).unwrap().expect("claimed");
+    assert_eq!(claimed.token, "landed");
+    let outcome = Outcome {
+        status_id: 3,
+        stdout: Some(b"4\n".to_vec()),
+        time: Some(0.01),
+        ..Outcome::default()
+    };
+    assert!(store.finish("landed", "worker-a", &outcome, 1000).unwrap());
+    // The retry of that very write: stored.
+    assert!(store.finish("landed", "worker-a", &outcome, 1000).unwrap());
+    // Anything else is not: another stamp, another result, another worker.
+    assert!(!store.finish("landed", "worker-a", &outcome, 1001).unwrap());
+    let other = Outcome {
+        stdout: Some(b"5\n".to_vec()),
+        ..outcome.clone()
+    };
+    assert!(!store.finish("landed", "worker-a", &other, 1000).unwrap());
+    assert!(!store.finish("landed", "worker-b", &other, 1002).unwrap());
+    let stored = store.fetch("landed").unwrap().expect("stored");
+    assert_eq!((stored.status_id, stored.finished_at), (3, Some(1000)));
+    assert_eq!(stored.outcome, Some(outcome));
+}

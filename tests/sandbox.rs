@@ -553,7 +553,10 @@ fn dev_nodes_are_made_by_init_and_no_program_can_make_one() {
     let out = stdout_of(&v);
     assert_dev_nodes(out);
     // mknod'd in /dev's tmpfs: the nodes are no mounts, /dev itself is nosuid,noexec.
-    let mounts: Vec<&str> = out.lines().filter_map(|l| l.strip_prefix("mount ")).collect();
+    let mounts: Vec<&str> = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("mount "))
+        .collect();
     assert_eq!(mounts.len(), 1, "{out}");
     assert!(mounts[0].starts_with("/dev rw,nosuid,noexec"), "{out}");
 }
@@ -577,7 +580,10 @@ fn without_cap_mknod_the_hosts_nodes_are_bound_and_dev_is_nodev() {
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
     let text = stdout_of(&v);
     assert_dev_nodes(text);
-    let mounts: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("mount ")).collect();
+    let mounts: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("mount "))
+        .collect();
     assert_eq!(mounts.len(), 6, "/dev and a bind per node: {text}");
     assert!(
         mounts[0].starts_with("/dev rw,nosuid,nodev,noexec"),

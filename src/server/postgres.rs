@@ -353,7 +353,26 @@ impl Store for Postgres {
                 ],
             )
         })?;
-        Ok(rows.len() == 1)
+        if rows.len() == 1 {
+            return Ok(true);
+        }
+        // Nothing updated. A connection lost while its COMMIT was under way (the server
+        // restarted, the network cut) leaves the caller not knowing whether that attempt
+        // landed, and this retry then finds the submission finished: by that attempt
+        // exactly when the row holds this very result, stamped at this `now`.
+        let landed = self.with(|c| {
+            c.query_typed(
+                "SELECT 1 FROM submissions WHERE token = $1 AND status_id = $2
+                    AND finished_at = $3 AND outcome = $4 AND lease_owner IS NULL",
+                &[
+                    (&token, Type::TEXT),
+                    (&status, Type::INT4),
+                    (&now, Type::INT8),
+                    (&json, Type::TEXT),
+                ],
+            )
+        })?;
+        Ok(landed.len() == 1)
     }
 
     fn requeue_stale(&self) -> Result<u64, StoreError> {

@@ -168,6 +168,8 @@ pub trait Store: Send + Sync {
     fn renew(&self, lease: &Lease, tokens: &[String]) -> Result<Vec<String>, StoreError>;
     /// Stores the outcome and makes the status final in one transaction, only while
     /// `owner` holds the submission's lease: `false` means it did not (nothing written).
+    /// Retried with the same `now` after an error, `true` when the earlier attempt had
+    /// written this very result (its COMMIT went through but the answer was lost).
     fn finish(
         &self,
         token: &str,

@@ -122,11 +122,11 @@ fn process(state: &State, slot: usize, sub: Submission) {
 fn finish(state: &State, token: &str, outcome: &Outcome) -> bool {
     let give_up = std::time::Instant::now() + Duration::from_millis(state.lease.ms);
     let mut backoff = Duration::ZERO;
+    // One stamp for every attempt: a retry after a lost COMMIT recognises its own result
+    // by it (`Store::finish`).
+    let now = now_ms();
     loop {
-        match state
-            .store
-            .finish(token, &state.lease.owner, outcome, now_ms())
-        {
+        match state.store.finish(token, &state.lease.owner, outcome, now) {
             Ok(done) => return done,
             Err(e) => {
                 backoff = next_backoff(backoff);
