@@ -49,7 +49,7 @@ pub(crate) fn load_or_compile(
     };
     let usable = private_dir(dir);
     let path = dir.join(format!("{name}.json"));
-    if let Some(hit) = usable.then(|| read(&path, &key, env.arch)).flatten() {
+    if let Some(hit) = usable.then(|| read(&path, name, &key, env.arch)).flatten() {
         return Ok(hit);
     }
     let compiled = compile()?;
@@ -103,8 +103,8 @@ fn euid() -> u32 {
 }
 
 /// The cached program at `path`, when it is a regular file of ours that only we can
-/// write, made for `key`, of a sane length, and lets execve through.
-fn read(path: &Path, key: &str, arch: Arch) -> Option<Compiled> {
+/// write, made for profile `name` and `key`, of a sane length, and lets execve through.
+fn read(path: &Path, name: &str, key: &str, arch: Arch) -> Option<Compiled> {
     let file = OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
@@ -117,7 +117,11 @@ fn read(path: &Path, key: &str, arch: Arch) -> Option<Compiled> {
     let mut bytes = Vec::new();
     file.take(MAX_FILE).read_to_end(&mut bytes).ok()?;
     let entry: Entry = serde_json::from_slice(&bytes).ok()?;
-    if entry.key != key || entry.program.is_empty() || entry.program.len() > MAX_INSNS {
+    if entry.key != key
+        || entry.name != name
+        || entry.program.is_empty()
+        || entry.program.len() > MAX_INSNS
+    {
         return None;
     }
     let program: Vec<libc::sock_filter> = entry
@@ -154,6 +158,8 @@ fn store(dir: &Path, path: &Path, key: &str, compiled: &Compiled) {
         return;
     };
     let temp: PathBuf = dir.join(format!(".{}.{}.tmp", compiled.name, std::process::id()));
+    // Left by a process killed mid-write that had this pid before.
+    let _ = fs::remove_file(&temp);
     let written = OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -238,6 +244,8 @@ mod tests {
             "not json".to_string(),
             // A program that would block execve: refused even with the right key.
             text.replace("\"program\":[", "\"program\":[[6,0,0,0],"),
+            // Another profile's name under this one's key.
+            text.replace("\"name\":\"default\"", "\"name\":\"strict\""),
         ] {
             fs::write(&file, damaged).unwrap();
             assert!(load(&dir, DEFAULT_JSON).1, "a damaged file was used");
