@@ -345,7 +345,6 @@ fn populate_dev(p: &Prepared, dir: i32) -> StepResult {
     )
 }
 
-/// An empty file `name` in the /dev tmpfs with the host's node `host` bound over it.
 /// mknod of every device node (one syscall each, where a bind is three and a mount to
 /// tear down); false, with none left behind, when the kernel refuses (no CAP_MKNOD).
 fn make_dev_nodes(dir: i32) -> Result<bool, ChildError> {
@@ -369,6 +368,7 @@ fn make_dev_nodes(dir: i32) -> Result<bool, ChildError> {
     Ok(true)
 }
 
+/// An empty file `name` in the /dev tmpfs with the host's node `host` bound over it.
 fn bind_dev_node(dir: i32, name: &CStr, host: &CStr) -> SysResult {
     let fd = sys::openat(
         dir,
