@@ -531,7 +531,8 @@ const DEV_PROBE: &str =
      awk '$5 ~ \"^/dev\" && $5 != \"/dev/shm\" {print \"mount\", $5, $6}' /proc/self/mountinfo; \
      echo x > /dev/null && head -c 3 /dev/urandom | wc -c; mknod /dev/y c 1 3 || echo no-mknod";
 
-fn assert_dev_nodes(out: &str) {
+/// Checks the nodes `DEV_PROBE` saw; returns /dev's mounts ("<point> <options>").
+fn dev_nodes_checked(out: &str) -> Vec<&str> {
     for (name, numbers) in [
         ("null", "1:3"),
         ("zero", "1:5"),
@@ -545,18 +546,17 @@ fn assert_dev_nodes(out: &str) {
         );
     }
     assert!(out.contains("\n3\n") && out.contains("no-mknod"), "{out}");
+    out.lines()
+        .filter_map(|l| l.strip_prefix("mount "))
+        .collect()
 }
 
 #[test]
 fn dev_nodes_are_made_by_init_and_no_program_can_make_one() {
     let v = sh(&[], DEV_PROBE);
     let out = stdout_of(&v);
-    assert_dev_nodes(out);
     // mknod'd in /dev's tmpfs: the nodes are no mounts, /dev itself is nosuid,noexec.
-    let mounts: Vec<&str> = out
-        .lines()
-        .filter_map(|l| l.strip_prefix("mount "))
-        .collect();
+    let mounts = dev_nodes_checked(out);
     assert_eq!(mounts.len(), 1, "{out}");
     assert!(mounts[0].starts_with("/dev rw,nosuid,noexec"), "{out}");
 }
@@ -579,11 +579,7 @@ fn without_cap_mknod_the_hosts_nodes_are_bound_and_dev_is_nodev() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
     let text = stdout_of(&v);
-    assert_dev_nodes(text);
-    let mounts: Vec<&str> = text
-        .lines()
-        .filter_map(|l| l.strip_prefix("mount "))
-        .collect();
+    let mounts = dev_nodes_checked(text);
     assert_eq!(mounts.len(), 6, "/dev and a bind per node: {text}");
     assert!(
         mounts[0].starts_with("/dev rw,nosuid,nodev,noexec"),

@@ -281,7 +281,12 @@ fn start_program(
     // process there takes the kernel's threadgroup lock, but placed all the same).
     let refused_into = clone_into.filter(|_| !sys::clone3_works());
     if let Some(cgroup) = refused_into {
-        let procs = sys::openat(cgroup, c"cgroup.procs".as_ptr(), libc::O_WRONLY, 0);
+        let procs = sys::openat(
+            cgroup,
+            c"cgroup.procs".as_ptr(),
+            libc::O_WRONLY | libc::O_CLOEXEC,
+            0,
+        );
         fds.cgroup_join[0] = procs.map_err(|e| ChildError::new(SetupStep::JoinRunCgroup, e))?;
     }
     let pid = match clone_into.filter(|_| refused_into.is_none()) {

@@ -274,15 +274,14 @@ const DEV_FLAGS: libc::c_ulong = (libc::MS_NOSUID | libc::MS_NOEXEC) as c_ulong;
 const DEV_OPTS: &CStr = c"mode=0755,size=64k,nr_inodes=64";
 
 pub(super) fn mount_dev(p: &Prepared) -> StepResult {
-    let (flags, opts) = (DEV_FLAGS, DEV_OPTS);
     step(
         SetupStep::MountDev,
         sys::mount(
             TMPFS.as_ptr(),
             p.dev_dir.as_ptr(),
             TMPFS.as_ptr(),
-            flags,
-            opts.as_ptr(),
+            DEV_FLAGS,
+            DEV_OPTS.as_ptr(),
         ),
     )?;
     let dir = sys::openat(

@@ -31,9 +31,6 @@ fn check(ret: c_int) -> SysResult {
     }
 }
 
-/// Forks with namespace flags via clone3 (fork semantics: no new stack), optionally into a
-/// cgroup. Falls back to plain clone when clone3 is missing and no cgroup fd is needed.
-/// Returns 0 in the child and the child's pid in the parent.
 /// Whether clone3 is available to this process (a seccomp profile may answer ENOSYS to
 /// it, as Docker's default does): probed with a size of 0, which a kernel that has clone3
 /// refuses with EINVAL before doing anything. One syscall, no state: safe in init.
@@ -44,6 +41,9 @@ pub fn clone3_works() -> bool {
     r < 0 && errno() == libc::EINVAL
 }
 
+/// Forks with namespace flags via clone3 (fork semantics: no new stack), optionally into a
+/// cgroup. Falls back to plain clone when clone3 is missing and no cgroup fd is needed.
+/// Returns 0 in the child and the child's pid in the parent.
 pub fn clone_process(flags: u64, cgroup_fd: Option<c_int>) -> SysResult<libc::pid_t> {
     // SAFETY: clone_args is plain old data; zeroed is a valid initial value.
     let mut args: libc::clone_args = unsafe { std::mem::zeroed() };

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::arch::Arch;
 use super::resolve::Env;
 use super::{check_execve, Compiled, SeccompError, MAX_INSNS};
+use crate::image::digest::Digest;
 
 /// Where the compiled shipped profiles are kept (one file per profile name).
 pub(crate) const CACHE_DIR: &str = "/run/judgebox/seccomp";
@@ -64,25 +65,18 @@ pub(crate) fn load_or_compile(
 fn key_for(text: &str, env: &Env) -> Option<String> {
     let exe = fs::metadata("/proc/self/exe").ok()?;
     Some(format!(
-        "format {FORMAT}; judgebox {} exe {}:{}:{}:{}.{}; text {}:{:016x}; arch {:?}; kernel {}.{}",
+        "format {FORMAT}; judgebox {} exe {}:{}:{}:{}.{}; text {}; arch {:?}; kernel {}.{}",
         env!("CARGO_PKG_VERSION"),
         exe.dev(),
         exe.ino(),
         exe.size(),
         exe.mtime(),
         exe.mtime_nsec(),
-        text.len(),
-        fnv1a(text.as_bytes()),
+        Digest::of(text.as_bytes()),
         env.arch,
         env.kernel.0,
         env.kernel.1,
     ))
-}
-
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
 }
 
 /// Creates `dir` (0700) when missing; usable only when it is a real directory of ours
