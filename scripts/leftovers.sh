@@ -32,10 +32,11 @@ count_leases() {
 }
 
 # Run cgroups (`run-PID-START-N`, any hierarchy) of the judgebox pids in the PIDS
-# alternation (`1|2|3`), and judge work dirs (/tmp/judgebox-judge-PID-N) of the same.
+# alternation (`1|2|3`), and judge work dirs (judgebox-judge-PID-N in the scratch base:
+# $TMPDIR, /dev/shm or /tmp, see src/scratch.rs) of the same.
 count_cgroups() {
     find /sys/fs/cgroup -mindepth 1 -type d -regextype egrep -regex ".*/run-($1)-[0-9]+-[0-9]+" 2>/dev/null | wc -l
 }
 count_work_dirs() {
-    find /tmp -maxdepth 1 -regextype egrep -regex "/tmp/judgebox-judge-($1)-[0-9]+" 2>/dev/null | wc -l
+    find ${TMPDIR:-} /dev/shm /tmp -maxdepth 1 -regextype egrep -regex ".*/judgebox-judge-($1)-[0-9]+" 2>/dev/null | sort -u | wc -l
 }

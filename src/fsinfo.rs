@@ -1,5 +1,6 @@
 //! Filesystem facts judgebox bounds writes by: a filesystem's capacity (the `--box-dir`
-//! size policy) and its free space (the image store's reserve), both from statvfs.
+//! size policy) and its free space (the image store's reserve), both from statvfs; and
+//! whether a directory is in memory (where scratch files go, `crate::scratch`).
 
 use std::ffi::CString;
 use std::io;
@@ -17,6 +18,19 @@ pub fn capacity(path: &Path) -> io::Result<u64> {
 pub fn available(path: &Path) -> io::Result<u64> {
     let st = statvfs(path)?;
     Ok((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
+}
+
+/// Whether `path` is on a tmpfs (statfs's filesystem type).
+pub fn is_tmpfs(path: &Path) -> io::Result<bool> {
+    let c = CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: st is a plain C struct statfs fills completely on success.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: c is a valid NUL-terminated path and st a valid out-pointer.
+    if unsafe { libc::statfs(c.as_ptr(), &mut st) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(st.f_type == libc::TMPFS_MAGIC)
 }
 
 fn statvfs(path: &Path) -> io::Result<libc::statvfs> {

@@ -14,6 +14,7 @@ pub mod judge;
 pub mod lang;
 pub mod safe_open;
 pub mod sandbox;
+pub mod scratch;
 pub mod seccomp;
 pub mod server;
 pub mod units;

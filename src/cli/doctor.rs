@@ -50,6 +50,17 @@ fn host_features() -> serde_json::Value {
         "clone3": syscall_exists(libc::SYS_clone3),
         "pidfd_open": syscall_exists(libc::SYS_pidfd_open),
         "openat2": syscall_exists(libc::SYS_openat2),
+        "scratch": scratch(),
+    })
+}
+
+/// Where judges and the server keep their short-lived files, and whether that is memory.
+fn scratch() -> serde_json::Value {
+    let dir = judgebox::scratch::base();
+    serde_json::json!({
+        "dir": dir.to_string_lossy(),
+        "tmpfs": judgebox::fsinfo::is_tmpfs(dir).ok(),
+        "available_bytes": judgebox::fsinfo::available(dir).ok(),
     })
 }
 
@@ -259,6 +270,17 @@ pub fn execute(args: DoctorArgs) -> Result<i32> {
         let yes = host[feature].as_bool().unwrap_or(false);
         println!("{feature:<15} {}", if yes { "yes" } else { "no" });
     }
+    let scratch = &host["scratch"];
+    println!(
+        "scratch         {} ({}; set {} to choose)",
+        judgebox::display::escape_controls(scratch["dir"].as_str().unwrap_or("?")),
+        match scratch["tmpfs"].as_bool() {
+            Some(true) => "memory",
+            Some(false) => "disk",
+            None => "not reachable",
+        },
+        judgebox::scratch::ENV
+    );
     println!("limits:");
     println!("  memory        {}", enforcement.memory);
     println!("  pids          {}", enforcement.pids);

@@ -130,8 +130,9 @@ pub fn execute(a: ServeArgs) -> Result<i32> {
         .or(config.count)
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .max(1);
-    remove_stale_scratch();
-    let scratch = std::env::temp_dir().join(format!("judgebox-serve-{}", std::process::id()));
+    // Scratch directories of servers that were killed (-9) go at start-up.
+    judgebox::scratch::remove_stale("judgebox-serve-");
+    let scratch = judgebox::scratch::base().join(format!("judgebox-serve-{}", std::process::id()));
     let runner = Runner {
         cgroups,
         images,
@@ -159,22 +160,4 @@ pub fn execute(a: ServeArgs) -> Result<i32> {
     let _ = std::fs::remove_dir_all(&scratch);
     result?;
     Ok(0)
-}
-
-/// Scratch directories of servers that are gone (killed with -9) are removed at start-up.
-fn remove_stale_scratch() {
-    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let pid = name
-            .strip_prefix("judgebox-serve-")
-            .and_then(|p| p.parse::<u32>().ok());
-        if let Some(pid) = pid {
-            if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
-                let _ = std::fs::remove_dir_all(entry.path());
-            }
-        }
-    }
 }

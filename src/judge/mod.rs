@@ -776,13 +776,18 @@ struct WorkDir {
     path: PathBuf,
 }
 
+const WORK_DIR_PREFIX: &str = "judgebox-judge-";
+
 impl WorkDir {
     fn create() -> Result<WorkDir, JudgeError> {
         use std::os::unix::fs::DirBuilderExt;
         static SEQ: AtomicUsize = AtomicUsize::new(0);
-        remove_stale_work_dirs();
-        let path = std::env::temp_dir().join(format!(
-            "judgebox-judge-{}-{}",
+        // Work dirs of judges that were killed hold artifacts and captured outputs: the
+        // first judge of each process removes those whose process is gone.
+        static STALE_REMOVED: std::sync::Once = std::sync::Once::new();
+        STALE_REMOVED.call_once(|| crate::scratch::remove_stale(WORK_DIR_PREFIX));
+        let path = crate::scratch::base().join(format!(
+            "{WORK_DIR_PREFIX}{}-{}",
             std::process::id(),
             SEQ.fetch_add(1, Ordering::Relaxed)
         ));
@@ -794,31 +799,6 @@ impl WorkDir {
                 source,
             })?;
         Ok(WorkDir { path })
-    }
-}
-
-/// Work dirs of judges that were killed (SIGKILL skips `Drop`) hold artifacts and captured
-/// outputs: the next judge removes those whose process is gone.
-fn remove_stale_work_dirs() {
-    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let pid = name
-            .strip_prefix("judgebox-judge-")
-            .and_then(|rest| rest.split('-').next())
-            .and_then(|p| p.parse::<u32>().ok());
-        let stale = pid.is_some_and(|p| !Path::new(&format!("/proc/{p}")).exists());
-        // Only real directories we created (ours, not a symlink or another user's) go.
-        let ours = std::fs::symlink_metadata(entry.path()).is_ok_and(|m| {
-            use std::os::unix::fs::MetadataExt;
-            // SAFETY: geteuid has no preconditions.
-            m.is_dir() && m.uid() == unsafe { libc::geteuid() }
-        });
-        if stale && ours {
-            let _ = std::fs::remove_dir_all(entry.path());
-        }
     }
 }
 
