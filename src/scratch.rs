@@ -44,6 +44,33 @@ fn roomy_tmpfs(dir: &Path) -> bool {
         && crate::fsinfo::available(dir).is_ok_and(|free| free >= MIN_SHM_BYTES)
 }
 
+/// Makes `path` a new 0700 directory of this user's. A real directory of ours already
+/// there (a process before us had this pid) is emptied first; anything else there (a
+/// symlink, another user's directory, a file) is refused, never followed: the scratch base
+/// may be a world-writable directory where names can be planted.
+pub fn private_dir(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    let mkdir = || std::fs::DirBuilder::new().mode(0o700).create(path);
+    match mkdir() {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let m = std::fs::symlink_metadata(path)?;
+            // SAFETY: geteuid has no preconditions.
+            if !m.is_dir() || m.uid() != unsafe { libc::geteuid() } {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::AlreadyExists,
+                    format!(
+                        "{} exists and is not a directory of ours (left as it is)",
+                        path.display()
+                    ),
+                ));
+            }
+            std::fs::remove_dir_all(path)?;
+            mkdir()
+        }
+        r => r,
+    }
+}
+
 /// Removes `<base>/<prefix><pid>[-…]` directories whose process is gone (SIGKILL skips every
 /// `Drop`): only real directories owned by this user, never a symlink or another's.
 pub fn remove_stale(prefix: &str) {
@@ -101,6 +128,33 @@ mod tests {
         let taken = roomy_tmpfs(&private);
         std::fs::remove_dir(&private).unwrap();
         assert!(!taken);
+        // /dev/shm itself is taken whenever it is the roomy tmpfs it usually is.
+        let shm = Path::new("/dev/shm");
+        let roomy = crate::fsinfo::is_tmpfs(shm).unwrap_or(false)
+            && crate::fsinfo::available(shm).is_ok_and(|f| f >= MIN_SHM_BYTES);
+        assert_eq!(roomy_tmpfs(shm), roomy);
+    }
+
+    #[test]
+    fn a_private_dir_replaces_our_leftover_and_refuses_a_planted_symlink() {
+        let dir = tempfile::tempdir().unwrap();
+        let ours = dir.path().join("ours");
+        std::fs::create_dir_all(ours.join("old")).unwrap();
+        private_dir(&ours).unwrap();
+        assert_eq!(std::fs::read_dir(&ours).unwrap().count(), 0);
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&ours).unwrap().permissions().mode();
+        assert_eq!(mode & 0o7777, 0o700);
+
+        let target = dir.path().join("target");
+        std::fs::create_dir(&target).unwrap();
+        std::fs::write(target.join("keep"), b"x").unwrap();
+        let planted = dir.path().join("planted");
+        std::os::unix::fs::symlink(&target, &planted).unwrap();
+        let err = private_dir(&planted).unwrap_err();
+        assert!(err.to_string().contains("not a directory of ours"), "{err}");
+        assert!(target.join("keep").exists());
+        assert!(planted.symlink_metadata().unwrap().file_type().is_symlink());
     }
 
     #[test]

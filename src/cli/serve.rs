@@ -133,6 +133,8 @@ pub fn execute(a: ServeArgs) -> Result<i32> {
     // Scratch directories of servers that were killed (-9) go at start-up.
     judgebox::scratch::remove_stale("judgebox-serve-");
     let scratch = judgebox::scratch::base().join(format!("judgebox-serve-{}", std::process::id()));
+    judgebox::scratch::private_dir(&scratch)
+        .with_context(|| format!("scratch directory {}", scratch.display()))?;
     let runner = Runner {
         cgroups,
         images,

@@ -157,14 +157,20 @@ fn words(text: Option<&str>) -> Vec<String> {
 struct Scratch(PathBuf);
 
 impl Scratch {
+    /// `base/token`, inside the server's own 0700 directory (made again, never followed
+    /// through a symlink, if something removed it).
     fn create(base: &Path, token: &str) -> std::io::Result<Scratch> {
         use std::os::unix::fs::DirBuilderExt;
         let path = base.join(token);
         let _ = std::fs::remove_dir_all(&path);
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&path)?;
+        let mkdir = || std::fs::DirBuilder::new().mode(0o700).create(&path);
+        match mkdir() {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                crate::scratch::private_dir(base)?;
+                mkdir()?;
+            }
+            r => r?,
+        }
         Ok(Scratch(path))
     }
 }
