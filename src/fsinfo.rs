@@ -30,7 +30,10 @@ pub fn is_tmpfs(path: &Path) -> io::Result<bool> {
     if unsafe { libc::statfs(c.as_ptr(), &mut st) } < 0 {
         return Err(io::Error::last_os_error());
     }
-    Ok(st.f_type == libc::TMPFS_MAGIC)
+    // f_type and the magic numbers are signed in glibc, unsigned in musl.
+    #[allow(clippy::unnecessary_cast)]
+    let tmpfs = st.f_type as u64 == libc::TMPFS_MAGIC as u64;
+    Ok(tmpfs)
 }
 
 fn statvfs(path: &Path) -> io::Result<libc::statvfs> {
