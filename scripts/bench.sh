@@ -12,8 +12,10 @@
 #
 # Compares, for /bin/true (and `python3 -c pass` in the python3 image, or --python-rootfs):
 #   host fork/exec, chroot into the rootfs (the floor: the same binary and libraries, no
-#   sandbox), unshare (pid+mount+net+ipc+uts, --mount-proc), bwrap --unshare-all with the
-#   rootfs as /, and judgebox run. Prints medians (ms) and judgebox/peer ratios.
+#   sandbox), `unshare chroot` with and without pid+mount+ipc+uts namespaces (what the
+#   namespaces alone cost, the execs being the same), unshare (pid+mount+net+ipc+uts,
+#   --mount-proc), bwrap --unshare-all with the rootfs as /, and judgebox run. Prints
+#   medians (ms) and judgebox/peer ratios.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,7 +29,7 @@ while [ $# -gt 0 ]; do
     --rootfs) ROOTFS=$2; shift 2 ;;
     --python-rootfs) PYROOT=$2; shift 2 ;;
     --only) ONLY=$2; shift 2 ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
     *) echo "bench.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -96,19 +98,26 @@ report() { # label, prog, rootfs, target line
   local label=$1 prog=$2 root=$3 target=$4
   local host chr unsh bw jb medians
   medians=$(round_robin "host=$prog" "chroot=chroot $root $prog" \
+    "plain=unshare chroot $root $prog" "nsonly=unshare --pid --fork --mount --ipc --uts chroot $root $prog" \
     "unshare=unshare --pid --fork --mount --net --ipc --uts --mount-proc $prog" \
     "bwrap=bwrap --unshare-all --die-with-parent --ro-bind $root / --proc /proc --dev /dev $prog" \
     "judgebox=$JB run --rootfs $root -- $prog")
-  rm -f "$WORK"/host.*.json "$WORK"/chroot.*.json "$WORK"/unshare.*.json "$WORK"/bwrap.*.json "$WORK"/judgebox.*.json
+  rm -f "$WORK"/host.*.json "$WORK"/chroot.*.json "$WORK"/plain.*.json "$WORK"/nsonly.*.json \
+    "$WORK"/unshare.*.json "$WORK"/bwrap.*.json "$WORK"/judgebox.*.json
   pick() { awk -v n="$1" '$1 == n { print $2 }' <<<"$medians"; }
   host=$(pick host) chr=$(pick chroot) unsh=$(pick unshare) bw=$(pick bwrap) jb=$(pick judgebox)
+  plain=$(pick plain) nsonly=$(pick nsonly)
   printf '\n%s  (median of %d runs each, the tools taking turns in %d rounds, ms)\n' "$label" \
     "$(( (RUNS + ROUNDS - 1) / ROUNDS * ROUNDS ))" "$ROUNDS"
-  printf '  %-28s %8.2f\n' "host fork/exec" "$host" "chroot into the rootfs" "$chr" \
+  printf '  %-30s %8.2f\n' "host fork/exec" "$host" "chroot into the rootfs" "$chr" \
+    "unshare chroot (no namespace)" "$plain" "unshare -pmiu chroot" "$nsonly" \
     "unshare -pmniu --mount-proc" "$unsh" "bwrap --unshare-all" "$bw" "judgebox run" "$jb"
   awk -v j="$jb" -v b="$bw" -v u="$unsh" -v h="$host" -v c="$chr" 'BEGIN {
     printf "  judgebox/bwrap   = %.2fx\n  judgebox/chroot  = %.2fx\n", j/b, j/c;
     printf "  judgebox/unshare = %.2fx\n  judgebox/host    = %.2fx\n", j/u, j/h }'
+  # The namespaces alone, with the same execs: what any sandbox with its own pid, mount,
+  # IPC and UTS namespaces pays over chroot before it mounts, limits or filters anything.
+  awk -v n="$nsonly" -v p="$plain" 'BEGIN { printf "  namespaces alone (unshare -pmiu chroot / unshare chroot) = %.2fx\n", n/p }'
   echo "  $target"
 }
 
