@@ -13,7 +13,7 @@ N Python A+B submissions through the API (batch create, then batch polling), in 
 PostgreSQL is a throwaway server (Debian's binaries, initdb as nobody, loopback only).
 Targets: PostgreSQL >= 0.9x SQLite at one worker; two workers >= 1.7x one.
 
-The four take turns in --rounds rounds (default 3) and each ratio is the median of the
+The four take turns in --rounds rounds (default 5) and each ratio is the median of the
 rounds' ratios, as this machine's speed drifts by tens of percent within minutes. Around
 the two PostgreSQL phases the CPU's own ceiling is probed: a CPU-bound loop alone, then two
 at once (2 x the one's time / the pair's). Two workers cannot gain more than the machine
@@ -178,7 +178,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("judgebox")
     ap.add_argument("--n", type=int, default=300)
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=5)
     a = ap.parse_args()
     work = tempfile.mkdtemp(prefix="judgebox-bench-cluster.")
     os.chmod(work, 0o755)
