@@ -96,7 +96,7 @@ round_robin() { # name=command... ; prints "name median_ms" per tool
 
 report() { # label, prog, rootfs, target line
   local label=$1 prog=$2 root=$3 target=$4
-  local host chr unsh bw jb medians
+  local host chr unsh bw jb plain nsonly medians
   medians=$(round_robin "host=$prog" "chroot=chroot $root $prog" \
     "plain=unshare chroot $root $prog" "nsonly=unshare --pid --fork --mount --ipc --uts chroot $root $prog" \
     "unshare=unshare --pid --fork --mount --net --ipc --uts --mount-proc $prog" \
