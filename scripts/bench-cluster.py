@@ -16,12 +16,14 @@ Targets: PostgreSQL >= 0.9x SQLite at one worker; two workers >= 1.7x one.
 The four take turns in --rounds rounds (default 5) and each ratio is the median of the
 rounds' ratios, as this machine's speed drifts by tens of percent within minutes. Around
 the two PostgreSQL phases the CPU's own ceiling is probed: a CPU-bound loop alone, then two
-at once (2 x the one's time / the pair's). Two workers cannot gain more than the machine
-gives two processes at once: on a host whose two vCPUs share one core's throughput that is
-~1.2x, whatever the software.
+at once (2 x the one's time / the pair's); and so is the bare workload's: the same Python
+A+B run on the host with no sandbox, server or database, one loop, then two at once. Two
+workers cannot gain more than the machine gives two processes at once: on a host whose two
+vCPUs share one core's throughput that is ~1.2x, whatever the software.
 """
 import argparse
 import glob
+import json
 import importlib.util
 import os
 import shutil
@@ -29,6 +31,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -152,7 +155,7 @@ def rate(jb, work, n, database, workers, count=1):
 
 
 # A CPU-bound loop of ~0.3 s in the interpreter the submissions use (its start-up is ~1%).
-SPIN = ["python3", "-c", "sum(range(9_000_000))"]
+SPIN = [sys.executable, "-c", "sum(range(9_000_000))"]
 
 
 def spin_seconds(copies):
@@ -167,6 +170,35 @@ def spin_seconds(copies):
 def ceiling():
     """What two processes at once get done on this machine against one: 2 x t(1) / t(2)."""
     return 2 * spin_seconds(1) / spin_seconds(2)
+
+
+def floor_rate(rootfs, copies, runs=40):
+    """The submissions' own work with no sandbox, server or database: the same Python A+B
+    with the image's interpreter (chroot into its rootfs), `runs` times in each of `copies`
+    loops at once; runs/s."""
+    def loop():
+        for i in range(runs):
+            subprocess.run(["chroot", rootfs, "/usr/bin/python3", "-c", bench_serve.SOL],
+                           input=f"{i} {i * 3}".encode(), stdout=subprocess.DEVNULL,
+                           check=True)
+    threads = [threading.Thread(target=loop) for _ in range(copies)]
+    start = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return copies * runs / (time.monotonic() - start)
+
+
+def floor_gain(rootfs):
+    """What two loops of the bare workload get done at once against one."""
+    return floor_rate(rootfs, 2) / floor_rate(rootfs, 1)
+
+
+def python_rootfs(jb):
+    out = subprocess.run([jb, "image", "inspect", "judgebox/python3:bookworm", "--json"],
+                         check=True, capture_output=True).stdout
+    return json.loads(out)["rootfs"]
 
 
 def median(xs):
@@ -184,17 +216,21 @@ def main():
     os.chmod(work, 0o755)
     pg = None
     rounds = []
+    rootfs = python_rootfs(a.judgebox)
     try:
         pg = Postgres(work)
         for r in range(a.rounds):
             sqlite = rate(a.judgebox, work, a.n, None, 0)
-            probe = [ceiling()]
+            probe, bare = [ceiling()], [floor_gain(rootfs)]
             one = rate(a.judgebox, work, a.n, pg.new_db(f"one{r}"), 1)
             probe.append(ceiling())
+            bare.append(floor_gain(rootfs))
             two = rate(a.judgebox, work, a.n, pg.new_db(f"two{r}"), 2)
             probe.append(ceiling())
+            bare.append(floor_gain(rootfs))
             sqlite2 = rate(a.judgebox, work, a.n, None, 0, count=2)
-            rounds.append((sqlite, one, two, sqlite2, sum(probe) / len(probe)))
+            rounds.append((sqlite, one, two, sqlite2, sum(probe) / len(probe),
+                           sum(bare) / len(bare)))
     finally:
         if pg:
             pg.stop()
@@ -204,16 +240,19 @@ def main():
     rows = ["SQLite, one process", "PostgreSQL, API process + 1 worker process",
             "PostgreSQL, API process + 2 worker processes",
             "SQLite, one process, COUNT=2 (reference)",
-            "CPU ceiling: two loops at once / one (x)"]
+            "CPU ceiling: two loops at once / one (x)",
+            "bare Python A+B: two loops at once / one (x)"]
     for i, label in enumerate(rows):
         print(f"  {label:<48} " + " ".join(f"{r[i]:8.2f}" for r in rounds))
     pg_sqlite = median([r[1] / r[0] for r in rounds])
     two_one = median([r[2] / r[1] for r in rounds])
     ref = median([r[3] / r[0] for r in rounds])
     cpu = median([r[4] for r in rounds])
+    bare = median([r[5] for r in rounds])
     print(f"  postgres/sqlite at one worker = {pg_sqlite:.2f}x (target >= 0.90x)")
     print(f"  two workers/one = {two_one:.2f}x (target >= 1.70x); SQLite COUNT=2/COUNT=1 ="
-          f" {ref:.2f}x; the CPU's own ceiling {cpu:.2f}x (medians over the rounds)")
+          f" {ref:.2f}x; the CPU's own ceiling {cpu:.2f}x; the bare workload's"
+          f" {bare:.2f}x (medians over the rounds)")
 
 
 if __name__ == "__main__":
