@@ -22,8 +22,7 @@ pub fn available(path: &Path) -> io::Result<u64> {
 
 /// Whether `path` is on a tmpfs (statfs's filesystem type).
 pub fn is_tmpfs(path: &Path) -> io::Result<bool> {
-    let c = CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let c = c_path(path)?;
     // SAFETY: st is a plain C struct statfs fills completely on success.
     let mut st: libc::statfs = unsafe { std::mem::zeroed() };
     // SAFETY: c is a valid NUL-terminated path and st a valid out-pointer.
@@ -36,9 +35,13 @@ pub fn is_tmpfs(path: &Path) -> io::Result<bool> {
     Ok(tmpfs)
 }
 
+fn c_path(path: &Path) -> io::Result<CString> {
+    CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
+}
+
 fn statvfs(path: &Path) -> io::Result<libc::statvfs> {
-    let c = CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let c = c_path(path)?;
     // SAFETY: st is a plain C struct statvfs fills completely on success.
     let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
     // SAFETY: c is a valid NUL-terminated path and st a valid out-pointer.

@@ -49,13 +49,11 @@ fn roomy_tmpfs(dir: &Path) -> bool {
 /// symlink, another user's directory, a file) is refused, never followed: the scratch base
 /// may be a world-writable directory where names can be planted.
 pub fn private_dir(path: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    use std::os::unix::fs::DirBuilderExt;
     let mkdir = || std::fs::DirBuilder::new().mode(0o700).create(path);
     match mkdir() {
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            let m = std::fs::symlink_metadata(path)?;
-            // SAFETY: geteuid has no preconditions.
-            if !m.is_dir() || m.uid() != unsafe { libc::geteuid() } {
+            if !own_dir(path) {
                 return Err(std::io::Error::new(
                     std::io::ErrorKind::AlreadyExists,
                     format!(
@@ -84,15 +82,19 @@ pub fn remove_stale(prefix: &str) {
             .and_then(|rest| rest.split('-').next())
             .and_then(|p| p.parse::<u32>().ok());
         let stale = pid.is_some_and(|p| !Path::new(&format!("/proc/{p}")).exists());
-        let ours = std::fs::symlink_metadata(entry.path()).is_ok_and(|m| {
-            use std::os::unix::fs::MetadataExt;
-            // SAFETY: geteuid has no preconditions.
-            m.is_dir() && m.uid() == unsafe { libc::geteuid() }
-        });
-        if stale && ours {
+        if stale && own_dir(&entry.path()) {
             let _ = std::fs::remove_dir_all(entry.path());
         }
     }
+}
+
+/// A real directory (not a symlink to one) owned by this process's user.
+fn own_dir(path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::symlink_metadata(path).is_ok_and(|m| {
+        // SAFETY: geteuid has no preconditions.
+        m.is_dir() && m.uid() == unsafe { libc::geteuid() }
+    })
 }
 
 #[cfg(test)]
