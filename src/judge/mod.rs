@@ -326,21 +326,39 @@ struct Worker {
     cgroup: Option<RunCgroup>,
 }
 
-/// Runs every test, `job.parallel` at a time; reports come back in test order. Tests take
-/// pre-created cgroups (a warm sandbox's tests reuse one, reset between them); the
-/// creator stops when the last worker drops the receiving end, the remover when the
-/// last worker drops its sender.
+/// Runs every test, `job.parallel` at a time; reports come back in test order.
+///
+/// One worker (the server's case, and `--parallel 1`) runs the tests on this thread and
+/// makes and removes its cgroups here: helper threads would cost more in wakeups than
+/// they overlap. More workers take pre-created cgroups (a warm sandbox's tests reuse one,
+/// reset between them) from a creator thread and hand used ones to a remover thread; the
+/// creator stops when the last worker drops the receiving end, the remover when the last
+/// worker drops its sender.
 fn run_tests(job: &Job, work: &WorkDir) -> Result<Vec<TestReport>, JudgeError> {
     let n = job.tests.len();
-    let slots: Vec<Mutex<Option<Result<TestReport, JudgeError>>>> =
-        (0..n).map(|_| Mutex::new(None)).collect();
-    let next = AtomicUsize::new(0);
-    let finished = AtomicUsize::new(0);
-    let failed = AtomicBool::new(false);
+    let tests = TestQueue {
+        job,
+        work,
+        slots: (0..n).map(|_| Mutex::new(None)).collect(),
+        next: AtomicUsize::new(0),
+        finished: AtomicUsize::new(0),
+        failed: AtomicBool::new(false),
+        budget: ExcerptBudget::new(EXCERPT_BUDGET),
+    };
     let workers = job.parallel.clamp(1, n.max(1));
     let pooled = job.cgroups.mode() != cgroup::Mode::None;
+    if workers == 1 || !pooled {
+        match workers {
+            1 => tests.work_through(&CgroupSource::Inline),
+            _ => std::thread::scope(|s| {
+                for _ in 0..workers {
+                    s.spawn(|| tests.work_through(&CgroupSource::Inline));
+                }
+            }),
+        }
+        return tests.into_reports();
+    }
     let limits = test_cgroup_limits(job);
-    let budget = ExcerptBudget::new(EXCERPT_BUDGET);
     // Fresh cgroups per test: `workers` made ahead. Reused ones: one made ahead, for a
     // worker's first test (or one whose cgroup could not be reset).
     let ahead = if job.reuse { 0 } else { workers };
@@ -349,96 +367,120 @@ fn run_tests(job: &Job, work: &WorkDir) -> Result<Vec<TestReport>, JudgeError> {
     let live_workers = AtomicUsize::new(workers);
     let (retire_tx, retire_rx) = mpsc::channel::<RunCgroup>();
     std::thread::scope(|s| {
-        if pooled {
-            let limits = limits.clone();
-            s.spawn(move || {
-                for _ in 0..n {
-                    if ready_tx.send(job.cgroups.create_run(&limits)).is_err() {
-                        break;
-                    }
+        s.spawn(move || {
+            for _ in 0..n {
+                if ready_tx.send(job.cgroups.create_run(&limits)).is_err() {
+                    break;
                 }
-            });
-            s.spawn(move || {
-                for cg in retire_rx {
-                    if let Err(e) = cg.remove() {
-                        eprintln!(
-                            "judgebox: warning: {}",
-                            crate::display::escape_controls(&e.to_string())
-                        );
-                    }
+            }
+        });
+        s.spawn(move || {
+            for cg in retire_rx {
+                if let Err(e) = cg.remove() {
+                    eprintln!(
+                        "judgebox: warning: {}",
+                        crate::display::escape_controls(&e.to_string())
+                    );
                 }
-            });
-        }
+            }
+        });
         for _ in 0..workers {
             let retire = retire_tx.clone();
-            let (ready, next, failed, slots, budget) = (&ready, &next, &failed, &slots, &budget);
-            let finished = &finished;
-            let live_workers = &live_workers;
+            let (ready, live_workers, tests) = (&ready, &live_workers, &tests);
             s.spawn(move || {
                 let _last_out = LastOut {
                     live_workers,
                     ready,
                 };
-                // One network namespace per worker, joined by each of its tests (a fresh one
-                // per run costs more kernel time than the rest of the sandbox setup). Tests
-                // never bring `lo` up and leave nothing behind in it once their processes die.
-                // A pinned one from the pool, else a fresh one.
-                // Tests with the network get a fresh namespace each (lo up there never
-                // reaches a pooled one).
-                let pinned = (!job.network).then(sandbox::netns_pool::lease).flatten();
-                let fresh = (pinned.is_none() && !job.network)
-                    .then(|| sandbox::new_netns().ok())
-                    .flatten();
-                let netns_fd = match (&pinned, &fresh) {
-                    (Some(p), _) => Some(p.fd.as_raw_fd()),
-                    (None, Some(f)) => Some(f.as_raw_fd()),
-                    (None, None) => None,
-                };
-                // This worker's warm sandbox, started at its first test; this submission's
-                // only (dropped, and its init killed, when the worker ends).
-                let mut worker = Worker::default();
-                loop {
-                    let i = next.fetch_add(1, Ordering::SeqCst);
-                    if i >= n {
-                        break;
-                    }
-                    let source = match pooled {
-                        true => CgroupSource::Pooled {
-                            ready,
-                            retire: &retire,
-                        },
-                        false => CgroupSource::Inline,
-                    };
-                    let case = &job.tests[i];
-                    let report = if job.stop_on_first_failure && failed.load(Ordering::SeqCst) {
-                        Ok(skipped(case))
-                    } else {
-                        run_test(job, work, case, &source, netns_fd, &mut worker, budget)
-                    };
-                    let bad = report
-                        .as_ref()
-                        .map_or(true, |r| r.verdict != Verdict::Accepted);
-                    if bad {
-                        failed.store(true, Ordering::SeqCst);
-                    }
-                    if let (Some(on_test), Ok(r)) = (job.on_test, &report) {
-                        on_test(finished.fetch_add(1, Ordering::SeqCst) + 1, r);
-                    }
-                    *slots[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(report);
-                }
-                retire_cgroup(worker.cgroup.take(), pooled.then_some(&retire));
+                tests.work_through(&CgroupSource::Pooled {
+                    ready,
+                    retire: &retire,
+                });
             });
         }
         drop(retire_tx);
     });
-    slots
-        .into_iter()
-        .map(|m| {
-            m.into_inner()
-                .unwrap_or_else(|e| e.into_inner())
-                .expect("every test ran")
-        })
-        .collect()
+    tests.into_reports()
+}
+
+/// The tests of one submission and what its workers share: the next test to take, a slot
+/// per test for its report, and whether one has failed (for `stop_on_first_failure`).
+struct TestQueue<'a> {
+    job: &'a Job<'a>,
+    work: &'a WorkDir,
+    slots: Vec<Mutex<Option<Result<TestReport, JudgeError>>>>,
+    next: AtomicUsize,
+    finished: AtomicUsize,
+    failed: AtomicBool,
+    budget: ExcerptBudget,
+}
+
+impl TestQueue<'_> {
+    /// One worker: takes the next test until none is left, runs it and fills its slot.
+    fn work_through(&self, source: &CgroupSource) {
+        let job = self.job;
+        let n = job.tests.len();
+        // One network namespace per worker, joined by each of its tests (a fresh one per
+        // run costs more kernel time than the rest of the sandbox setup): a pinned one
+        // from the pool, else a fresh one. Tests never bring `lo` up and leave nothing
+        // behind in it once their processes die. Tests with the network get a fresh
+        // namespace each (lo up there never reaches a pooled one).
+        let pinned = (!job.network).then(sandbox::netns_pool::lease).flatten();
+        let fresh = (pinned.is_none() && !job.network)
+            .then(|| sandbox::new_netns().ok())
+            .flatten();
+        let netns_fd = match (&pinned, &fresh) {
+            (Some(p), _) => Some(p.fd.as_raw_fd()),
+            (None, Some(f)) => Some(f.as_raw_fd()),
+            (None, None) => None,
+        };
+        // This worker's warm sandbox, started at its first test; this submission's only
+        // (dropped, and its init killed, when the worker ends).
+        let mut worker = Worker::default();
+        loop {
+            let i = self.next.fetch_add(1, Ordering::SeqCst);
+            if i >= n {
+                break;
+            }
+            let case = &job.tests[i];
+            let report = if job.stop_on_first_failure && self.failed.load(Ordering::SeqCst) {
+                Ok(skipped(case))
+            } else {
+                run_test(
+                    job,
+                    self.work,
+                    case,
+                    source,
+                    netns_fd,
+                    &mut worker,
+                    &self.budget,
+                )
+            };
+            let bad = report
+                .as_ref()
+                .map_or(true, |r| r.verdict != Verdict::Accepted);
+            if bad {
+                self.failed.store(true, Ordering::SeqCst);
+            }
+            if let (Some(on_test), Ok(r)) = (job.on_test, &report) {
+                on_test(self.finished.fetch_add(1, Ordering::SeqCst) + 1, r);
+            }
+            *self.slots[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(report);
+        }
+        retire_cgroup(worker.cgroup.take(), source.remover());
+    }
+
+    /// The reports in test order; the first error, if a test could not be run.
+    fn into_reports(self) -> Result<Vec<TestReport>, JudgeError> {
+        self.slots
+            .into_iter()
+            .map(|m| {
+                m.into_inner()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .expect("every test ran")
+            })
+            .collect()
+    }
 }
 
 /// The cgroup limits every test run gets (the manifest's, or the overrides).
