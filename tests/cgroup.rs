@@ -264,6 +264,7 @@ fn failed_cgroup_join_is_reported_as_its_step() {
         memory: Some(64 << 20),
         pids: Some(16),
         cpus: None,
+        pid_namespace: true,
     };
     let run = manager.create_run(&limits).unwrap();
     assert!(!run.join_fds().is_empty(), "v1 runs join through tasks fds");

@@ -541,6 +541,7 @@ fn live_concurrent_managers_share_a_fresh_root() {
         memory: Some(64 << 20),
         pids: Some(16),
         cpus: Some(1.0),
+        pid_namespace: false,
     };
     let threads: Vec<_> = (0..16)
         .map(|_| {
@@ -582,6 +583,7 @@ fn live_setup_teardown_cost() {
         memory: Some(256 << 20),
         pids: Some(64),
         cpus: Some(1.0),
+        pid_namespace: false,
     };
     let mut times = Vec::new();
     for _ in 0..300 {
@@ -737,6 +739,7 @@ fn live_v2_clone_into_cgroup_kill_and_remove() {
         memory: Some(256 << 20),
         pids: Some(64),
         cpus: Some(1.0),
+        pid_namespace: false,
     };
     let mut times = Vec::new();
     for _ in 0..200 {

@@ -41,12 +41,13 @@ impl Roles {
     }
 
     /// Whether a run needs its own cgroup in a hierarchy with these roles: a `cpu`-only
-    /// hierarchy does nothing without a `--cpus` limit.
+    /// hierarchy does nothing without a `--cpus` limit, a `freezer`-only one nothing for
+    /// a run whose pid namespace kills its tasks.
     pub fn needed(self, limits: &Limits) -> bool {
         self.memory
             || self.pids
             || self.cpuacct
-            || self.freezer
+            || (self.freezer && !limits.pid_namespace)
             || (self.cpu && limits.cpus.is_some())
     }
 
@@ -687,6 +688,26 @@ mod tests {
     }
 
     #[test]
+    fn freezer_only_hierarchy_is_skipped_for_a_run_in_its_own_pid_namespace() {
+        let freezer = Roles {
+            freezer: true,
+            ..Roles::default()
+        };
+        let shared = Roles {
+            pids: true,
+            ..freezer
+        };
+        let contained = Limits {
+            pid_namespace: true,
+            ..Limits::default()
+        };
+        assert!(freezer.needed(&Limits::default()));
+        assert!(!freezer.needed(&contained));
+        // A freezer co-mounted with another controller still has that one's job.
+        assert!(shared.needed(&contained));
+    }
+
+    #[test]
     fn plan_follows_own_paths_per_hierarchy() {
         let l = layout(HYBRID_MOUNTINFO, HYBRID_CGROUP);
         let hs = plan(&l, None);
@@ -750,6 +771,7 @@ mod tests {
             memory: Some(64 << 20),
             pids: Some(32),
             cpus: Some(0.2),
+            pid_namespace: false,
         };
         configure(d, all, &limits, true).unwrap();
         let read = |f: &str| std::fs::read_to_string(d.join(f)).unwrap();

@@ -977,6 +977,7 @@ mod tests {
             memory: Some(64 << 20),
             pids: Some(32),
             cpus: Some(0.2),
+            pid_namespace: false,
         };
         let all = Controllers {
             memory: true,
@@ -999,6 +1000,7 @@ mod tests {
             memory: Some(1 << 20),
             pids: Some(4),
             cpus: Some(1.5),
+            pid_namespace: false,
         };
         let only_memory = Controllers {
             memory: true,

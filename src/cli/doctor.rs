@@ -213,6 +213,7 @@ pub fn execute(args: DoctorArgs) -> Result<i32> {
         memory: Some(256 << 20),
         pids: Some(64),
         cpus: Some(1.0),
+        pid_namespace: true,
     };
     let enforcement = manager.enforcement(&limits);
     let by_cgroup = |m: Mechanism| matches!(m, Mechanism::Cgroup2 | Mechanism::Cgroup1);

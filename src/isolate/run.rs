@@ -398,6 +398,8 @@ fn run_in_box(o: &Options, b: &BoxId, caller: Option<(u32, u32)>) -> Result<Outc
     let netns = host_netns(o)?;
     let cg_limits = cgroup::Limits {
         memory: o.cg_mem.map(|k| k << 10),
+        // The box runs in its own pid namespace (`sandbox::run_enforced`).
+        pid_namespace: true,
         ..cgroup::Limits::default()
     };
     let run_cgroup = match &manager {

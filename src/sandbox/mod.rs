@@ -153,6 +153,8 @@ impl Limits {
             memory: self.memory,
             pids: self.pids,
             cpus: self.cpus,
+            // Every sandboxed run has its own pid namespace (`namespaces.rs`).
+            pid_namespace: true,
         }
     }
 }
