@@ -73,7 +73,10 @@ bench() { # name, command...
 # The tools take turns: ROUNDS rounds of RUNS/ROUNDS runs each, tool after tool, and each
 # tool's median is over all its runs. A machine whose speed drifts during the section
 # (this one does, by 30% within minutes) then slows or speeds every tool alike, where
-# one block per tool would bill the drift to whichever ran in the slow minutes.
+# one block per tool would bill the drift to whichever ran in the slow minutes. Each
+# block starts on a settled machine, as the judging section's measurements do: the kernel
+# finishes some of a tool's work after it exits (bwrap's and unshare's network
+# namespaces are torn down by a kernel worker), which must not be billed to the next tool.
 ROUNDS=6
 
 round_robin() { # name=command... ; prints "name median_ms" per tool
@@ -81,6 +84,7 @@ round_robin() { # name=command... ; prints "name median_ms" per tool
   for r in $(seq "$ROUNDS"); do
     for spec in "$@"; do
       name=${spec%%=*}
+      sleep 1
       hyperfine --style none --warmup 3 --runs "$per" -N --export-json "$WORK/$name.$r.json" "${spec#*=}" \
         >/dev/null 2>&1 \
         || hyperfine --style none --warmup 3 --runs "$per" --export-json "$WORK/$name.$r.json" "${spec#*=}" >/dev/null

@@ -1,6 +1,7 @@
 //! cgroup v1 backend (legacy and hybrid hosts): one `judgebox` parent below the process's
 //! own cgroup in each of the memory, pids, cpu, cpuacct and freezer hierarchies, and per
-//! run one directory in each, with v1 limit, accounting and freezer-based kill files.
+//! run one directory in each the run needs, with v1 limit, accounting and (for a run
+//! without a pid namespace of its own) freezer-based kill files.
 
 use std::fs::{File, OpenOptions};
 use std::os::fd::{AsRawFd, RawFd};
