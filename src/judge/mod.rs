@@ -348,14 +348,13 @@ fn run_tests(job: &Job, work: &WorkDir) -> Result<Vec<TestReport>, JudgeError> {
     let workers = job.parallel.clamp(1, n.max(1));
     let pooled = job.cgroups.mode() != cgroup::Mode::None;
     if workers == 1 || !pooled {
-        match workers {
-            1 => tests.work_through(&CgroupSource::Inline),
-            _ => std::thread::scope(|s| {
-                for _ in 0..workers {
-                    s.spawn(|| tests.work_through(&CgroupSource::Inline));
-                }
-            }),
-        }
+        // The calling thread is one of the workers (the only one, usually).
+        std::thread::scope(|s| {
+            for _ in 1..workers {
+                s.spawn(|| tests.work_through(&CgroupSource::Inline));
+            }
+            tests.work_through(&CgroupSource::Inline);
+        });
         return tests.into_reports();
     }
     let limits = test_cgroup_limits(job);
