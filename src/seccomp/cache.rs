@@ -14,7 +14,6 @@ use serde::{Deserialize, Serialize};
 use super::arch::Arch;
 use super::resolve::Env;
 use super::{check_execve, Compiled, SeccompError, MAX_INSNS};
-use crate::image::digest::Digest;
 
 /// Where the compiled shipped profiles are kept (one file per profile name).
 pub(crate) const CACHE_DIR: &str = "/run/judgebox/seccomp";
@@ -65,18 +64,31 @@ pub(crate) fn load_or_compile(
 fn key_for(text: &str, env: &Env) -> Option<String> {
     let exe = fs::metadata("/proc/self/exe").ok()?;
     Some(format!(
-        "format {FORMAT}; judgebox {} exe {}:{}:{}:{}.{}; text {}; arch {:?}; kernel {}.{}",
+        "format {FORMAT}; judgebox {} exe {}:{}:{}:{}.{}; text {}:{:016x}; arch {:?}; kernel {}.{}",
         env!("CARGO_PKG_VERSION"),
         exe.dev(),
         exe.ino(),
         exe.size(),
         exe.mtime(),
         exe.mtime_nsec(),
-        Digest::of(text.as_bytes()),
+        text.len(),
+        text_hash(text),
         env.arch,
         env.kernel.0,
         env.kernel.1,
     ))
+}
+
+/// The profile text's fingerprint within one executable. Shipped profiles are compiled
+/// into the binary, whose identity the key already holds, and only root can write the
+/// cache, so this needs no cryptographic hash: std's SipHash with its fixed keys is the
+/// same in every process of one binary. (SHA-256 here cost each run a CPU-feature probe,
+/// CPUID instructions that trap to the hypervisor on a VM.)
+fn text_hash(text: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::hash::DefaultHasher::new();
+    text.hash(&mut hasher);
+    hasher.finish()
 }
 
 /// Creates `dir` (0700) when missing; usable only when it is a real directory of ours
