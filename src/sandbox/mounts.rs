@@ -48,7 +48,7 @@ pub enum MountSource {
     /// `rel` resolved beneath the host directory `base` without following any symlink
     /// (`base` itself must not be one): for paths the sandboxed program can write to.
     Beneath { base: PathBuf, rel: String },
-    /// judgebox's /proc (masked and read-only paths as runc); only at "proc".
+    /// judgebox's /proc (read-only, with the paths runc masks masked); only at "proc".
     Proc,
     /// judgebox's minimal /dev (null, zero, full, random, urandom, fd links, /dev/shm);
     /// only at "dev".

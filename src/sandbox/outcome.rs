@@ -176,10 +176,9 @@ fn failure_result(config: &Config, m: &Message, o: &Observed) -> RunResult {
 
 /// The list item a failed step was working on (a /proc path), for the message.
 fn step_detail(e: ChildError) -> String {
-    use super::prepare::{MASKED_PATHS, READONLY_PATHS};
+    use super::prepare::MASKED_PATHS;
     let name = match e.step {
         SetupStep::MaskProcPath => MASKED_PATHS.get(e.index as usize),
-        SetupStep::ReadonlyProcPath => READONLY_PATHS.get(e.index as usize),
         _ => None,
     };
     name.map(|n| format!(" /{n}")).unwrap_or_default()

@@ -25,8 +25,6 @@ pub const MASKED_PATHS: &[&str] = &[
     "proc/scsi",
     "proc/sysrq-trigger",
 ];
-/// Paths under /proc that are made read-only.
-pub const READONLY_PATHS: &[&str] = &["proc/bus", "proc/fs", "proc/irq", "proc/sys"];
 
 /// A file to be copied into /box by init.
 pub struct InFile {
@@ -54,7 +52,6 @@ pub struct Prepared {
     pub tmp_dir: CString,
     pub box_dir: CString,
     pub masked: Vec<CString>,
-    pub readonly: Vec<CString>,
     pub tmp_opts: CString,
     pub shm_opts: CString,
     pub box_opts: CString,
@@ -416,10 +413,6 @@ pub fn prepare(config: &Config, hooks: &Hooks) -> Result<Prepared, SandboxError>
         tmp_dir: sub("tmp")?,
         box_dir: sub("box")?,
         masked: MASKED_PATHS
-            .iter()
-            .map(|p| sub(p))
-            .collect::<Result<_, _>>()?,
-        readonly: READONLY_PATHS
             .iter()
             .map(|p| sub(p))
             .collect::<Result<_, _>>()?,

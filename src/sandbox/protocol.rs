@@ -76,7 +76,6 @@ setup_steps! {
     RemountRootfsReadonly => "remount rootfs read-only",
     MountProc => "mount /proc",
     MaskProcPath => "mask a /proc path",
-    ReadonlyProcPath => "make a /proc path read-only",
     MountDev => "mount /dev tmpfs",
     MakeDevNode => "make a /dev device node",
     RemountDevNodev => "remount /dev nodev (device nodes bound instead)",
