@@ -195,6 +195,21 @@ fn sensitive_proc_paths_are_masked_and_proc_is_read_only() {
 }
 
 #[test]
+fn the_program_may_run_on_every_cpu_judgebox_may() {
+    // judgebox starts init on another CPU than its own and gives it back every CPU
+    // before the program starts: the program must not inherit the narrowed set.
+    let own = std::fs::read_to_string("/proc/self/status").unwrap();
+    let allowed = |status: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with("Cpus_allowed_list:"))
+            .map(|l| l.split(':').nth(1).unwrap().trim().to_string())
+    };
+    let v = sh(&[], "grep Cpus_allowed_list /proc/self/status");
+    assert_eq!(allowed(stdout_of(&v)), allowed(&own), "{v:?}");
+}
+
+#[test]
 fn host_files_are_unreachable() {
     let dir = tempfile::tempdir().unwrap();
     let token = unique("SECRET-TOKEN-");

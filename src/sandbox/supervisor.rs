@@ -12,6 +12,7 @@ use super::outcome;
 use super::prepare::{prepare, Prepared};
 use super::protocol::{self, SetupStep, MAX_CGROUP_FDS};
 use super::sinks::Sinks;
+use super::slice;
 use super::sys;
 use super::{Config, Hooks, SandboxError};
 use super::{RunResult, Status};
@@ -52,6 +53,8 @@ pub struct Started {
     err: (OwnedFd, OwnedFd),
     stdin: i32,
     sinks: Sinks,
+    /// The CPUs init was allowed before it was started on another CPU than ours.
+    affinity: Option<slice::Affinity>,
 }
 
 /// Kills init when dropped, unless disarmed (then the monitor waits for it).
@@ -86,6 +89,7 @@ impl Started {
             Cloned::Init => init::run(p, &channels, hooks.filter),
             Cloned::Supervisor { init_pid } => init_pid,
         };
+        let affinity = slice::start_elsewhere(init_pid);
         // init holds its own copies; ours would keep it from seeing EOF.
         drop((sync_init, report_w));
         Ok(Started {
@@ -100,6 +104,7 @@ impl Started {
             err,
             stdin: p.stdin.as_raw_fd(),
             sinks,
+            affinity,
         })
     }
 
@@ -120,6 +125,10 @@ impl Started {
             direct_or(&config.stdout_direct, &self.out.1),
             direct_or(&config.stderr_direct, &self.err.1),
         ];
+        // Before the request: the program init starts then inherits init's CPUs.
+        if let Some(affinity) = &self.affinity {
+            slice::restore_affinity(self.init.pid, affinity);
+        }
         // A failure to send means init is gone: its report (a setup failure) says why.
         let _ = protocol::send_run(self.sync.as_raw_fd(), stdio, clone_into, &join);
         let Started {
