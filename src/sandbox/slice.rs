@@ -2,6 +2,8 @@
 //! until execve) ask the kernel for a short EEVDF slice, so that when both CPUs run
 //! sandboxed programs, a run's setup and teardown still get a CPU soon after they wake
 //! instead of waiting out a program's slice. The program itself runs with the default.
+//! A one-shot run's init also starts on another CPU than the supervisor's, so the two
+//! build the sandbox and the cgroup at once.
 
 use super::sys::{self, SysResult};
 
